@@ -1,0 +1,1 @@
+"""CareQI: healthcare quality indicators."""

@@ -1,0 +1,468 @@
+"""The tidy tables every stage agrees on: one declaration per table.
+
+This module is the contract between the rooms. Extract produces frames with exactly
+these columns, validation checks them, load creates warehouse tables from them, and
+compute reads them back. Changing a column here is the one place to do it.
+
+Conventions
+-----------
+* Timestamps are naive UTC (``datetime64[us]``): FHIR offsets are converted to UTC
+  at extraction so that SQLite and PostgreSQL store the same value.
+* Dates without a time (``birth_date``) are stored as midnight timestamps.
+* Codes are strings; booleans are pandas ``boolean`` (nullable).
+* Every source table carries provenance (``source_file``, ``source_line``) so that
+  a quarantined or surprising row can be traced to the byte it came from, and the
+  warehouse adds ``batch`` (the ``YYYY-MM`` export batch that delivered it).
+* No names, addresses, telecoms or business identifiers are extracted at all: the
+  FHIR logical ids are the only link between records, and they never leave the
+  warehouse (exports aggregate; drill-down lists stay internal).
+
+FHIR R4 mapping (what extract reads, what generate writes)
+----------------------------------------------------------
+patients        Patient: id, birthDate, gender, deceasedDateTime, managingOrganization.
+encounters      Encounter: id, subject, status, class.code (IMP/AMB/EMER/OBSENC),
+                type[0].coding[0], serviceType.coding[0].code (department), priority
+                code (EM/UR/EL: emergency/urgent/elective), period.start/end,
+                hospitalization.admitSource / dischargeDisposition codes,
+                serviceProvider (facility: reference id + display), location[0]
+                (ward: reference id + display).
+conditions      Condition: id, subject, encounter, code.coding[0], clinicalStatus,
+                verificationStatus, category[0], onsetDateTime (or onsetPeriod.start),
+                abatementDateTime, recordedDate; present-on-admission from the extension
+                ``POA_EXTENSION`` on the Condition or on the matching
+                Encounter.diagnosis entry (valueCodeableConcept code Y/N/U/W).
+procedures      Procedure: id, subject, encounter, code, status,
+                performedDateTime or performedPeriod.
+medications     MedicationAdministration (effectiveDateTime / effectivePeriod) and
+                MedicationRequest (authoredOn): medicationCodeableConcept.coding[0].
+observations    Observation: id, subject, encounter, code, status, effectiveDateTime,
+                valueQuantity / valueCodeableConcept, and the LOINC 8480-6 / 8462-4
+                components for blood pressure.
+adverse_events  AdverseEvent: id, subject, encounter, event.coding[0] (what happened:
+                indicators match it against value sets such as
+                ``indicators/valuesets/adverse-event-fall.json``), date, recordedDate,
+                location (ward), harm level from extension ``HARM_EXTENSION`` (valueCode) or else
+                from severity/outcome.
+organizations   Organization: id, name, type, partOf.
+locations       Location: id, name, physicalType/type code, managingOrganization, partOf.
+survey_responses, complaints: CSV files (``survey_responses.csv``, ``complaints.csv``)
+                whose header is exactly the column list below (minus provenance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+POA_EXTENSION = "http://hl7.org/fhir/us/qicore/StructureDefinition/qicore-encounter-diagnosisPresentOnAdmission"
+POA_SYSTEM = "https://www.cms.gov/Medicare/Medicare-Fee-for-Service-Payment/HospitalAcqCond/Coding"
+HARM_EXTENSION = "https://careqi.example.org/fhir/StructureDefinition/harm-level"
+#: Harm levels, least to most severe (NHS NRLS / AHRQ Harm Scale style).
+HARM_LEVELS = ("none", "low", "moderate", "severe", "death")
+
+#: NDJSON file stem -> tidy table fed by it.
+RESOURCE_TABLES: dict[str, str] = {
+    "Patient": "patients",
+    "Encounter": "encounters",
+    "Condition": "conditions",
+    "Procedure": "procedures",
+    "MedicationAdministration": "medications",
+    "MedicationRequest": "medications",
+    "Observation": "observations",
+    "AdverseEvent": "adverse_events",
+    "Organization": "organizations",
+    "Location": "locations",
+}
+#: CSV file name -> tidy table.
+FEEDBACK_FILES: dict[str, str] = {
+    "survey_responses.csv": "survey_responses",
+    "complaints.csv": "complaints",
+}
+
+PROVENANCE = (("source_file", "string"), ("source_line", "Int64"))
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # pandas dtype: string | Int64 | Float64 | boolean | datetime64[us]
+    nullable: bool = True
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    key: str  # the record id column (unique within a batch)
+    columns: tuple[Column, ...]
+    grain: str
+    provenance: bool = True
+
+    @property
+    def column_names(self) -> list[str]:
+        names = [c.name for c in self.columns]
+        if self.provenance:
+            names += [p for p, _ in PROVENANCE]
+        return names
+
+    @property
+    def dtypes(self) -> dict[str, str]:
+        d = {c.name: c.dtype for c in self.columns}
+        if self.provenance:
+            d.update(dict(PROVENANCE))
+        return d
+
+
+def _c(name: str, dtype: str = "string", nullable: bool = True, doc: str = "") -> Column:
+    return Column(name, dtype, nullable, doc)
+
+
+TS = "datetime64[us]"
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in [
+        TableSpec(
+            "patients",
+            "patient_id",
+            (
+                _c("patient_id", nullable=False),
+                _c("birth_date", TS),
+                _c("gender"),
+                _c("deceased_at", TS),
+                _c("organization_id"),
+            ),
+            "one row per patient",
+        ),
+        TableSpec(
+            "encounters",
+            "encounter_id",
+            (
+                _c("encounter_id", nullable=False),
+                _c("patient_id", nullable=False),
+                _c("status"),
+                _c("class_code", doc="v3 ActCode: IMP inpatient, AMB outpatient, EMER emergency, OBSENC"),
+                _c("type_code"),
+                _c("type_system"),
+                _c("service", doc="department / specialty (serviceType code)"),
+                _c("priority", doc="EM emergency, UR urgent, EL elective"),
+                _c("admit_source"),
+                _c("discharge_disposition", doc="e.g. home, exp (expired), aadvice, other-hcf"),
+                _c("start_at", TS),
+                _c("end_at", TS),
+                _c("facility_id"),
+                _c("facility_name"),
+                _c("ward_id"),
+                _c("ward_name"),
+            ),
+            "one row per encounter",
+        ),
+        TableSpec(
+            "conditions",
+            "condition_id",
+            (
+                _c("condition_id", nullable=False),
+                _c("patient_id", nullable=False),
+                _c("encounter_id"),
+                _c("code"),
+                _c("code_system"),
+                _c("clinical_status"),
+                _c("verification_status"),
+                _c("category", doc="encounter-diagnosis | problem-list-item"),
+                _c("onset_at", TS),
+                _c("abatement_at", TS),
+                _c("recorded_at", TS),
+                _c("present_on_admission", doc="Y, N, U, W or null"),
+            ),
+            "one row per condition",
+        ),
+        TableSpec(
+            "procedures",
+            "procedure_id",
+            (
+                _c("procedure_id", nullable=False),
+                _c("patient_id", nullable=False),
+                _c("encounter_id"),
+                _c("code"),
+                _c("code_system"),
+                _c("status"),
+                _c("performed_start", TS),
+                _c("performed_end", TS),
+            ),
+            "one row per procedure",
+        ),
+        TableSpec(
+            "medications",
+            "medication_id",
+            (
+                _c("medication_id", nullable=False),
+                _c("resource_type", doc="MedicationAdministration | MedicationRequest"),
+                _c("patient_id", nullable=False),
+                _c("encounter_id"),
+                _c("code"),
+                _c("code_system"),
+                _c("status"),
+                _c("effective_start", TS, doc="administration time, or authoredOn for requests"),
+                _c("effective_end", TS),
+            ),
+            "one row per medication administration or request",
+        ),
+        TableSpec(
+            "observations",
+            "observation_id",
+            (
+                _c("observation_id", nullable=False),
+                _c("patient_id", nullable=False),
+                _c("encounter_id"),
+                _c("code"),
+                _c("code_system"),
+                _c("status"),
+                _c("effective_at", TS),
+                _c("value_num", "Float64"),
+                _c("value_unit"),
+                _c("value_code"),
+                _c("systolic", "Float64"),
+                _c("diastolic", "Float64"),
+            ),
+            "one row per observation",
+        ),
+        TableSpec(
+            "adverse_events",
+            "adverse_event_id",
+            (
+                _c("adverse_event_id", nullable=False),
+                _c("patient_id", nullable=False),
+                _c("encounter_id"),
+                _c("code"),
+                _c("code_system"),
+                _c("occurred_at", TS),
+                _c("recorded_at", TS),
+                _c("harm_level", doc="one of HARM_LEVELS"),
+                _c("ward_id"),
+            ),
+            "one row per reported adverse event",
+        ),
+        TableSpec(
+            "organizations",
+            "organization_id",
+            (
+                _c("organization_id", nullable=False),
+                _c("name"),
+                _c("type_code"),
+                _c("part_of"),
+            ),
+            "one row per organization (facility, trust)",
+        ),
+        TableSpec(
+            "locations",
+            "location_id",
+            (
+                _c("location_id", nullable=False),
+                _c("name"),
+                _c("type_code", doc="physicalType: wa ward, bu building ..."),
+                _c("organization_id"),
+                _c("part_of"),
+            ),
+            "one row per location (ward, department)",
+        ),
+        TableSpec(
+            "survey_responses",
+            "response_id",
+            (
+                _c("response_id", nullable=False),
+                _c("encounter_id"),
+                _c("facility_id", nullable=False),
+                _c("ward_id"),
+                _c("service"),
+                _c("mode", doc="post | phone | web | sms"),
+                _c("completed_on", TS),
+                _c("recommend", "Int64", doc="HCAHPS-style 1 definitely no .. 4 definitely yes"),
+                _c("overall_rating", "Int64", doc="0 worst .. 10 best"),
+                _c("q_reliability", "Int64", doc="1..5 Likert, SERVQUAL reliability"),
+                _c("q_responsiveness", "Int64", doc="1..5 Likert"),
+                _c("q_assurance", "Int64", doc="1..5 Likert"),
+                _c("q_empathy", "Int64", doc="1..5 Likert"),
+                _c("q_tangibles", "Int64", doc="1..5 Likert"),
+                _c("comment", doc="free text; may identify people, never exported"),
+            ),
+            "one row per returned survey",
+        ),
+        TableSpec(
+            "complaints",
+            "complaint_id",
+            (
+                _c("complaint_id", nullable=False),
+                _c("facility_id", nullable=False),
+                _c("ward_id"),
+                _c("service"),
+                _c("channel", doc="phone | email | letter | web | in_person"),
+                _c("category"),
+                _c("severity", doc="low | moderate | high"),
+                _c("received_at", TS),
+                _c("acknowledged_at", TS),
+                _c("resolved_at", TS),
+                _c("outcome", doc="upheld | partly_upheld | not_upheld | withdrawn"),
+                _c("status", doc="open | acknowledged | resolved"),
+            ),
+            "one row per complaint",
+        ),
+    ]
+}
+
+#: Rows that could not be accepted, with why and from where. Written by extract
+#: (unparseable input) and by validation (failed expectations).
+QUARANTINE = TableSpec(
+    "quarantine",
+    "record_id",
+    (
+        _c("table_name", nullable=False),
+        _c("record_id"),
+        _c("stage", nullable=False, doc="extract | validate"),
+        _c("reasons", nullable=False, doc="'; '-joined failed checks, each 'check: explanation'"),
+        _c("payload", doc="the raw line or row as JSON, truncated to 2,000 characters"),
+    ),
+    "one row per rejected record",
+)
+
+#: read = accepted + quarantined, per table and batch.
+RECONCILIATION = TableSpec(
+    "reconciliation",
+    "table_name",
+    (
+        _c("table_name", nullable=False),
+        _c("rows_read", "Int64", nullable=False),
+        _c("rows_accepted", "Int64", nullable=False),
+        _c("rows_quarantined", "Int64", nullable=False),
+        _c("balanced", "boolean", nullable=False),
+    ),
+    "one row per table per batch",
+    provenance=False,
+)
+
+POPULATIONS = (
+    "initial_population",
+    "denominator",
+    "denominator_exclusion",
+    "numerator",
+    "numerator_exclusion",
+)
+#: FHIR measure-population codes, used in MeasureReports.
+POPULATION_CODES = {
+    "initial_population": "initial-population",
+    "denominator": "denominator",
+    "denominator_exclusion": "denominator-exclusion",
+    "numerator": "numerator",
+    "numerator_exclusion": "numerator-exclusion",
+    "measure_population": "measure-population",
+    "measure_population_exclusion": "measure-population-exclusion",
+}
+
+#: Per-subject indicator membership, kept for drill-down.
+INDICATOR_SUBJECTS = TableSpec(
+    "indicator_subjects",
+    "subject_id",
+    (
+        _c("indicator_id", nullable=False),
+        _c("period", nullable=False, doc="reporting month YYYY-MM"),
+        _c("subject_id", nullable=False, doc="encounter, patient, complaint or response id"),
+        _c("patient_id"),
+        _c("facility_id"),
+        _c("ward_id"),
+        _c("service"),
+        *(_c(p, "boolean", nullable=False) for p in POPULATIONS),
+        _c("numerator_events", "Int64", doc="ratio measures: qualifying events counted for this subject"),
+        _c("denominator_value", "Float64", doc="ratio measures: exposure, e.g. patient-days"),
+        _c("observation", "Float64", doc="continuous measures: the per-subject value"),
+    ),
+    "one row per indicator x period x subject in the initial population",
+    provenance=False,
+)
+
+#: Aggregates per indicator x period x facility x stratum. facility_id 'ALL' is the
+#: whole system; stratifier 'overall' with stratum 'all' is the unstratified row.
+INDICATOR_RESULTS = TableSpec(
+    "indicator_results",
+    "indicator_id",
+    (
+        _c("indicator_id", nullable=False),
+        _c("period", nullable=False),
+        _c("facility_id", nullable=False),
+        _c("stratifier", nullable=False),
+        _c("stratum", nullable=False),
+        *(_c(p, "Int64", nullable=False) for p in POPULATIONS),
+        _c("numerator_events", "Int64"),
+        _c("denominator_value", "Float64"),
+        _c("measure_score", "Float64"),
+        _c("ci_low", "Float64"),
+        _c("ci_high", "Float64"),
+        _c("target", "Float64"),
+        _c("status", doc="green | amber | red | grey (no data)"),
+    ),
+    "one row per indicator x period x facility x stratum",
+    provenance=False,
+)
+
+ALL_FACILITIES = "ALL"
+OVERALL = ("overall", "all")
+
+
+def empty_frame(spec: TableSpec) -> pd.DataFrame:
+    """An empty frame with the table's columns and dtypes."""
+    return pd.DataFrame({n: pd.Series(dtype=t) for n, t in spec.dtypes.items()})
+
+
+def conform(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.Series]:
+    """Return ``df`` with exactly the spec's columns (missing ones null) and dtypes,
+    plus a per-row string naming every value that could not be converted.
+
+    Extractors build rows as plain dicts; this is the single place where they become
+    typed columns, so that a source lacking an optional field still yields the table
+    shape every later stage expects. A value that is present but unreadable (a date
+    like ``2026-13-45``, ``"abc"`` in a number column) is never silently turned into a
+    null: the second return value says which row and field, so the caller can
+    quarantine the row (``""`` means the row converted cleanly).
+    """
+    out = pd.DataFrame(index=df.index)
+    failures = pd.Series("", index=df.index, dtype="object")
+    for name, dtype in spec.dtypes.items():
+        raw = df[name] if name in df.columns else pd.Series(pd.NA, index=df.index, dtype="object")
+        if dtype == TS:
+            col = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+            col = col.astype(TS)
+        elif dtype in ("Int64", "Float64"):
+            col = pd.to_numeric(raw, errors="coerce")
+            if dtype == "Int64":
+                frac = col.notna() & (col != col.round())
+                col = col.mask(frac)
+            col = col.astype(dtype)
+        else:
+            col = raw.astype(dtype)
+        bad = raw.notna() & ~raw.astype("string").str.strip().eq("").fillna(False) & col.isna()
+        if bad.any():
+            failures[bad] = failures[bad] + f"unreadable {dtype} value in {name}; "
+        out[name] = col
+    return out.reset_index(drop=True), failures.str.rstrip("; ").reset_index(drop=True)
+
+
+__all__ = [
+    "ALL_FACILITIES",
+    "FEEDBACK_FILES",
+    "HARM_EXTENSION",
+    "HARM_LEVELS",
+    "INDICATOR_RESULTS",
+    "INDICATOR_SUBJECTS",
+    "OVERALL",
+    "POA_EXTENSION",
+    "POA_SYSTEM",
+    "POPULATIONS",
+    "POPULATION_CODES",
+    "QUARANTINE",
+    "RECONCILIATION",
+    "RESOURCE_TABLES",
+    "TABLES",
+    "Column",
+    "TableSpec",
+    "conform",
+    "empty_frame",
+]
