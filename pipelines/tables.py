@@ -340,6 +340,25 @@ RECONCILIATION = TableSpec(
     provenance=False,
 )
 
+#: One row per expectation per table per batch, in the shape every check shares
+#: (after OHDSI DataQualityDashboard): what was checked, how many rows broke it.
+VALIDATION_CHECKS = TableSpec(
+    "validation_checks",
+    "check",
+    (
+        _c("table_name", nullable=False),
+        _c("check", nullable=False, doc="expectation type plus column(s), e.g. expect_column_values_to_not_be_null(patient_id)"),
+        _c("description", doc="plain-language statement from the expectation's meta"),
+        _c("category", doc="Kahn category: conformance | completeness | plausibility | uniqueness"),
+        _c("violated", "Int64", nullable=False),
+        _c("denominator", "Int64", nullable=False),
+        _c("pct", "Float64", nullable=False),
+        _c("status", nullable=False, doc="pass | fail"),
+    ),
+    "one row per table x check per batch",
+    provenance=False,
+)
+
 POPULATIONS = (
     "initial_population",
     "denominator",
@@ -461,6 +480,7 @@ __all__ = [
     "RECONCILIATION",
     "RESOURCE_TABLES",
     "TABLES",
+    "VALIDATION_CHECKS",
     "Column",
     "TableSpec",
     "conform",
