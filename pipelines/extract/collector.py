@@ -1,0 +1,128 @@
+"""The accumulator every reader writes into: rows per table, quarantine rows, and
+the counts that let a batch reconcile (read = accepted + quarantined).
+
+Readers add plain dicts; DataFrames are built once per table at the end
+(:mod:`pipelines.extract.batch`), which is what keeps extraction at tens of
+thousands of resources per second.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from pipelines.extract.flatten import FLATTENERS, encounter_diagnosis_poa
+from pipelines.extract.structure import structure_error
+from pipelines.tables import RESOURCE_TABLES
+
+#: Quarantine payloads are truncated to this many characters (tables.QUARANTINE).
+MAX_PAYLOAD = 2000
+#: table_name for a Bundle file or entry that cannot be attributed to any table.
+BUNDLE_TABLE = "bundle"
+
+_FLATTEN_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+
+
+def payload_text(value: Any) -> str:
+    """Raw line (bytes/str) or a structure as JSON, truncated for the quarantine table."""
+    if isinstance(value, bytes):
+        text = value.decode("utf-8", errors="replace")
+    elif isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            text = repr(value)
+    return text.rstrip("\r\n")[:MAX_PAYLOAD]
+
+
+@dataclass
+class Collector:
+    """Mutable state of one extraction run."""
+
+    validate_sample: int = 25
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: Counter[str] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)
+    #: condition id -> POA code found on an Encounter.diagnosis (first seen wins).
+    poa: dict[str, Any] = field(default_factory=dict)
+
+    def reject(
+        self,
+        table: str,
+        record_id: Any,
+        reason: str,
+        payload: Any,
+        source_file: str,
+        source_line: int,
+    ) -> None:
+        self.quarantine.append(
+            {
+                "table_name": table,
+                "record_id": None if record_id is None else str(record_id),
+                "stage": "extract",
+                "reasons": reason,
+                "payload": payload_text(payload),
+                "source_file": source_file,
+                "source_line": source_line,
+            }
+        )
+        self.quarantined[table] += 1
+
+    def add_resource(
+        self,
+        resource: dict[str, Any],
+        source_file: str,
+        source_line: int,
+        sampled: Counter[str],
+        raw: Any = None,
+    ) -> None:
+        """Flatten one resource into its table (or count it as ignored).
+
+        ``sampled`` counts structurally validated resources per type in the current
+        file; the first ``validate_sample`` of each type are validated.
+        """
+        rtype = resource.get("resourceType")
+        table = RESOURCE_TABLES.get(rtype) if isinstance(rtype, str) else None
+        if table is None:
+            self.ignored[str(rtype)] += 1
+            return
+        if sampled[rtype] < self.validate_sample:
+            sampled[rtype] += 1
+            error = structure_error(resource)
+            if error is not None:
+                self.reject(
+                    table,
+                    resource.get("id"),
+                    error,
+                    resource if raw is None else raw,
+                    source_file,
+                    source_line,
+                )
+                return
+        try:
+            row = FLATTENERS[rtype](resource)
+            poa = encounter_diagnosis_poa(resource) if rtype == "Encounter" else ()
+        except _FLATTEN_ERRORS as exc:  # defensive: flatteners tolerate odd shapes
+            self.reject(
+                table,
+                resource.get("id"),
+                f"unreadable structure: {type(exc).__name__}: {exc}",
+                resource if raw is None else raw,
+                source_file,
+                source_line,
+            )
+            return
+        for condition_id, code in poa:
+            self.poa.setdefault(condition_id, code)
+        row["source_file"] = source_file
+        row["source_line"] = source_line
+        self.rows[table].append(row)
+
+
+__all__ = ["BUNDLE_TABLE", "MAX_PAYLOAD", "Collector", "payload_text"]

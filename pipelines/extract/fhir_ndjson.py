@@ -1,0 +1,70 @@
+"""FHIR Bulk Data NDJSON files: ``<ResourceType>[.<nnn>].ndjson[.gz]``, one resource a line.
+
+Files are streamed line by line so that memory stays flat for any export size. The
+Bulk Data spec ties each output file to one resource type (named in the manifest and,
+by convention, in the file name), so a line of another type is a sender error and is
+quarantined rather than silently routed elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+from pipelines.errors import ExtractError
+from pipelines.extract.collector import Collector
+from pipelines.extract.sources import base_name, open_binary
+from pipelines.extract.structure import is_fhir_type
+from pipelines.tables import RESOURCE_TABLES
+
+
+def file_resource_type(path: Path) -> str:
+    """``Encounter`` for ``Encounter.ndjson``, ``Encounter.003.ndjson.gz`` ..."""
+    return base_name(path).split(".", 1)[0]
+
+
+def read_ndjson(path: Path, rel: str, sink: Collector) -> None:
+    rtype = file_resource_type(path)
+    table = RESOURCE_TABLES.get(rtype)
+    if table is None:
+        if not is_fhir_type(rtype):
+            raise ExtractError(
+                f"cannot tell the resource type of {rel!r}: NDJSON files must be named "
+                "<ResourceType>.ndjson or <ResourceType>.<nnn>.ndjson (optionally .gz)"
+            )
+        # A FHIR type this pipeline does not use: count its records, do not parse them.
+        with open_binary(path, rel) as fh:
+            sink.ignored[rtype] += sum(1 for line in fh if line.strip())
+        return
+    sampled: Counter[str] = Counter()
+    with open_binary(path, rel) as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                resource = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                sink.reject(table, None, f"malformed JSON: {exc}", line, rel, line_no)
+                continue
+            if not isinstance(resource, dict):
+                sink.reject(
+                    table, None, f"not a FHIR resource: JSON {type(resource).__name__}", line, rel, line_no
+                )
+                continue
+            found = resource.get("resourceType")
+            if found != rtype:
+                sink.reject(
+                    table,
+                    resource.get("id"),
+                    f"resourceType mismatch: {found!r} in a {rtype} file",
+                    line,
+                    rel,
+                    line_no,
+                )
+                continue
+            sink.add_resource(resource, rel, line_no, sampled, raw=line)
+
+
+__all__ = ["file_resource_type", "read_ndjson"]
