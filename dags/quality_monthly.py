@@ -1,0 +1,108 @@
+"""
+### quality_monthly
+
+Monthly quality-indicator run for one reporting month:
+**extract -> validate -> load -> compute -> report -> export**.
+
+* Runs on the 5th of each month at 06:00 UTC and reports on the *previous* month, so
+  late-arriving records of the month's last days are in the extract.
+* `catchup=True`: unpausing with an early `start_date`, or
+  `airflow backfill create --dag-id quality_monthly --from-date ... --to-date ...`,
+  creates one run per missed month. Every stage replaces what it wrote for its month,
+  so reruns and backfills never duplicate.
+* Manual and `airflow dags test` runs may carry no data interval; the month is taken
+  from the `period` param when given, otherwise from the run's `run_after`.
+* Tasks pass references (the period, staging paths, counts) through XCom, never data.
+  All logic lives in `pipelines.stages`; this file is wiring only.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+
+def _stage(name: str, *args: object, **kwargs: object) -> object:
+    """Call ``pipelines.stages.<name>``; a CareQI error the user must fix fails the task
+    at once (no retry), while warehouse outages and unexpected errors are retried."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipelines import stages
+    from pipelines.errors import CareQIError, WarehouseError
+
+    try:
+        return getattr(stages, name)(*args, **kwargs)
+    except WarehouseError:
+        raise
+    except CareQIError as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+INDICATOR_RESULTS = Asset("careqi://warehouse/indicator_results")
+QUALITY_REPORT = Asset("careqi://reports/monthly")
+REGULATOR_EXPORT = Asset("careqi://exports/monthly")
+
+
+@dag(
+    dag_id="quality_monthly",
+    schedule="0 6 5 * *",
+    start_date=pendulum.datetime(2025, 11, 1, tz="UTC"),
+    catchup=True,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["careqi", "quality", "monthly"],
+    default_args={"owner": "quality-data-team", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    params={
+        "period": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            description="Reporting month YYYY-MM; empty = the month before the run date.",
+        ),
+        "history": Param(
+            False,
+            type="boolean",
+            description="Also recompute the trend window (the report's previous months).",
+        ),
+    },
+)
+def quality_monthly() -> None:
+    @task
+    def reporting_period(params: dict | None = None, run_after: pendulum.DateTime | None = None) -> str:
+        from pipelines.periods import previous_month, validate_period
+
+        chosen = (params or {}).get("period")
+        return validate_period(chosen) if chosen else previous_month(run_after or pendulum.now("UTC"))
+
+    @task
+    def extract(period: str) -> str:
+        return _stage("extract_stage", period)
+
+    @task
+    def validate(period: str, extracted: str) -> str:
+        return _stage("validate_stage", period)
+
+    @task
+    def load(period: str, validated: str) -> dict[str, int]:
+        return _stage("load_stage", period)
+
+    @task(outlets=[INDICATOR_RESULTS])
+    def compute(period: str, loaded: dict[str, int], params: dict | None = None) -> dict:
+        return _stage("compute_stage", period, history=bool((params or {}).get("history")))
+
+    @task(outlets=[QUALITY_REPORT])
+    def report(period: str, computed: dict) -> str:
+        return _stage("report_stage", period)
+
+    @task(outlets=[REGULATOR_EXPORT])
+    def export(period: str, computed: dict) -> dict:
+        return _stage("export_stage", period)
+
+    period = reporting_period()
+    computed = compute(period, load(period, validate(period, extract(period))))
+    report(period, computed)
+    export(period, computed)
+
+
+quality_monthly()

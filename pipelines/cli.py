@@ -1,0 +1,356 @@
+"""``careqi``: the monthly job without a scheduler.
+
+Every command calls the same stage functions as the Airflow DAG (``pipelines.stages``),
+so a run from a laptop and a run from Airflow cannot drift apart. Errors a user can
+act on are printed as one line (``error: ...``) with exit status 2; only a bug shows a
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipelines import periods
+from pipelines.config import Settings, load_settings
+from pipelines.errors import CareQIError
+
+app = typer.Typer(
+    name="careqi",
+    help="Healthcare quality indicators: FHIR R4 + patient feedback in, monthly quality reports out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+indicators_app = typer.Typer(help="Inspect the indicator catalogue.", no_args_is_help=True)
+app.add_typer(indicators_app, name="indicators")
+
+console = Console(stderr=True)
+out = Console()
+
+DEFAULT_END = "2026-10"
+
+PeriodOpt = Annotated[str, typer.Option("--period", "-p", help="Reporting month, YYYY-MM.")]
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("great_expectations", "airflow", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")] = False,
+) -> None:
+    _setup_logging(verbose)
+
+
+def _stage_progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+# ------------------------------------------------------------------------- generate
+@app.command()
+def generate(
+    patients: Annotated[int, typer.Option(min=1, help="Number of synthetic patients.")] = 2000,
+    months: Annotated[int, typer.Option(min=1, max=120, help="Months of history to write.")] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives identical files.")] = 42,
+    end: Annotated[str, typer.Option(help="Last month to generate, YYYY-MM.")] = DEFAULT_END,
+    defect_rate: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of records made deliberately defective.")
+    ] = 0.005,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: the incoming folder).")
+    ] = None,
+) -> None:
+    """Write a deterministic synthetic hospital system as monthly FHIR NDJSON + feedback CSV batches."""
+    from pipelines.generate import generate as run_generate
+
+    settings = _settings()
+    end = periods.validate_period(end)
+    target = out_dir or settings.incoming_dir
+    with _stage_progress() as progress:
+        task = progress.add_task("generating patients", total=patients)
+        summary = run_generate(
+            target,
+            patients=patients,
+            months=months,
+            seed=seed,
+            end_period=end,
+            defect_rate=defect_rate,
+            progress=lambda n: progress.advance(task, n),
+        )
+    records = sum(sum(files.values()) for files in summary.records.values())
+    out.print(
+        f"wrote {len(summary.batches)} monthly batches ({summary.batches[0]} .. {summary.batches[-1]}) "
+        f"to {target}: {records:,} records, {sum(summary.defects.values()):,} deliberately defective"
+    )
+
+
+# ------------------------------------------------------------------------------ run
+def _run_one(period: str, settings: Settings, input_dir: Path | None, history: bool, report: bool) -> dict:
+    from pipelines import stages
+
+    steps: list[tuple[str, object]] = [
+        ("extract", lambda: stages.extract_stage(period, settings, input_dir=input_dir)),
+        ("validate", lambda: stages.validate_stage(period, settings)),
+        ("load", lambda: stages.load_stage(period, settings)),
+        ("compute", lambda: stages.compute_stage(period, settings, history=history)),
+    ]
+    if report:
+        steps += [
+            ("report", lambda: stages.report_stage(period, settings)),
+            ("export", lambda: stages.export_stage(period, settings)),
+        ]
+    outcome: dict = {"period": period}
+    with _stage_progress() as progress:
+        task = progress.add_task(f"{period}", total=len(steps))
+        for name, step in steps:
+            progress.update(task, description=f"{period}: {name}")
+            outcome[name] = step()  # type: ignore[operator]
+            progress.advance(task)
+        progress.update(task, description=f"{period}: done")
+    return outcome
+
+
+@app.command()
+def run(
+    period: PeriodOpt,
+    input_dir: Annotated[
+        Path | None,
+        typer.Option("--input", help="Folder holding this month's extract (default: <incoming>/<period>)."),
+    ] = None,
+    history: Annotated[
+        bool, typer.Option(help="Also recompute the previous months of the trend window.")
+    ] = False,
+    report: Annotated[bool, typer.Option(help="Render the report and exports.")] = True,
+) -> None:
+    """Run the whole monthly job for one period: extract, validate, load, compute, report, export."""
+    period = periods.validate_period(period)
+    outcome = _run_one(period, _settings(), input_dir, history, report)
+    _print_outcome(outcome)
+
+
+@app.command()
+def backfill(
+    first: Annotated[str, typer.Option("--from", help="First month, YYYY-MM.")],
+    last: Annotated[str, typer.Option("--to", help="Last month, YYYY-MM.")],
+    report: Annotated[bool, typer.Option(help="Render the report and exports for every month.")] = False,
+) -> None:
+    """Load and compute a range of months in order (idempotent: reruns replace, never duplicate)."""
+    settings = _settings()
+    months = periods.span(periods.validate_period(first), periods.validate_period(last))
+    for period in months:
+        outcome = _run_one(period, settings, None, False, report)
+        _print_outcome(outcome, brief=True)
+
+
+def _print_outcome(outcome: dict, brief: bool = False) -> None:
+    loaded = outcome.get("load") or {}
+    computed = outcome.get("compute") or {}
+    out.print(
+        f"{outcome['period']}: loaded {sum(loaded.values()):,} rows, "
+        f"{computed.get('indicators', 0)} indicators computed"
+    )
+    if not brief and "report" in outcome:
+        out.print(f"report:  {outcome['report']}")
+        written = outcome["export"]
+        out.print(f"exports: {written['csv']} (+{len(written['measure_reports'])} MeasureReports)")
+
+
+# ------------------------------------------------------------------------- validate
+@app.command()
+def validate(
+    period: PeriodOpt,
+    input_dir: Annotated[
+        Path | None, typer.Option("--input", help="Folder to validate (default: <incoming>/<period>).")
+    ] = None,
+) -> None:
+    """Extract and validate one month without loading: prints reconciliation and failed checks."""
+    import pandas as pd
+
+    from pipelines import stages
+    from pipelines.errors import ValidationFailed
+
+    settings = _settings()
+    period = periods.validate_period(period)
+    stages.extract_stage(period, settings, input_dir=input_dir)
+    failure: ValidationFailed | None = None
+    try:
+        stages.validate_stage(period, settings)
+    except ValidationFailed as exc:
+        failure = exc
+    folder = stages.stage_dir(settings, period, "validate")
+    recon = pd.read_parquet(folder / "_reconciliation.parquet")
+    checks = pd.read_parquet(folder / "_checks.parquet")
+    table = Table(title=f"Reconciliation {period}")
+    for col in ("table", "read", "accepted", "quarantined", "balanced"):
+        table.add_column(col, justify="right" if col not in ("table",) else "left")
+    for row in recon.itertuples():
+        table.add_row(
+            row.table_name,
+            f"{row.rows_read:,}",
+            f"{row.rows_accepted:,}",
+            f"{row.rows_quarantined:,}",
+            "yes" if row.balanced else "NO",
+        )
+    out.print(table)
+    failed = checks[checks["status"] == "fail"]
+    if len(failed):
+        ft = Table(title="Failed checks")
+        for col in ("table", "check", "violated", "%"):
+            ft.add_column(col)
+        for row in failed.itertuples():
+            ft.add_row(row.table_name, row.check, f"{row.violated:,}", f"{row.pct:.2f}%")
+        out.print(ft)
+    out.print(f"quarantine: {folder / stages.QUARANTINE_FILE}")
+    if failure is not None:
+        raise failure
+
+
+# --------------------------------------------------------------------- report/export
+@app.command()
+def report(period: PeriodOpt) -> None:
+    """Render the monthly HTML report for a computed period."""
+    from pipelines import stages
+
+    out.print(stages.report_stage(periods.validate_period(period), _settings()))
+
+
+@app.command()
+def export(period: PeriodOpt) -> None:
+    """Write the regulator exports (CSV + FHIR MeasureReports) for a computed period."""
+    from pipelines import stages
+
+    written = stages.export_stage(periods.validate_period(period), _settings())
+    out.print(written["csv"])
+    for path in written["measure_reports"]:
+        out.print(path)
+
+
+# ----------------------------------------------------------------------- indicators
+@indicators_app.command("list")
+def indicators_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON.")] = False,
+) -> None:
+    """List every indicator with its domain, scoring, target and owner."""
+    from pipelines.stages import indicator_catalogue
+
+    indicators, _ = indicator_catalogue(_settings())
+    meta = [i.metadata() for i in indicators]
+    if as_json:
+        out.print_json(json.dumps(meta))
+        return
+    table = Table(title=f"{len(meta)} indicators")
+    for col in ("id", "title", "domain", "scoring", "basis", "target", "improvement", "owner"):
+        table.add_column(col)
+    for m in meta:
+        table.add_row(
+            m["id"],
+            m["title"],
+            m["domain"],
+            m["scoring"],
+            m["basis"],
+            f"{m['target']} {m.get('unit') or ''}".strip(),
+            m["improvement"],
+            m.get("owner") or "",
+        )
+    out.print(table)
+
+
+@indicators_app.command("show")
+def indicators_show(indicator_id: Annotated[str, typer.Argument(help="Indicator id.")]) -> None:
+    """Print one indicator's full definition."""
+    from pipelines.stages import indicator_catalogue
+
+    indicators, _ = indicator_catalogue(_settings())
+    for ind in indicators:
+        if ind.id == indicator_id:
+            out.print_json(json.dumps(ind.metadata()))
+            return
+    known = ", ".join(i.id for i in indicators)
+    raise CareQIError(f"no indicator {indicator_id!r}; known: {known}")
+
+
+# ---------------------------------------------------------------------------- bench
+@app.command()
+def bench(
+    patients: Annotated[
+        int, typer.Option(min=100, help="Synthetic patients to generate and process.")
+    ] = 100_000,
+    months: Annotated[int, typer.Option(min=1, max=24, help="Months of data.")] = 12,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Scratch folder (default: <home>/bench; wiped first).")
+    ] = None,
+) -> None:
+    """Time every stage on N synthetic patients; prints records/s per stage and peak memory."""
+    from pipelines.bench import run_benchmark
+
+    settings = _settings()
+    report_rows = run_benchmark(settings, patients=patients, months=months, workdir=workdir, console=console)
+    table = Table(title=f"CareQI benchmark: {patients:,} patients, {months} months")
+    for col in ("stage", "records", "seconds", "records/s", "peak RSS MiB"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    for row in report_rows:
+        table.add_row(
+            row["stage"],
+            f"{row['records']:,}",
+            f"{row['seconds']:.2f}",
+            f"{row['rate']:,.0f}",
+            f"{row['peak_mib']:,.0f}",
+        )
+    out.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one-line errors for users, tracebacks only for bugs."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="careqi", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except typer.Abort:
+        console.print("aborted")
+        return 130
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument, no such command
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: show its help, not an error
+            out.print(exc.format_message(), highlight=False, markup=False)  # type: ignore[attr-defined]
+            return 0
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        console.print(f"error: {message}{hint}", highlight=False, soft_wrap=True, markup=False)
+        return 2
+    except CareQIError as exc:
+        console.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
