@@ -1,0 +1,103 @@
+"""Regulator CSV: one row per indicator x facility x stratifier x stratum for a month.
+
+Byte-reproducible by construction, so a re-run can be diffed against what was sent:
+rows in a fixed order (see :func:`period.sort_rows`), decimals always written with six
+places, ``\\n`` line endings, UTF-8 without BOM, and no run timestamp anywhere (the
+period columns say what the file is about). Only aggregates are written, after
+small-number suppression (:mod:`suppression`); the ``suppressed`` column lists the
+blanked fields of the row (``;``-separated, empty when none).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.export.period import indicator_index, period_bounds, period_results
+from pipelines.export.suppression import apply_suppression, flag_column, suppressed_fields
+from pipelines.tables import POPULATIONS
+
+log = logging.getLogger(__name__)
+
+COLUMNS = [
+    "indicator_id", "cms_id", "title", "period_start", "period_end", "facility_id", "stratifier", "stratum",
+    "scoring", "unit", *POPULATIONS, "measure_score", "ci_low", "ci_high", "target", "status", "suppressed",
+]  # fmt: skip
+
+
+def format_decimal(value: Any) -> str:
+    """Fixed six decimal places; blank for missing; never ``-0.000000``."""
+    if value is None or value is pd.NA:
+        return ""
+    f = float(value)
+    if math.isnan(f) or math.isinf(f):
+        return ""
+    text = f"{f:.6f}"
+    return "0.000000" if text == "-0.000000" else text
+
+
+def csv_rows(
+    results: pd.DataFrame, indicators: list[dict], period: str, threshold: int
+) -> list[dict[str, str]]:
+    """The export's rows as strings, suppression applied (shared with tests and other writers)."""
+    start, end = period_bounds(period)
+    index = indicator_index(indicators)
+    frame = apply_suppression(period_results(results, indicators, period), threshold)
+    rows: list[dict[str, str]] = []
+    for rec in frame.to_dict("records"):
+        ind = index[rec["indicator_id"]]
+        row = {
+            "indicator_id": rec["indicator_id"],
+            "cms_id": str(ind.get("cms_id") or ""),
+            "title": str(ind.get("title") or ""),
+            "period_start": start,
+            "period_end": end,
+            "facility_id": rec["facility_id"],
+            "stratifier": rec["stratifier"],
+            "stratum": rec["stratum"],
+            "scoring": str(ind.get("scoring")),
+            "unit": str(ind.get("unit") or ""),
+        }
+        for c in POPULATIONS:
+            row[c] = "" if rec[flag_column(c)] else str(int(rec[c]))
+        for c in ("measure_score", "ci_low", "ci_high"):
+            row[c] = "" if rec[flag_column(c)] else format_decimal(rec[c])
+        row["target"] = format_decimal(rec["target"])
+        row["status"] = "" if rec["status"] is pd.NA else str(rec["status"])
+        row["suppressed"] = ";".join(suppressed_fields(rec))
+        rows.append(row)
+    return rows
+
+
+def export_csv(
+    results: pd.DataFrame,
+    indicators: list[dict],
+    period: str,
+    out_dir: Path,
+    *,
+    small_number_threshold: int = 11,
+) -> Path:
+    """Write ``out_dir/careqi-indicators-<period>.csv`` and return its path."""
+    rows = csv_rows(results, indicators, period, small_number_threshold)
+    if not rows:
+        log.warning("no indicator results for %s: writing a header-only CSV", period)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writeheader()
+    writer.writerows(rows)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"careqi-indicators-{period}.csv"
+    path.write_bytes(buf.getvalue().encode("utf-8"))
+    n_supp = sum(1 for r in rows if r["suppressed"])
+    log.info("wrote %d rows (%d with suppressed cells) to %s", len(rows), n_supp, path)
+    return path
+
+
+__all__ = ["COLUMNS", "csv_rows", "export_csv", "format_decimal"]

@@ -1,0 +1,309 @@
+"""FHIR R4 ``MeasureReport`` (summary) per indicator and month, for regulators.
+
+Shape (checked against ``fhir.resources.R4B`` before anything is written):
+
+* ``measure``: the CMS eCQM canonical (``https://madie.cms.gov/Measure/<cms_id>``) when the
+  indicator is aligned with one (an ``http(s)`` ``cms_id`` is used as is), else
+  ``https://careqi.example.org/fhir/Measure/<id>``.
+* ``group[0]``: the whole system (facility ``ALL``, unstratified) with its population counts
+  and ``measureScore``; facilities are reported as a ``facility`` stratifier of that group
+  (one stratum per facility id) rather than as extra groups, because in FHIR a group is a
+  part of the measure definition, not a place. Each indicator stratifier (e.g. ``ward``)
+  follows twice: system-wide, and crossed with facility (a two-component stratum), so
+  the JSON holds exactly the cells of the CSV.
+* Population codes come from ``measure-population``; continuous-variable measures use
+  ``measure-population`` / ``measure-population-exclusion`` for the denominator columns
+  and report no numerator, as FHIR prescribes for that scoring.
+* Proportion scores are fractions (0..1); ratio scores are in the indicator's unit
+  (e.g. per 1,000 patient-days) and continuous scores in theirs. The 95% CI rides on an
+  extension with a ``valueRange``.
+* Suppressed cells (see :mod:`suppression`) carry no value and a data-absent-reason
+  extension with code ``masked``.
+* ``date`` is the last day of the period, not the run time: re-running the export for a
+  month gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from fhir.resources.R4B.measurereport import MeasureReport
+from pydantic import ValidationError
+
+from pipelines.errors import ExportError
+from pipelines.export.csv_export import format_decimal
+from pipelines.export.period import indicator_index, period_bounds, period_results
+from pipelines.export.suppression import apply_suppression, flag_column
+from pipelines.tables import ALL_FACILITIES, OVERALL, POPULATION_CODES, POPULATIONS
+
+log = logging.getLogger(__name__)
+
+CAREQI_MEASURE_BASE = "https://careqi.example.org/fhir/Measure/"
+CMS_MEASURE_BASE = "https://madie.cms.gov/Measure/"
+POPULATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-population"
+IMPROVEMENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-improvement-notation"
+DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+CI_EXTENSION = "https://careqi.example.org/fhir/StructureDefinition/measure-score-ci95"
+MASKED = {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "masked"}]}
+#: CMS short ids -> MADiE measure names (the canonical URL uses the full name), per the
+#: eCQM QI-Core 2025 content (e.g. ``https://madie.cms.gov/Measure/CMS108FHIRVTEProphylaxis``).
+CMS_MEASURE_NAMES = {
+    "CMS108": "CMS108FHIRVTEProphylaxis",
+    "CMS165": "CMS165FHIRControllingHighBloodPressure",
+    "CMS826": "CMS826FHIRHHPI",
+    "CMS1017": "CMS1017FHIRHHFI",
+}
+
+
+def measure_canonical(indicator: Mapping[str, Any]) -> str:
+    cms = str(indicator.get("cms_id") or "").strip()
+    if cms.startswith(("http://", "https://")):
+        return cms
+    if cms:
+        return CMS_MEASURE_BASE + CMS_MEASURE_NAMES.get(cms.upper().removesuffix("FHIR"), cms)
+    return CAREQI_MEASURE_BASE + str(indicator["id"])
+
+
+def fhir_id(text: str) -> str:
+    """FHIR ids allow only ``[A-Za-z0-9-.]`` (max 64): indicator ids use underscores."""
+    return re.sub(r"[^A-Za-z0-9.-]", "-", text)[:64]
+
+
+def population_columns(scoring: str) -> list[tuple[str, str]]:
+    """(results column, measure-population code) reported for a scoring type."""
+    if scoring == "continuous":
+        return [
+            ("initial_population", POPULATION_CODES["initial_population"]),
+            ("denominator", POPULATION_CODES["measure_population"]),
+            ("denominator_exclusion", POPULATION_CODES["measure_population_exclusion"]),
+        ]
+    return [(p, POPULATION_CODES[p]) for p in POPULATIONS]
+
+
+def _decimal(value: Any) -> float | None:
+    text = format_decimal(value)
+    return float(text) if text else None
+
+
+def _populations(counts: Mapping[str, Any], scoring: str, suppressed: Iterable[str]) -> list[dict[str, Any]]:
+    hidden = set(suppressed)
+    out = []
+    for col, code in population_columns(scoring):
+        entry: dict[str, Any] = {"code": {"coding": [{"system": POPULATION_SYSTEM, "code": code}]}}
+        value = counts.get(col)
+        if col in hidden:
+            entry["_count"] = MASKED
+        elif value is not None and value is not pd.NA:
+            entry["count"] = int(value)
+        out.append(entry)
+    return out
+
+
+def _score(
+    score: Any, ci: tuple[Any, Any] | None, indicator: Mapping[str, Any], masked: bool
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(measureScore, extensions for the owning group/stratum)."""
+    if masked:
+        return dict(MASKED), []
+    value = _decimal(score)
+    if value is None:
+        return None, []
+    quantity: dict[str, Any] = {"value": value}
+    unit = str(indicator.get("unit") or "")
+    if indicator.get("scoring") != "proportion" and unit:
+        quantity["unit"] = unit
+    ext = []
+    if ci is not None:
+        low, high = _decimal(ci[0]), _decimal(ci[1])
+        if low is not None and high is not None:
+            ext.append({"url": CI_EXTENSION, "valueRange": {"low": {"value": low}, "high": {"value": high}}})
+    return quantity, ext
+
+
+def validate_measure_report(resource: Mapping[str, Any]) -> MeasureReport:
+    """Parse with the FHIR R4 model; any structural error becomes an ExportError."""
+    try:
+        return MeasureReport.model_validate(dict(resource))
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise ExportError(f"MeasureReport {resource.get('id')!r} is not valid FHIR R4: {exc}") from exc
+
+
+def measure_report_from_counts(
+    indicator: Mapping[str, Any],
+    period: str,
+    counts: Mapping[str, Any],
+    *,
+    score: Any = None,
+    ci: tuple[Any, Any] | None = None,
+    suppressed: Iterable[str] = (),
+    report_type: str = "summary",
+    subject_reference: str | None = None,
+    reporter: str = "CareQI",
+    stratifiers: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One validated MeasureReport dict for a single set of population counts.
+
+    ``suppressed`` names counts (and/or ``measure_score``) to mask. ``report_type``
+    ``individual`` with ``subject_reference`` gives a per-patient report (internal use;
+    never for regulator export).
+    """
+    start, end = period_bounds(period)
+    iid = str(indicator["id"])
+    scoring = str(indicator.get("scoring"))
+    hidden = set(suppressed)
+    group: dict[str, Any] = {"population": _populations(counts, scoring, hidden)}
+    measure_score, ext = _score(score, ci, indicator, "measure_score" in hidden)
+    if ext:
+        group["extension"] = ext
+    if measure_score is not None:
+        group["measureScore"] = measure_score
+    if stratifiers:
+        group["stratifier"] = stratifiers
+    resource: dict[str, Any] = {
+        "resourceType": "MeasureReport",
+        "id": fhir_id(f"{iid}-{period}"),
+        "status": "complete",
+        "type": report_type,
+        "measure": measure_canonical(indicator),
+        "date": end,
+        "reporter": {"display": reporter},
+        "period": {"start": start, "end": end},
+        "improvementNotation": {
+            "coding": [
+                {"system": IMPROVEMENT_SYSTEM, "code": str(indicator.get("improvement") or "increase")}
+            ]
+        },
+        "group": [group],
+    }
+    if subject_reference:
+        resource["subject"] = {"reference": subject_reference}
+    validate_measure_report(resource)
+    return resource
+
+
+def _row_hidden(rec: Mapping[str, Any]) -> set[str]:
+    hidden = {c for c in POPULATIONS if rec[flag_column(c)]}
+    if rec[flag_column("measure_score")]:
+        hidden.add("measure_score")
+    return hidden
+
+
+def _stratum(rec: Mapping[str, Any], indicator: Mapping[str, Any], components: list[tuple[str, str]]) -> dict:
+    hidden = _row_hidden(rec)
+    stratum: dict[str, Any] = {}
+    if len(components) == 1:
+        stratum["value"] = {"text": components[0][1]}
+    else:
+        stratum["component"] = [{"code": {"text": k}, "value": {"text": v}} for k, v in components]
+    stratum["population"] = _populations(rec, str(indicator.get("scoring")), hidden)
+    score, ext = _score(
+        rec["measure_score"], (rec["ci_low"], rec["ci_high"]), indicator, "measure_score" in hidden
+    )
+    if ext:
+        stratum["extension"] = ext
+    if score is not None:
+        stratum["measureScore"] = score
+    return stratum
+
+
+def _stratifiers(rows: pd.DataFrame, indicator: Mapping[str, Any]) -> list[dict[str, Any]]:
+    recs = rows.to_dict("records")
+    overall = [r for r in recs if (r["stratifier"], r["stratum"]) == OVERALL]
+    out: list[dict[str, Any]] = []
+    by_facility = [r for r in overall if r["facility_id"] != ALL_FACILITIES]
+    if by_facility:
+        out.append(
+            {
+                "code": [{"text": "facility"}],
+                "stratum": [_stratum(r, indicator, [("facility", r["facility_id"])]) for r in by_facility],
+            }
+        )
+    names = sorted({r["stratifier"] for r in recs if r["stratifier"] != OVERALL[0]})
+    for name in names:
+        system = [r for r in recs if r["stratifier"] == name and r["facility_id"] == ALL_FACILITIES]
+        if system:
+            out.append(
+                {
+                    "code": [{"text": name}],
+                    "stratum": [_stratum(r, indicator, [(name, r["stratum"])]) for r in system],
+                }
+            )
+        local = [r for r in recs if r["stratifier"] == name and r["facility_id"] != ALL_FACILITIES]
+        if local:
+            out.append(
+                {
+                    "code": [{"text": "facility"}, {"text": name}],
+                    "stratum": [
+                        _stratum(r, indicator, [("facility", r["facility_id"]), (name, r["stratum"])])
+                        for r in local
+                    ],
+                }
+            )
+    return out
+
+
+def summary_measure_report(
+    indicator: Mapping[str, Any], period: str, rows: pd.DataFrame, *, reporter: str = "CareQI"
+) -> dict[str, Any]:
+    """The summary report for one indicator from its suppressed period rows."""
+    system = rows[(rows["facility_id"] == ALL_FACILITIES) & (rows["stratifier"] == OVERALL[0])
+                  & (rows["stratum"] == OVERALL[1])]  # fmt: skip
+    if len(system) != 1:
+        raise ExportError(
+            f"indicator {indicator['id']}: no system-wide (facility ALL, overall) result for {period}; "
+            "the compute stage must emit one row per indicator and month, with zero counts if need be"
+        )
+    rec = system.iloc[0].to_dict()
+    return measure_report_from_counts(
+        indicator,
+        period,
+        rec,
+        score=rec["measure_score"],
+        ci=(rec["ci_low"], rec["ci_high"]),
+        suppressed=_row_hidden(rec),
+        reporter=reporter,
+        stratifiers=_stratifiers(rows, indicator),
+    )
+
+
+def export_measure_reports(
+    results: pd.DataFrame,
+    indicators: list[dict],
+    period: str,
+    out_dir: Path,
+    *,
+    small_number_threshold: int = 11,
+    reporter: str = "CareQI",
+) -> list[Path]:
+    """Write ``<indicator_id>.measurereport.json`` per indicator; all are validated first,
+    so a failure leaves no partial set behind."""
+    index = indicator_index(indicators)
+    frame = apply_suppression(period_results(results, indicators, period), small_number_threshold)
+    documents: list[tuple[Path, bytes]] = []
+    out_dir = Path(out_dir)
+    for iid in sorted(index):
+        rows = frame[frame["indicator_id"] == iid]
+        resource = summary_measure_report(index[iid], period, rows, reporter=reporter)
+        model = validate_measure_report(resource)
+        text = model.model_dump_json(indent=2, exclude_none=True, by_alias=True) + "\n"
+        documents.append((out_dir / f"{iid}.measurereport.json", text.encode("utf-8")))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path, data in documents:
+        path.write_bytes(data)
+    log.info("wrote %d MeasureReports for %s to %s", len(documents), period, out_dir)
+    return [p for p, _ in documents]
+
+
+__all__ = [
+    "export_measure_reports",
+    "measure_canonical",
+    "measure_report_from_counts",
+    "population_columns",
+    "summary_measure_report",
+    "validate_measure_report",
+]

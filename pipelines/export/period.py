@@ -1,0 +1,132 @@
+"""The rows a regulator export is built from: one reporting month, aggregates only.
+
+Exports start from ``indicator_results`` (never from ``indicator_subjects``) and keep
+only the contract's aggregate columns, so record ids, patient ids or free text that a
+caller may have left on the frame cannot reach a file. Stratifiers whose name says
+they are identifiers are refused outright: a "stratum" per patient would be a
+patient list in disguise.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from pipelines.errors import ExportError
+from pipelines.tables import ALL_FACILITIES, INDICATOR_RESULTS, OVERALL, POPULATIONS
+
+PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+SAFE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: Column / stratifier names that would identify a person or a record.
+IDENTIFYING = frozenset(
+    {
+        "subject_id",
+        "patient_id",
+        "encounter_id",
+        "response_id",
+        "complaint_id",
+        "adverse_event_id",
+        "condition_id",
+        "procedure_id",
+        "medication_id",
+        "observation_id",
+        "record_id",
+        "comment",
+        "payload",
+        "birth_date",
+        "name",
+    }
+)
+KEY = ["indicator_id", "facility_id", "stratifier", "stratum"]
+AGGREGATE_COLUMNS = [c.name for c in INDICATOR_RESULTS.columns]
+
+
+def period_bounds(period: str) -> tuple[str, str]:
+    """First and last day of the reporting month (ISO dates)."""
+    m = PERIOD_RE.match(str(period))
+    if not m:
+        raise ExportError(f"period must look like YYYY-MM (e.g. 2026-10), got {period!r}")
+    year, month = int(m.group(1)), int(m.group(2))
+    return date(year, month, 1).isoformat(), date(
+        year, month, calendar.monthrange(year, month)[1]
+    ).isoformat()
+
+
+def indicator_index(indicators: list[dict]) -> dict[str, Mapping[str, Any]]:
+    out: dict[str, Mapping[str, Any]] = {}
+    for ind in indicators:
+        iid = str(ind.get("id", ""))
+        if not SAFE_ID_RE.match(iid):
+            raise ExportError(
+                f"indicator id {iid!r} is not usable in a file name or FHIR id ([A-Za-z0-9._-])"
+            )
+        if ind.get("scoring") not in ("proportion", "ratio", "continuous"):
+            raise ExportError(f"indicator {iid}: scoring must be proportion, ratio or continuous")
+        out[iid] = ind
+    return out
+
+
+def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Stable order: indicator, then the system row, then facilities; within each the
+    unstratified row first, then stratifiers and strata alphabetically."""
+    keys = pd.DataFrame(
+        {
+            "i": frame["indicator_id"],
+            "f0": frame["facility_id"] != ALL_FACILITIES,
+            "f": frame["facility_id"],
+            "s0": frame["stratifier"] != OVERALL[0],
+            "s": frame["stratifier"],
+            "t": frame["stratum"],
+        }
+    )
+    order = keys.sort_values(list(keys.columns), kind="mergesort").index
+    return frame.loc[order].reset_index(drop=True)
+
+
+def period_results(results: pd.DataFrame, indicators: list[dict], period: str) -> pd.DataFrame:
+    """The reporting month's aggregate rows, typed, checked and sorted."""
+    period_bounds(period)
+    index = indicator_index(indicators)
+    missing = [
+        c
+        for c in AGGREGATE_COLUMNS
+        if c not in results.columns and c not in ("numerator_events", "denominator_value")
+    ]
+    if missing:
+        raise ExportError(f"indicator results lack column(s) {', '.join(missing)}")
+    frame = results[results["period"].astype("string") == period].copy()
+    for col in AGGREGATE_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = pd.NA
+    frame = frame[AGGREGATE_COLUMNS]
+    for col in ("indicator_id", "period", "facility_id", "stratifier", "stratum", "status"):
+        frame[col] = frame[col].astype("string")
+    for col in POPULATIONS:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        if values.isna().any() or (values < 0).any():
+            raise ExportError(f"indicator results: {col} must be a non-negative count in every row")
+        frame[col] = values.astype("Int64")
+    for col in ("numerator_events",):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
+    for col in ("denominator_value", "measure_score", "ci_low", "ci_high", "target"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Float64")
+    unknown = sorted(set(frame["indicator_id"].dropna()) - set(index))
+    if unknown:
+        raise ExportError(f"results hold indicator(s) with no definition: {', '.join(unknown)}")
+    bad = sorted(set(frame["stratifier"].dropna().str.lower()) & IDENTIFYING)
+    if bad:
+        raise ExportError(f"refusing to export strata by identifying field(s): {', '.join(bad)}")
+    if frame[KEY].isna().any().any():
+        raise ExportError("indicator results have rows with a missing indicator, facility or stratum")
+    dup = frame.duplicated(KEY)
+    if dup.any():
+        raise ExportError(f"indicator results hold {int(dup.sum())} duplicate row(s) for {period}")
+    return sort_rows(frame)
+
+
+__all__ = ["IDENTIFYING", "KEY", "indicator_index", "period_bounds", "period_results", "sort_rows"]
