@@ -1,0 +1,394 @@
+"""Evaluate one indicator for one month: populations per subject, as boolean columns.
+
+Every criterion becomes a numpy boolean mask over the whole subject frame; related
+records are reached by semi-joins (``merge`` on patient_id / encounter_id, then a mask
+over the joined rows, then "any per subject" by scattering row numbers). There is no
+per-subject Python anywhere, which is what keeps a month of a large trust in seconds.
+
+Population nesting follows the eCQM rules (CMS eCQM Logic and Implementation
+Guidance, "Population criteria"): denominator within the initial population,
+denominator exclusion within the denominator, numerator within the denominator minus
+its exclusions, numerator exclusion within the numerator; for continuous measures the
+measure population is within the initial population and its exclusion within it.
+Three-valued logic collapses to false: a criterion on a missing value is not met.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.compute import model as m
+from pipelines.compute.registry import BASIS_TABLE
+from pipelines.compute.valuesets import ValueSetIndex
+from pipelines.errors import IndicatorDefinitionError
+from pipelines.tables import INDICATOR_SUBJECTS, TABLES, empty_frame
+
+log = logging.getLogger(__name__)
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+}
+_DAY_US = 86_400_000_000.0
+
+
+@dataclass
+class _Env:
+    data: Mapping[str, pd.DataFrame]
+    period: m.Period
+    valuesets: ValueSetIndex
+    _tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """The table with one row per record id: the latest delivery wins (Patient resources
+        are re-sent in every batch, so raw rows would double-count in joins)."""
+        if name not in self._tables:
+            df = self.data.get(name)
+            if df is None:
+                log.warning("table %s not supplied; treating it as empty", name)
+                df = empty_frame(TABLES[name])
+            key = TABLES[name].key
+            if "batch" in df.columns:
+                df = df.sort_values("batch", kind="stable")
+            dup = df[key].duplicated(keep="last")
+            if dup.any():
+                log.info("table %s: %d superseded re-deliveries ignored", name, int(dup.sum()))
+                df = df[~dup]
+            self._tables[name] = df.reset_index(drop=True)
+        return self._tables[name]
+
+
+def _bool(values: Any) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values.astype(bool, copy=False) if values.dtype == bool else np.asarray(values == True)  # noqa: E712
+    return pd.Series(values).to_numpy(dtype=bool, na_value=False)
+
+
+def _datetimes(s: pd.Series) -> np.ndarray:
+    if not pd.api.types.is_datetime64_any_dtype(s.dtype):
+        s = pd.to_datetime(s, errors="coerce")
+    return s.to_numpy(dtype="datetime64[us]")
+
+
+def day_difference(start: pd.Series, end: pd.Series, by: m.DayCount) -> np.ndarray:
+    """Days from ``start`` to ``end`` as floats, NaN where either is missing (see DayCount)."""
+    a, b = _datetimes(start), _datetimes(end)
+    ok = ~(np.isnat(a) | np.isnat(b))
+    out = np.full(len(a), np.nan)
+    if not ok.any():
+        return out
+    a, b = a[ok], b[ok]
+    if by is m.DayCount.ELAPSED:
+        out[ok] = (b - a).astype("timedelta64[us]").astype(np.float64) / _DAY_US
+    else:
+        ad, bd = a.astype("datetime64[D]"), b.astype("datetime64[D]")
+        if by is m.DayCount.CALENDAR:
+            out[ok] = (bd - ad).astype(np.int64).astype(np.float64)
+        else:  # working days in (start, end]
+            out[ok] = np.busday_count(ad + 1, bd + 1).astype(np.float64)
+    return out
+
+
+def completed_years(start: pd.Series, end: pd.Series) -> np.ndarray:
+    """Whole years from ``start`` (birth) to ``end``: the age on that date."""
+    a, b = pd.Series(_datetimes(start)), pd.Series(_datetimes(end))
+
+    def part(s: pd.Series, attr: str) -> np.ndarray:
+        return getattr(s.dt, attr).to_numpy(dtype=np.float64, na_value=np.nan)
+
+    years = part(b, "year") - part(a, "year")
+    before_birthday = (part(b, "month") * 100 + part(b, "day")) < (part(a, "month") * 100 + part(a, "day"))
+    return years - before_birthday.astype(np.float64)
+
+
+class _Context:
+    """A frame being evaluated, with lazily computed derived columns and earlier populations."""
+
+    def __init__(
+        self, frame: pd.DataFrame, env: _Env, derive: Mapping[str, m.Derivation] | None = None
+    ) -> None:
+        self.frame = frame.reset_index(drop=True)
+        self.env = env
+        self.derive = dict(derive or {})
+        self.cache: dict[str, pd.Series] = {}
+        self.populations: dict[m.Population, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def column(self, name: str) -> pd.Series:
+        if name in self.frame.columns:
+            return self.frame[name]
+        if name not in self.cache:
+            if name not in self.derive:
+                raise IndicatorDefinitionError(f"column {name!r} is neither in the data nor derived")
+            self.cache[name] = _derive(self.derive[name], self)
+        return self.cache[name]
+
+    def subset(self, mask: np.ndarray) -> _Context:
+        sub = _Context(self.frame[mask], self.env, self.derive)
+        sub.cache = {k: v[mask].reset_index(drop=True) for k, v in self.cache.items()}
+        return sub
+
+    def materialised(self) -> pd.DataFrame:
+        """The subject frame with every derived column (for escape-hatch functions)."""
+        return self.frame.assign(**{name: self.column(name) for name in self.derive})
+
+
+# ---------------------------------------------------------------------- semi-joins
+def _split_where(where: tuple[m.Criterion, ...]) -> tuple[list[m.Criterion], list[m.Criterion]]:
+    local: list[m.Criterion] = []
+    cross: list[m.Criterion] = []
+    for c in where:
+        (cross if any(col.startswith("subject.") for col in m.criterion_columns(c)) else local).append(c)
+    return local, cross
+
+
+def _joined(
+    ctx: _Context,
+    table: str,
+    related_key: str,
+    subject_key: str,
+    where: tuple[m.Criterion, ...],
+    extra: tuple[str, ...] = (),
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Subject row numbers paired with related rows that share the key and meet ``where``.
+
+    Criteria that only read the related table are applied before the merge, so the join
+    only carries candidate rows (e.g. fall incidents, not every adverse event).
+    """
+    rel = ctx.env.table(table)
+    local, cross = _split_where(where)
+    if local:
+        rel = rel[_all(local, _Context(rel, ctx.env))]
+    cross_cols = set().union(*(m.criterion_columns(c) for c in cross)) if cross else set()
+    sub_cols = sorted(c for c in cross_cols if c.startswith("subject."))
+    rel_cols = sorted({related_key, *extra, *(c for c in cross_cols if not c.startswith("subject."))})
+    left = pd.DataFrame({"__row": np.arange(len(ctx), dtype=np.int64), "__key": ctx.column(subject_key)})
+    for c in sub_cols:
+        left[c] = ctx.column(c.removeprefix("subject."))
+    left = left[left["__key"].notna()]
+    merged = left.merge(rel[rel_cols], left_on="__key", right_on=related_key, how="inner")
+    rows = merged["__row"].to_numpy()
+    if cross:
+        keep = _all(cross, _Context(merged, ctx.env))
+        return rows[keep], merged[keep]
+    return rows, merged
+
+
+def _derive(d: m.Derivation, ctx: _Context) -> pd.Series:
+    n = len(ctx)
+    match d:
+        case m.DeriveDays(start, end, by, minimum):
+            days = day_difference(ctx.column(start), ctx.column(end), by)
+            if minimum is not None:
+                days = np.where(np.isnan(days), np.nan, np.maximum(days, minimum))
+            return pd.Series(days, dtype="Float64")
+        case m.DeriveYears(start, end):
+            return pd.Series(completed_years(ctx.column(start), ctx.column(end)), dtype="Float64")
+        case m.DeriveLookup(table, related_key, subject_key, column):
+            src = ctx.env.table(table)
+            rel = pd.DataFrame({"__rk": src[related_key], "__value": src[column]})
+            rel = rel.drop_duplicates("__rk", keep="last")
+            left = pd.DataFrame({"__key": ctx.column(subject_key)})
+            out = left.merge(rel, left_on="__key", right_on="__rk", how="left")["__value"]
+            return out.reset_index(drop=True)
+        case m.DeriveAggregate(fn, table, related_key, subject_key, where, column):
+            extra = (column,) if column else ()
+            rows, merged = _joined(ctx, table, related_key, subject_key, where, extra)
+            if fn == "count":
+                return pd.Series(np.bincount(rows, minlength=n).astype(np.float64), dtype="Float64")
+            weights = merged[column].to_numpy(dtype=np.float64, na_value=0.0)
+            return pd.Series(np.bincount(rows, weights=weights, minlength=n), dtype="Float64")
+    raise IndicatorDefinitionError(f"unsupported derivation {d!r}")
+
+
+# ------------------------------------------------------------------------ criteria
+def _all(items: list[m.Criterion] | tuple[m.Criterion, ...], ctx: _Context) -> np.ndarray:
+    out = np.ones(len(ctx), dtype=bool)
+    for c in items:
+        out &= mask(c, ctx)
+    return out
+
+
+def _value_for(series: pd.Series, value: Any) -> Any:
+    if pd.api.types.is_datetime64_any_dtype(series.dtype) and isinstance(value, str):
+        return pd.Timestamp(value)
+    return value
+
+
+def mask(c: m.Criterion, ctx: _Context) -> np.ndarray:
+    """Boolean mask over ``ctx.frame`` for one criterion (nulls -> False)."""
+    match c:
+        case m.AllOf(items):
+            return _all(items, ctx)
+        case m.AnyOf(items):
+            out = np.zeros(len(ctx), dtype=bool)
+            for item in items:
+                out |= mask(item, ctx)
+            return out
+        case m.Not(item):
+            return ~mask(item, ctx)
+        case m.PopulationRef(pop):
+            return ctx.populations[pop].copy()
+        case m.InPeriod(column):
+            s = _datetimes(ctx.column(column))
+            start, end = (
+                np.datetime64(t.to_datetime64(), "us") for t in (ctx.env.period.start, ctx.env.period.end)
+            )
+            return ~np.isnat(s) & (s >= start) & (s < end)
+        case m.Equals(column, value):
+            s = ctx.column(column)
+            return _bool(s.eq(_value_for(s, value)))
+        case m.OneOf(column, values):
+            s = ctx.column(column)
+            return _bool(s.isin([_value_for(s, v) for v in values]))
+        case m.IsNull(column):
+            return ctx.column(column).isna().to_numpy(dtype=bool)
+        case m.NotNull(column):
+            return ctx.column(column).notna().to_numpy(dtype=bool)
+        case m.Compare(column, op, value, other):
+            s = ctx.column(column)
+            rhs = ctx.column(other) if other else _value_for(s, value)
+            return _bool(_OPS[op](s, rhs))
+        case m.InValueSet(ref, code, system):
+            return ctx.env.valuesets.mask(ref, ctx.column(system), ctx.column(code))
+        case m.DaysBetween(start, end, by, lo, hi):
+            days = day_difference(ctx.column(start), ctx.column(end), by)
+            out = ~np.isnan(days)
+            if lo is not None:
+                out &= np.nan_to_num(days, nan=-np.inf) >= lo
+            if hi is not None:
+                out &= np.nan_to_num(days, nan=np.inf) <= hi
+            return out
+        case m.Exists(table, related_key, subject_key, where):
+            rows, _ = _joined(ctx, table, related_key, subject_key, where)
+            out = np.zeros(len(ctx), dtype=bool)
+            out[rows] = True
+            return out
+    raise IndicatorDefinitionError(f"unsupported criterion {c!r}")
+
+
+# ---------------------------------------------------------------- subject frames
+def subject_frame(basis: m.Basis, env: _Env) -> pd.DataFrame:
+    """The basis table as subject rows, with patient_id / facility_id / ward_id / service."""
+    df = env.table(BASIS_TABLE[basis])
+    if basis is m.Basis.COMPLAINT:
+        df = df.assign(patient_id=pd.Series(pd.NA, index=df.index, dtype="string"))
+    elif basis is m.Basis.SURVEY_RESPONSE:
+        enc = env.table("encounters")[["encounter_id", "patient_id"]]
+        df = df.merge(enc, on="encounter_id", how="left")
+    elif basis is m.Basis.PATIENT:
+        na = pd.Series(pd.NA, index=df.index, dtype="string")
+        df = df.assign(facility_id=df["organization_id"], ward_id=na, service=na)
+    return df
+
+
+def _population_mask(pop: m.PopulationDef, ctx: _Context) -> np.ndarray:
+    if pop.function is not None:
+        result = pop.function(ctx.materialised(), ctx.env.data, ctx.env.period)
+        out = _bool(np.asarray(result) if not isinstance(result, pd.Series) else result)
+        if out.shape != (len(ctx),):
+            raise IndicatorDefinitionError(
+                f"population function {pop.population.value} returned {out.shape[0]} values "
+                f"for {len(ctx)} subjects"
+            )
+        return out
+    if pop.criteria is None:  # denominator / measure population default: the initial population
+        return np.ones(len(ctx), dtype=bool)
+    return mask(pop.criteria, ctx)
+
+
+def evaluate(
+    indicator: m.Indicator, data: Mapping[str, pd.DataFrame], period: str, valuesets: ValueSetIndex
+) -> pd.DataFrame:
+    """Membership of every initial-population subject, in ``INDICATOR_SUBJECTS`` shape.
+
+    ``data`` holds warehouse tables shaped like ``tables.TABLES`` (absent tables count
+    as empty). Ratio measures carry ``numerator_events`` and ``denominator_value`` for
+    subjects in the denominator and not excluded; continuous measures carry
+    ``observation`` for the measure population minus its exclusions.
+    """
+    p = m.Period.parse(period)
+    env = _Env(data, p, valuesets)
+    missing = [ref for ref in indicator.valuesets if ref not in valuesets]
+    if missing:
+        raise IndicatorDefinitionError(
+            f"{indicator.id}: value set(s) not loaded: {', '.join(sorted(missing))}"
+        )
+    full = _Context(subject_frame(indicator.basis, env), env, indicator.derive)
+    ip = _population_mask(indicator.populations[m.Population.INITIAL_POPULATION], full)
+    ctx = full.subset(ip)
+    n = len(ctx)
+    flags: dict[m.Population, np.ndarray] = {m.Population.INITIAL_POPULATION: np.ones(n, dtype=bool)}
+    ctx.populations = flags
+    parent = {
+        m.Population.DENOMINATOR: m.Population.INITIAL_POPULATION,
+        m.Population.DENOMINATOR_EXCLUSION: m.Population.DENOMINATOR,
+        m.Population.NUMERATOR: m.Population.DENOMINATOR,
+        m.Population.NUMERATOR_EXCLUSION: m.Population.NUMERATOR,
+        m.Population.MEASURE_POPULATION: m.Population.INITIAL_POPULATION,
+        m.Population.MEASURE_POPULATION_EXCLUSION: m.Population.MEASURE_POPULATION,
+    }
+    for pop in m.SCORING_POPULATIONS[indicator.scoring][1:]:
+        within = flags.get(parent[pop], np.zeros(n, dtype=bool)).copy()
+        if pop is m.Population.NUMERATOR and m.Population.DENOMINATOR_EXCLUSION in flags:
+            within &= ~flags[m.Population.DENOMINATOR_EXCLUSION]
+        definition = indicator.populations.get(pop)
+        if definition is None:
+            if pop in (m.Population.DENOMINATOR, m.Population.MEASURE_POPULATION):
+                flags[pop] = within
+            continue
+        flags[pop] = within & _population_mask(definition, ctx)
+
+    out = pd.DataFrame(
+        {
+            "indicator_id": pd.Series([indicator.id] * n, dtype="string"),
+            "period": pd.Series([p.label] * n, dtype="string"),
+            "subject_id": ctx.column(TABLES[BASIS_TABLE[indicator.basis]].key).astype("string"),
+            "patient_id": ctx.column("patient_id").astype("string"),
+            "facility_id": ctx.column("facility_id").astype("string"),
+            "ward_id": ctx.column("ward_id").astype("string"),
+            "service": ctx.column("service").astype("string"),
+        }
+    )
+    for pop, col in m.SUBJECT_COLUMN.items():
+        if pop in m.SCORING_POPULATIONS[indicator.scoring]:
+            out[col] = pd.array(flags.get(pop, np.zeros(n, dtype=bool)), dtype="boolean")
+    for col in ("denominator", "denominator_exclusion", "numerator", "numerator_exclusion"):
+        if col not in out.columns:
+            out[col] = pd.array(np.zeros(n, dtype=bool), dtype="boolean")
+    counted = flags.get(
+        m.Population.DENOMINATOR, flags.get(m.Population.MEASURE_POPULATION, np.zeros(n, dtype=bool))
+    )
+    counted = counted & ~flags.get(
+        m.Population.DENOMINATOR_EXCLUSION,
+        flags.get(m.Population.MEASURE_POPULATION_EXCLUSION, np.zeros(n, dtype=bool)),
+    )
+
+    def values(column: str | None, dtype: str) -> pd.Series:
+        if column is None:
+            return pd.Series(pd.NA, index=out.index, dtype=dtype)
+        v = ctx.column(column).astype("Float64").reset_index(drop=True)
+        v = v.where(pd.Series(counted), pd.NA)
+        return v.round().astype("Int64") if dtype == "Int64" else v.astype(dtype)
+
+    out["numerator_events"] = values(indicator.numerator_events, "Int64")
+    out["denominator_value"] = values(indicator.denominator_value, "Float64")
+    out["observation"] = values(indicator.observation, "Float64")
+    log.info("%s %s: %d subjects in the initial population", indicator.id, p.label, n)
+    return out[INDICATOR_SUBJECTS.column_names]
+
+
+__all__ = ["completed_years", "day_difference", "evaluate", "mask", "subject_frame"]

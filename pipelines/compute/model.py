@@ -1,0 +1,469 @@
+"""What an indicator *is*, once its YAML file has been read and checked.
+
+The vocabulary follows the eCQM population model (CMS eCQM logic guidance, FHIR
+Measure): a subject enters the initial population, then the denominator, may be
+excluded from it, may meet the numerator, and may be excluded from that. Continuous
+measures use a measure population instead. Population names are the snake_case forms
+of the FHIR measure-population codes (``POPULATION_CODES`` in :mod:`pipelines.tables`),
+so one name travels from the YAML file to the MeasureReport.
+
+Criteria are a small closed set of frozen dataclasses: the registry builds them from
+YAML and the engine interprets them as vectorised masks. Nothing here is ever
+evaluated as code (see STYLE.md, Anchor 3).
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.errors import ConfigError
+from pipelines.tables import POPULATION_CODES
+
+
+class Scoring(StrEnum):
+    PROPORTION = "proportion"
+    RATIO = "ratio"
+    CONTINUOUS = "continuous"
+
+
+class Basis(StrEnum):
+    PATIENT = "patient"
+    ENCOUNTER = "encounter"
+    COMPLAINT = "complaint"
+    SURVEY_RESPONSE = "survey_response"
+
+
+class Improvement(StrEnum):
+    INCREASE = "increase"
+    DECREASE = "decrease"
+
+
+class Domain(StrEnum):
+    PATIENT_SAFETY = "patient_safety"
+    GUIDELINE_ADHERENCE = "guideline_adherence"
+    PATIENT_EXPERIENCE = "patient_experience"
+    RESPONSIVENESS = "responsiveness"
+
+
+class Aggregate(StrEnum):
+    MEDIAN = "median"
+    MEAN = "mean"
+
+
+class DayCount(StrEnum):
+    """How a difference between two timestamps becomes a number of days.
+
+    ``calendar``: whole calendar days between the two dates (times ignored), the
+    midnight-census convention used for patient-days and readmission windows.
+    ``elapsed``: exact elapsed time in fractional days (e.g. "more than 24 hours").
+    ``working``: Monday-Friday days in (start, end], via ``numpy.busday_count``: the
+    day after receipt is working day 1, as in NHS complaint handling.
+    """
+
+    CALENDAR = "calendar"
+    ELAPSED = "elapsed"
+    WORKING = "working"
+
+
+class Population(StrEnum):
+    INITIAL_POPULATION = "initial_population"
+    DENOMINATOR = "denominator"
+    DENOMINATOR_EXCLUSION = "denominator_exclusion"
+    NUMERATOR = "numerator"
+    NUMERATOR_EXCLUSION = "numerator_exclusion"
+    MEASURE_POPULATION = "measure_population"
+    MEASURE_POPULATION_EXCLUSION = "measure_population_exclusion"
+
+    @property
+    def code(self) -> str:
+        """The FHIR measure-population code (``denominator-exclusion``)."""
+        return POPULATION_CODES[self.value]
+
+
+#: Populations each scoring allows, in evaluation order; the required ones first.
+SCORING_POPULATIONS: dict[Scoring, tuple[Population, ...]] = {
+    Scoring.PROPORTION: (
+        Population.INITIAL_POPULATION,
+        Population.DENOMINATOR,
+        Population.DENOMINATOR_EXCLUSION,
+        Population.NUMERATOR,
+        Population.NUMERATOR_EXCLUSION,
+    ),
+    Scoring.RATIO: (
+        Population.INITIAL_POPULATION,
+        Population.DENOMINATOR,
+        Population.DENOMINATOR_EXCLUSION,
+        Population.NUMERATOR,
+        Population.NUMERATOR_EXCLUSION,
+    ),
+    Scoring.CONTINUOUS: (
+        Population.INITIAL_POPULATION,
+        Population.MEASURE_POPULATION,
+        Population.MEASURE_POPULATION_EXCLUSION,
+    ),
+}
+REQUIRED_POPULATIONS: dict[Scoring, tuple[Population, ...]] = {
+    Scoring.PROPORTION: (Population.INITIAL_POPULATION, Population.DENOMINATOR, Population.NUMERATOR),
+    Scoring.RATIO: (Population.INITIAL_POPULATION, Population.DENOMINATOR, Population.NUMERATOR),
+    Scoring.CONTINUOUS: (Population.INITIAL_POPULATION, Population.MEASURE_POPULATION),
+}
+#: Continuous measures store their populations in the shared subject columns:
+#: measure population -> ``denominator``, its exclusion -> ``denominator_exclusion``.
+SUBJECT_COLUMN: dict[Population, str] = {
+    Population.INITIAL_POPULATION: "initial_population",
+    Population.DENOMINATOR: "denominator",
+    Population.DENOMINATOR_EXCLUSION: "denominator_exclusion",
+    Population.NUMERATOR: "numerator",
+    Population.NUMERATOR_EXCLUSION: "numerator_exclusion",
+    Population.MEASURE_POPULATION: "denominator",
+    Population.MEASURE_POPULATION_EXCLUSION: "denominator_exclusion",
+}
+
+
+# ----------------------------------------------------------------------------- period
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+@dataclass(frozen=True)
+class Period:
+    """A reporting month: ``start`` inclusive, ``end`` exclusive (naive UTC midnight)."""
+
+    label: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        m = _PERIOD.match(str(text).strip())
+        if not m:
+            raise ConfigError(f"period must look like YYYY-MM (e.g. 2026-10), got {text!r}")
+        year, month = int(m.group(1)), int(m.group(2))
+        start = pd.Timestamp(year, month, 1)
+        end = start + pd.Timedelta(days=calendar.monthrange(year, month)[1])
+        return cls(f"{year:04d}-{month:02d}", start, end)
+
+
+# --------------------------------------------------------------------------- criteria
+#: Comparison operators allowed in ``compare``.
+OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge")
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple[Criterion, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple[Criterion, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Criterion
+
+
+@dataclass(frozen=True)
+class PopulationRef:
+    """True where the subject is in an earlier population of the same indicator."""
+
+    population: Population
+
+
+@dataclass(frozen=True)
+class InPeriod:
+    """``period_start <= column < period_end``."""
+
+    column: str
+
+
+@dataclass(frozen=True)
+class Equals:
+    column: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class OneOf:
+    column: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class IsNull:
+    column: str
+
+
+@dataclass(frozen=True)
+class NotNull:
+    column: str
+
+
+@dataclass(frozen=True)
+class Compare:
+    """``column <op> value`` or ``column <op> other`` (another column). Nulls are false."""
+
+    column: str
+    op: str
+    value: Any = None
+    other: str | None = None
+
+
+@dataclass(frozen=True)
+class InValueSet:
+    """(system, code) of the row is in the value set (matched on both, per FHIR)."""
+
+    valueset: str
+    code: str = "code"
+    system: str = "code_system"
+
+
+@dataclass(frozen=True)
+class DaysBetween:
+    """``min <= days(start -> end) <= max`` counted by ``by``; a null date is false."""
+
+    start: str
+    end: str
+    by: DayCount
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class Exists:
+    """Semi-join: some row of ``table`` shares the key and meets every ``where``.
+
+    Inside ``where`` plain column names are the related table's; ``subject.<column>``
+    names the subject row's (including derived columns), which is how time windows
+    relative to the subject's dates are written.
+    """
+
+    table: str
+    related_key: str
+    subject_key: str
+    where: tuple[Criterion, ...]
+
+
+Criterion = (
+    AllOf
+    | AnyOf
+    | Not
+    | PopulationRef
+    | InPeriod
+    | Equals
+    | OneOf
+    | IsNull
+    | NotNull
+    | Compare
+    | InValueSet
+    | DaysBetween
+    | Exists
+)
+
+
+# ------------------------------------------------------------------------ derivations
+@dataclass(frozen=True)
+class DeriveDays:
+    """Day difference start -> end as a float (null when either date is), floored at ``minimum``."""
+
+    start: str
+    end: str
+    by: DayCount
+    minimum: float | None = None
+
+
+@dataclass(frozen=True)
+class DeriveYears:
+    """Completed years between two dates: age at a date from a birth date."""
+
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class DeriveLookup:
+    """One column of the related row with the same key (the latest when a row is re-sent)."""
+
+    table: str
+    related_key: str
+    subject_key: str
+    column: str
+
+
+@dataclass(frozen=True)
+class DeriveAggregate:
+    """Count of related rows meeting ``where`` (``fn`` count) or the sum of ``column`` over them."""
+
+    fn: str  # count | sum
+    table: str
+    related_key: str
+    subject_key: str
+    where: tuple[Criterion, ...]
+    column: str | None = None
+
+
+Derivation = DeriveDays | DeriveYears | DeriveLookup | DeriveAggregate
+
+
+def criterion_columns(criterion: Criterion) -> set[str]:
+    """Every column name a criterion reads in its own context (not inside ``exists``)."""
+    match criterion:
+        case AllOf(items) | AnyOf(items):
+            return set().union(*(criterion_columns(c) for c in items)) if items else set()
+        case Not(item):
+            return criterion_columns(item)
+        case InPeriod(column) | Equals(column, _) | OneOf(column, _) | IsNull(column) | NotNull(column):
+            return {column}
+        case Compare(column, _, _, other):
+            return {column} | ({other} if other else set())
+        case InValueSet(_, code, system):
+            return {code, system}
+        case DaysBetween(start, end, _, _, _):
+            return {start, end}
+        case Exists(_, _, subject_key, where):
+            inner = set().union(*(criterion_columns(c) for c in where)) if where else set()
+            return {subject_key} | {c.removeprefix("subject.") for c in inner if c.startswith("subject.")}
+        case _:
+            return set()
+
+
+def criterion_valuesets(criterion: Criterion) -> set[str]:
+    match criterion:
+        case AllOf(items) | AnyOf(items) | Exists(_, _, _, items):
+            return set().union(*(criterion_valuesets(c) for c in items)) if items else set()
+        case Not(item):
+            return criterion_valuesets(item)
+        case InValueSet(valueset, _, _):
+            return {valueset}
+        case _:
+            return set()
+
+
+# ---------------------------------------------------------------------------- indicator
+#: Signature of an escape-hatch population function in ``indicators/<id>.py``:
+#: ``f(subjects, data, period) -> boolean mask aligned with subjects``.
+PopulationFunction = Callable[[pd.DataFrame, Mapping[str, pd.DataFrame], Period], Any]
+
+
+@dataclass(frozen=True)
+class PopulationDef:
+    population: Population
+    sentence: str
+    criteria: Criterion | None = None
+    function: PopulationFunction | None = None
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One indicator file, validated. ``metadata()`` is what the report and exports see."""
+
+    id: str
+    title: str
+    description: str
+    domain: Domain
+    owner: str
+    scoring: Scoring
+    basis: Basis
+    improvement: Improvement
+    target: float
+    unit: str
+    multiplier: float
+    grain: str
+    populations: dict[Population, PopulationDef]
+    stratifiers: tuple[str, ...] = ()
+    aggregate: Aggregate | None = None
+    cms_id: str | None = None
+    references: tuple[str, ...] = ()
+    derive: dict[str, Derivation] = field(default_factory=dict)
+    numerator_events: str | None = None
+    denominator_value: str | None = None
+    observation: str | None = None
+    source: Path | None = None
+
+    def population(self, name: Population | str) -> PopulationDef | None:
+        return self.populations.get(Population(name))
+
+    @property
+    def valuesets(self) -> set[str]:
+        refs: set[str] = set()
+        for pop in self.populations.values():
+            if pop.criteria is not None:
+                refs |= criterion_valuesets(pop.criteria)
+        for d in self.derive.values():
+            if isinstance(d, DeriveAggregate):
+                for c in d.where:
+                    refs |= criterion_valuesets(c)
+        return refs
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-able description. Proportion scores are fractions (0..1): ``multiplier``
+        (100) tells the report how to display them; ratio scores already include it."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "domain": self.domain.value,
+            "owner": self.owner,
+            "scoring": self.scoring.value,
+            "basis": self.basis.value,
+            "improvement": self.improvement.value,
+            "target": self.target,
+            "unit": self.unit,
+            "multiplier": self.multiplier,
+            "aggregate": self.aggregate.value if self.aggregate else None,
+            "stratifiers": list(self.stratifiers),
+            "cms_id": self.cms_id,
+            "grain": self.grain,
+            "references": list(self.references),
+            "populations": {p.value: d.sentence for p, d in self.populations.items()},
+            "population_codes": {p.value: p.code for p in self.populations},
+            "subject_columns": {p.value: SUBJECT_COLUMN[p] for p in self.populations},
+        }
+
+
+__all__ = [
+    "OPERATORS",
+    "REQUIRED_POPULATIONS",
+    "SCORING_POPULATIONS",
+    "SUBJECT_COLUMN",
+    "Aggregate",
+    "AllOf",
+    "AnyOf",
+    "Basis",
+    "Compare",
+    "Criterion",
+    "DayCount",
+    "DaysBetween",
+    "Derivation",
+    "DeriveAggregate",
+    "DeriveDays",
+    "DeriveLookup",
+    "DeriveYears",
+    "Domain",
+    "Equals",
+    "Exists",
+    "Improvement",
+    "InPeriod",
+    "InValueSet",
+    "Indicator",
+    "IsNull",
+    "Not",
+    "NotNull",
+    "OneOf",
+    "Period",
+    "Population",
+    "PopulationDef",
+    "PopulationFunction",
+    "PopulationRef",
+    "Scoring",
+    "criterion_columns",
+    "criterion_valuesets",
+]

@@ -1,0 +1,168 @@
+"""From subject rows to one result row per facility x stratum: counts, score, CI, status.
+
+Scores (eCQM measure scoring, FHIR MeasureReport ``measureScore``):
+
+* proportion: (numerator - numerator exclusions) / (denominator - denominator
+  exclusions), as a fraction 0..1; the report multiplies by ``multiplier`` (100) to
+  show a percentage. Wilson 95% interval.
+* ratio: sum of ``numerator_events`` over numerator subjects not excluded, divided by
+  the summed ``denominator_value`` (exposure, e.g. patient-days) of denominator subjects
+  not excluded, times ``multiplier`` (per 1,000). Garwood exact Poisson interval.
+* continuous: median or mean of ``observation`` over the measure population minus its
+  exclusions (stored in the ``denominator`` / ``denominator_exclusion`` columns).
+  Order-statistic interval for the median, Student-t for the mean.
+
+A zero denominator gives a NaN score and status ``grey``. Subjects without a facility
+are kept under facility ``unknown`` (and a missing stratum value under ``unknown``), so
+every subject is counted in exactly one row of each breakdown.
+
+The interval and status functions come from :mod:`pipelines.analyse` (pure statistics,
+no dependency back on compute).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipelines.analyse.intervals import grouped_mean, grouped_median, poisson_rate, wilson
+from pipelines.analyse.status import rag_status
+from pipelines.compute import model as m
+from pipelines.compute.engine import evaluate
+from pipelines.compute.valuesets import ValueSetIndex
+from pipelines.tables import ALL_FACILITIES, INDICATOR_RESULTS, INDICATOR_SUBJECTS, OVERALL, POPULATIONS
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "unknown"
+_KEYS = ["facility_id", "stratifier", "stratum"]
+
+
+def _typed(df: pd.DataFrame, spec_dtypes: Mapping[str, str], columns: Sequence[str]) -> pd.DataFrame:
+    return (
+        pd.DataFrame({c: df[c].astype(spec_dtypes[c]) for c in columns})
+        if len(df)
+        else pd.DataFrame({c: pd.Series(dtype=spec_dtypes[c]) for c in columns})
+    )
+
+
+def _long(indicator: m.Indicator, s: pd.DataFrame) -> pd.DataFrame:
+    """One row per subject x (facility level) x (stratification) it belongs to."""
+    b = {p: s[p].fillna(False).to_numpy(dtype=bool) for p in POPULATIONS}
+    counted = b["denominator"] & ~b["denominator_exclusion"]
+    values = pd.DataFrame({p: b[p].astype(np.int64) for p in POPULATIONS})
+    if indicator.scoring is m.Scoring.RATIO:
+        scored = b["numerator"] & ~b["numerator_exclusion"]
+        values["events"] = np.where(
+            scored, s["numerator_events"].to_numpy(dtype=np.float64, na_value=0.0), 0.0
+        )
+        values["exposure"] = np.where(
+            counted, s["denominator_value"].to_numpy(dtype=np.float64, na_value=0.0), 0.0
+        )
+    if indicator.scoring is m.Scoring.CONTINUOUS:
+        values["observation"] = np.where(
+            counted, s["observation"].to_numpy(dtype=np.float64, na_value=np.nan), np.nan
+        )
+    facility = s["facility_id"].astype("string").fillna(UNKNOWN).to_numpy(dtype=object)
+    levels = [np.full(len(s), ALL_FACILITIES, dtype=object), facility]
+    strata = [(OVERALL[0], np.full(len(s), OVERALL[1], dtype=object))]
+    strata += [
+        (name, s[name].astype("string").fillna(UNKNOWN).to_numpy(dtype=object))
+        for name in indicator.stratifiers
+    ]
+    parts = []
+    for fac in levels:
+        for name, stratum in strata:
+            part = values.copy()
+            part["facility_id"], part["stratifier"], part["stratum"] = fac, name, stratum
+            parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def aggregate(indicator: m.Indicator, subjects: pd.DataFrame, period: str) -> pd.DataFrame:
+    """``INDICATOR_RESULTS`` rows for one indicator and period (see module docstring)."""
+    label = m.Period.parse(period).label
+    s = subjects
+    if "indicator_id" in s.columns and len(s):
+        s = s[(s["indicator_id"] == indicator.id) & (s["period"] == label)]
+    s = s.reset_index(drop=True)
+    long = _long(indicator, s)
+    if long.empty:  # still report the system-wide row: no data is a result (grey)
+        long = pd.DataFrame(
+            {
+                **{p: [0] for p in POPULATIONS},
+                "facility_id": [ALL_FACILITIES],
+                "stratifier": [OVERALL[0]],
+                "stratum": [OVERALL[1]],
+                "events": [0.0],
+                "exposure": [0.0],
+                "observation": [np.nan],
+            }
+        )
+    grouped = long.groupby(_KEYS, sort=False)
+    codes = grouped.ngroup().to_numpy()
+    sums = [c for c in long.columns if c in (*POPULATIONS, "events", "exposure")]
+    res = grouped[sums].sum().reset_index()
+    n = len(res)
+    out = res[_KEYS].copy()
+    for p in POPULATIONS:
+        out[p] = res[p].astype("Int64")
+    out["numerator_events"] = pd.Series(pd.NA, index=out.index, dtype="Int64")
+    out["denominator_value"] = pd.Series(np.nan, index=out.index, dtype="Float64")
+
+    if indicator.scoring is m.Scoring.PROPORTION:
+        x = (res["numerator"] - res["numerator_exclusion"]).to_numpy(dtype=np.float64)
+        d = (res["denominator"] - res["denominator_exclusion"]).to_numpy(dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = np.where(d > 0, x / d, np.nan)
+        low, high = wilson(x, d)
+    elif indicator.scoring is m.Scoring.RATIO:
+        events = res["events"].to_numpy(dtype=np.float64)
+        exposure = res["exposure"].to_numpy(dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = np.where(exposure > 0, events / exposure * indicator.multiplier, np.nan)
+        low, high = poisson_rate(events, exposure, indicator.multiplier)
+        out["numerator_events"] = pd.array(np.round(events).astype(np.int64), dtype="Int64")
+        out["denominator_value"] = pd.array(exposure, dtype="Float64")
+    else:
+        obs = long["observation"].to_numpy(dtype=np.float64)
+        fn = grouped_median if indicator.aggregate is m.Aggregate.MEDIAN else grouped_mean
+        score, low, high = fn(obs, codes, n)
+
+    out["measure_score"] = pd.array(score, dtype="Float64")
+    out["ci_low"] = pd.array(np.where(np.isnan(score), np.nan, low), dtype="Float64")
+    out["ci_high"] = pd.array(np.where(np.isnan(score), np.nan, high), dtype="Float64")
+    out["target"] = pd.array(np.full(n, indicator.target), dtype="Float64")
+    out["status"] = rag_status(score, low, high, indicator.target, indicator.improvement.value)
+    out["indicator_id"] = indicator.id
+    out["period"] = label
+
+    order = {name: i for i, name in enumerate([OVERALL[0], *indicator.stratifiers])}
+    out = out.assign(
+        _fac=(out["facility_id"] != ALL_FACILITIES).astype(int),
+        _strat=out["stratifier"].map(order),
+    ).sort_values(["_fac", "facility_id", "_strat", "stratum"], kind="stable")
+    return _typed(out.reset_index(drop=True), INDICATOR_RESULTS.dtypes, INDICATOR_RESULTS.column_names)
+
+
+def compute_period(
+    indicators: Sequence[m.Indicator], data: Mapping[str, pd.DataFrame], period: str, valuesets: ValueSetIndex
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(subjects, results) for every indicator in one month."""
+    subjects, results = [], []
+    for indicator in indicators:
+        subj = evaluate(indicator, data, period, valuesets)
+        subjects.append(subj)
+        results.append(aggregate(indicator, subj, period))
+    all_subjects = pd.concat(subjects, ignore_index=True) if subjects else pd.DataFrame()
+    all_results = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
+    return (
+        _typed(all_subjects, INDICATOR_SUBJECTS.dtypes, INDICATOR_SUBJECTS.column_names),
+        _typed(all_results, INDICATOR_RESULTS.dtypes, INDICATOR_RESULTS.column_names),
+    )
+
+
+__all__ = ["UNKNOWN", "aggregate", "compute_period"]
