@@ -1,0 +1,172 @@
+"""Patient-experience survey returns and the complaints register, as CSV rows.
+
+Survey answers come from one latent experience score per stay, so the recommend
+question, the 0-10 rating and the five SERVQUAL items agree with each other the
+way real returns do (and a driver analysis has a signal to find). Complaint
+handling follows the NHS complaints standard shape: acknowledged within three
+working days, resolved weeks later, still open if the window ends first.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from pipelines.generate.clock import DAY, HOUR, add_working_days, batch_index, iso, iso_date, weekday
+from pipelines.generate.ids import new_id, rint
+from pipelines.generate.model import Facility, Ward
+from pipelines.tables import PROVENANCE, TABLES
+
+_PROV = {p for p, _ in PROVENANCE}
+SURVEY_COLUMNS: list[str] = [c for c in TABLES["survey_responses"].column_names if c not in _PROV]
+COMPLAINT_COLUMNS: list[str] = [c for c in TABLES["complaints"].column_names if c not in _PROV]
+
+SURVEY_MODES = (("post", 0.35), ("web", 0.30), ("phone", 0.20), ("sms", 0.15))
+CHANNELS = (("phone", 0.25), ("email", 0.30), ("letter", 0.10), ("web", 0.25), ("in_person", 0.10))
+CATEGORIES = (
+    ("clinical_care", 0.22),
+    ("communication", 0.22),
+    ("waiting_times", 0.15),
+    ("staff_attitude", 0.12),
+    ("environment", 0.07),
+    ("discharge", 0.10),
+    ("medication", 0.07),
+    ("other", 0.05),
+)
+SEVERITIES = (("low", 0.55), ("moderate", 0.35), ("high", 0.10))
+OUTCOMES = (("upheld", 0.30), ("partly_upheld", 0.30), ("not_upheld", 0.33), ("withdrawn", 0.07))
+
+_POSITIVE = (
+    "Staff were kind and explained everything.",
+    "Excellent care from the nurses on the ward.",
+    "Very clean ward and good food.",
+    "Thank you to Sam and the night team.",
+    "Felt safe and well looked after.",
+    "Doctors took time to listen.",
+)
+_NEUTRAL = (
+    "Care was fine but the wait for discharge was long.",
+    "Good treatment, noisy at night.",
+    "Some confusion about my medication at home time.",
+    "OK overall.",
+)
+_NEGATIVE = (
+    "Call bell was not answered for a long time.",
+    "Nobody told me what was happening.",
+    "Ward was short staffed and it showed.",
+    "I fell and felt nobody was watching.",
+    "Discharge letter was wrong and late.",
+)
+#: Wards where patients report a worse experience (the same wards that fall more).
+_WORSE_WARDS = {"loc-northfield-ward-holly": -0.3, "loc-riverside-ward-tyne": -0.4}
+
+
+def weighted(rng: random.Random, options: tuple[tuple[str, float], ...]) -> str:
+    u = rng.random()
+    acc = 0.0
+    for value, w in options:
+        acc += w
+        if u < acc:
+            return value
+    return options[-1][0]
+
+
+def _clamp(x: float, lo: int, hi: int) -> int:
+    return max(lo, min(hi, int(round(x))))
+
+
+def survey_row(
+    rng: random.Random,
+    encounter_id: str,
+    facility: Facility,
+    ward: Ward,
+    discharge: int,
+    harmed: bool,
+    bounds: list[int],
+) -> tuple[int, list[Any]] | None:
+    """One returned survey, or None when it would be completed after the window."""
+    completed = discharge + (3 + int(rng.triangular(0, 38, 6))) * DAY
+    batch = batch_index(bounds, completed)
+    if batch < 0:
+        return None
+    s = (
+        rng.gauss(0.0, 1.0)
+        + facility.satisfaction
+        + _WORSE_WARDS.get(ward.id, 0.0)
+        - (0.6 if harmed else 0.0)
+    )
+    recommend = 4 if s > -0.65 else 3 if s > -1.35 else 2 if s > -1.9 else 1
+    rating = _clamp(8.1 + 1.5 * s + rng.gauss(0.0, 0.8), 0, 10)
+    items = [_clamp(4.0 + 0.8 * s + rng.gauss(0.0, 0.6), 1, 5) for _ in range(5)]
+    comment: str | None = None
+    if rng.random() < 0.55:
+        pool = _POSITIVE if s > 0.0 else _NEUTRAL if s > -1.0 else _NEGATIVE
+        comment = pool[rint(rng, len(pool))]
+    row: list[Any] = [
+        new_id(rng),
+        encounter_id,
+        facility.id,
+        ward.id,
+        ward.service,
+        weighted(rng, SURVEY_MODES),
+        iso_date(completed),
+        recommend,
+        rating,
+        *items,
+        comment,
+    ]
+    return batch, row
+
+
+def complaint_row(
+    rng: random.Random,
+    facility: Facility,
+    ward: Ward,
+    encounter_end: int,
+    window_end: int,
+    bounds: list[int],
+) -> tuple[int, list[Any]] | None:
+    """One complaint about an encounter, as the register stood at the end of the window."""
+    day = encounter_end - encounter_end % DAY + int(rng.triangular(0, 45, 3)) * DAY
+    while weekday(day) >= 5 and rng.random() < 0.8:  # most complaints arrive on working days
+        day += DAY
+    received = day + 8 * HOUR + rint(rng, 10 * HOUR)
+    batch = batch_index(bounds, received)
+    if batch < 0:
+        return None
+    severity = weighted(rng, SEVERITIES)
+    if rng.random() < facility.ack_slow:
+        ack = add_working_days(received, rng.randint(4, 12))
+    else:
+        ack = add_working_days(received, rng.randint(1, 3))
+    ack = ack - ack % DAY + 9 * HOUR + rint(rng, 8 * HOUR)
+    lo, hi = facility.resolve_days
+    stretch = 1.3 if severity == "high" else 1.0
+    resolved = ack + int(rng.uniform(lo, hi) * stretch * DAY)
+    ack_at: int | None = ack
+    resolved_at: int | None = resolved
+    outcome: str | None = None
+    if ack > window_end:
+        ack_at = resolved_at = None
+        status = "open"
+    elif resolved > window_end:
+        resolved_at = None
+        status = "acknowledged"
+    else:
+        status = "resolved"
+        outcome = weighted(rng, OUTCOMES)
+    row: list[Any] = [
+        new_id(rng),
+        facility.id,
+        ward.id,
+        ward.service,
+        weighted(rng, CHANNELS),
+        weighted(rng, CATEGORIES),
+        severity,
+        iso(received),
+        iso(ack_at) if ack_at is not None else None,
+        iso(resolved_at) if resolved_at is not None else None,
+        outcome,
+        status,
+    ]
+    return batch, row
