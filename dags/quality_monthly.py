@@ -23,6 +23,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
+
 def _stage(name: str, *args: object, **kwargs: object) -> object:
     """Call ``pipelines.stages.<name>``; a CareQI error the user must fix fails the task
     at once (no retry), while warehouse outages and unexpected errors are retried."""

@@ -55,7 +55,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-POA_EXTENSION = "http://hl7.org/fhir/us/qicore/StructureDefinition/qicore-encounter-diagnosisPresentOnAdmission"
+POA_EXTENSION = (
+    "http://hl7.org/fhir/us/qicore/StructureDefinition/qicore-encounter-diagnosisPresentOnAdmission"
+)
 POA_SYSTEM = "https://www.cms.gov/Medicare/Medicare-Fee-for-Service-Payment/HospitalAcqCond/Coding"
 HARM_EXTENSION = "https://careqi.example.org/fhir/StructureDefinition/harm-level"
 #: Harm levels, least to most severe (NHS NRLS / AHRQ Harm Scale style).
@@ -347,7 +349,11 @@ VALIDATION_CHECKS = TableSpec(
     "check",
     (
         _c("table_name", nullable=False),
-        _c("check", nullable=False, doc="expectation type plus column(s), e.g. expect_column_values_to_not_be_null(patient_id)"),
+        _c(
+            "check",
+            nullable=False,
+            doc="expectation type plus column(s), e.g. expect_column_values_to_not_be_null(patient_id)",
+        ),
         _c("description", doc="plain-language statement from the expectation's meta"),
         _c("category", doc="Kahn category: conformance | completeness | plausibility | uniqueness"),
         _c("violated", "Int64", nullable=False),

@@ -1,0 +1,58 @@
+# CareQI: the two commands a new user needs are `make demo` and `make test`.
+# Everything runs from a uv-managed virtualenv built from the committed uv.lock;
+# all runtime state (warehouse, Airflow metadata DB, reports) lives under var/.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := python3 -m uv
+endif
+
+export CAREQI_HOME ?= $(CURDIR)/var
+DEMO_PATIENTS ?= 2000
+DEMO_END ?= 2026-10
+DEMO_FIRST ?= 2025-11
+DEMO_SEED ?= 42
+BENCH_PATIENTS ?= 100000
+
+.PHONY: help install demo test test-fast bench lint clean
+
+help:
+	@echo "make demo   - generate a synthetic hospital system and run the monthly DAG through Airflow"
+	@echo "make test   - install and run the whole test suite (SQLite + PostgreSQL + Airflow)"
+	@echo "make bench  - time every stage on $(BENCH_PATIENTS) synthetic patients"
+	@echo "make lint   - ruff"
+	@echo "make clean  - remove var/ (all generated data, the warehouse and reports)"
+
+.venv/.careqi-installed: pyproject.toml uv.lock
+	@python3 -m uv --version >/dev/null 2>&1 || command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.careqi-installed
+
+demo: install
+	$(UV) run careqi generate --patients $(DEMO_PATIENTS) --months 12 --end $(DEMO_END) --seed $(DEMO_SEED)
+	$(UV) run careqi backfill --from $(DEMO_FIRST) --to $$($(UV) run python -c "from pipelines.periods import shift; print(shift('$(DEMO_END)', -1))")
+	$(UV) run scripts/airflow_dag_test.sh quality_monthly $(DEMO_END)
+	@echo
+	@echo "Report:  $(CAREQI_HOME)/reports/$(DEMO_END)/index.html"
+	@echo "Exports: $(CAREQI_HOME)/exports/$(DEMO_END)/"
+
+test: install
+	$(UV) run pytest -n 2 --dist loadgroup
+
+test-fast: install
+	$(UV) run pytest -n 2 --dist loadgroup -m "not airflow"
+
+bench: install
+	$(UV) run careqi bench --patients $(BENCH_PATIENTS)
+
+lint: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+clean:
+	rm -rf var

@@ -1,0 +1,69 @@
+"""Run ``quality_monthly`` through Airflow itself (``airflow dags test`` on a SQLite
+metadata DB), not by calling the stage functions, and check that the report and the
+exports it wrote agree with the warehouse."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipelines import stages
+from pipelines.config import load_settings
+from pipelines.generate import generate
+from pipelines.load import make_engine, read_results
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("airflow")]
+
+
+def test_dag_run_produces_report_and_exports_that_agree_with_the_warehouse(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAREQI_", "AIRFLOW"))}
+    env["CAREQI_HOME"] = str(home)
+    settings = load_settings({"CAREQI_HOME": str(home)})
+    generate(settings.incoming_dir, patients=300, months=2, seed=5, end_period="2026-10")
+    stages.run_period("2026-09", settings, report=False)  # history, as a backfill would leave it
+
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "airflow_dag_test.sh"), "quality_monthly", "2026-10"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "DAG run state: success" in proc.stdout
+
+    report = home / "reports" / "2026-10" / "index.html"
+    html = report.read_text()
+    assert "<svg" in html
+    exports = home / "exports" / "2026-10"
+    (csv_path,) = exports.glob("*.csv")
+    reports = sorted(exports.glob("*.measurereport.json"))
+
+    engine = make_engine(settings.warehouse_url)
+    results = read_results(engine, periods=["2026-10"])
+    overall = results[(results["facility_id"] == "ALL") & (results["stratifier"] == "overall")]
+    assert len(reports) == overall["indicator_id"].nunique() > 0
+    rows = [
+        r
+        for r in csv.DictReader(csv_path.open())
+        if r["facility_id"] == "ALL" and r["stratifier"] == "overall"
+    ]
+    by_id = {r["indicator_id"]: r for r in rows}
+    for rec in overall.itertuples():
+        if by_id[rec.indicator_id]["denominator"] != "":
+            assert int(by_id[rec.indicator_id]["denominator"]) == int(rec.denominator)
+    for path in reports:
+        resource = json.loads(path.read_text())
+        assert resource["resourceType"] == "MeasureReport"
+        assert resource["type"] == "summary"
+        assert resource["period"]["start"].startswith("2026-10-01")
+    # The DAG ran after the CLI-loaded history: the report's trend includes it.
+    assert set(read_results(engine)["period"]) >= {"2026-09", "2026-10"}
