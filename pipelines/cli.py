@@ -34,8 +34,8 @@ app = typer.Typer(
 indicators_app = typer.Typer(help="Inspect the indicator catalogue.", no_args_is_help=True)
 app.add_typer(indicators_app, name="indicators")
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 DEFAULT_END = "2026-10"
 

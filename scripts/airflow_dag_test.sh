@@ -35,7 +35,9 @@ airflow dags test "$dag_id" "$logical_date" -c "{\"period\": \"$period\"}" >"$lo
 
 state=$(airflow dags list-runs "$dag_id" -o json 2>/dev/null | python -c '
 import json, sys
-runs = json.load(sys.stdin)
+# Airflow may print warnings on stdout before the JSON document: take the JSON line.
+lines = [line for line in sys.stdin.read().splitlines() if line.startswith("[")]
+runs = json.loads(lines[-1]) if lines else []
 runs.sort(key=lambda r: r.get("start_date") or "")
 print(runs[-1]["state"] if runs else "missing")
 ')

@@ -1,0 +1,26 @@
+"""The warehouse: SQLAlchemy Core on SQLite (default) or PostgreSQL (production).
+
+Stages hand DataFrames conformed to ``pipelines.tables`` in and get the same dtypes
+back; nothing outside this package writes SQL.
+"""
+
+from __future__ import annotations
+
+from pipelines.load.batches import list_batches, read_batch, read_table, replace_batch, table_counts
+from pipelines.load.engine import make_engine
+from pipelines.load.results import read_results, read_subjects, replace_results
+from pipelines.load.schema import SCHEMA_VERSION, create_schema
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "create_schema",
+    "list_batches",
+    "make_engine",
+    "read_batch",
+    "read_results",
+    "read_subjects",
+    "read_table",
+    "replace_batch",
+    "replace_results",
+    "table_counts",
+]

@@ -1,0 +1,148 @@
+"""Loading and reading monthly batches.
+
+A batch (``YYYY-MM``) is the unit of delivery and therefore the unit of replacement:
+re-running a month's load must leave the warehouse exactly as one run would (Airflow
+retries and back-fills re-run tasks), so a load deletes everything the batch wrote
+before and inserts the new rows in the same transaction. Readers never see a half
+batch, and a failed load leaves the previous state intact.
+
+Records may be delivered more than once: Patient, Organization and Location
+resources are re-sent in every batch that references them, and a source may correct
+a record in a later batch. Each delivery is kept (history, provenance), and
+:func:`read_table` resolves them: the latest batch wins, optionally as of an earlier
+batch so that a past month can be recomputed exactly as it was known then.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipelines import tables as T
+from pipelines.errors import WarehouseError
+from pipelines.load import schema as S
+from pipelines.load.engine import read_connection, write_transaction
+from pipelines.load.frames import insert_frame, prepare, read_typed
+
+log = logging.getLogger(__name__)
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def check_month(value: str, what: str) -> str:
+    """Batches and periods are calendar months ``YYYY-MM``; they sort as text, which
+    the "latest batch wins" rule relies on."""
+    if not isinstance(value, str) or not _MONTH.match(value):
+        raise WarehouseError(f"{what} must be a month written YYYY-MM, got {value!r}")
+    return value
+
+
+def _batch_table(name: str) -> tuple[sa.Table, T.TableSpec]:
+    if name not in S.BATCH_TABLES:
+        raise WarehouseError(f"unknown warehouse table {name!r}; expected one of {', '.join(S.BATCH_TABLES)}")
+    return S.BATCH_TABLES[name]
+
+
+def replace_batch(
+    engine: Engine,
+    batch: str,
+    *,
+    tables: dict[str, pd.DataFrame],
+    quarantine: pd.DataFrame,
+    reconciliation: pd.DataFrame,
+    checks: pd.DataFrame,
+) -> dict[str, int]:
+    """Replace everything ``batch`` holds in the warehouse with these frames.
+
+    Source tables missing from ``tables`` end up empty for this batch (the batch did
+    not deliver them). Every frame is checked against the contract before anything is
+    written. Returns rows written per table (every batch table, zeros included).
+    """
+    check_month(batch, "batch")
+    unknown = sorted(set(tables) - set(T.TABLES))
+    if unknown:
+        raise WarehouseError(f"replace_batch: unknown source table(s): {', '.join(unknown)}")
+    fixed = {S.BATCH: batch}
+    frames: dict[str, pd.DataFrame] = {}
+    for name, spec in T.TABLES.items():
+        df = tables.get(name)
+        frames[name] = prepare(df if df is not None else T.empty_frame(spec), spec, unique=[spec.key], fixed=fixed)
+    frames[T.QUARANTINE.name] = prepare(quarantine, T.QUARANTINE, fixed=fixed)
+    frames[T.RECONCILIATION.name] = prepare(reconciliation, T.RECONCILIATION, unique=["table_name"], fixed=fixed)
+    frames[T.VALIDATION_CHECKS.name] = prepare(checks, T.VALIDATION_CHECKS, unique=["table_name", "check"], fixed=fixed)
+
+    written: dict[str, int] = {}
+    with write_transaction(engine, f"loading batch {batch}") as conn:
+        for name, (table, spec) in S.BATCH_TABLES.items():
+            conn.execute(sa.delete(table).where(table.c[S.BATCH] == batch))
+            written[name] = insert_frame(conn, table, frames[name], [S.BATCH, *spec.column_names])
+        conn.execute(sa.delete(S.load_batches).where(S.load_batches.c[S.BATCH] == batch))
+        conn.execute(
+            sa.insert(S.load_batches),
+            {S.BATCH: batch, "loaded_at": S.utc_now(), "rows_written": sum(written.values())},
+        )
+    log.info("batch %s loaded: %d rows", batch, sum(written.values()))
+    return written
+
+
+def read_table(engine: Engine, name: str, *, upto_batch: str | None = None) -> pd.DataFrame:
+    """A source table with one row per record id: the delivery from the latest batch
+    (no later than ``upto_batch`` when given), typed exactly like extract output, with
+    provenance and the ``batch`` that delivered it."""
+    if name not in T.TABLES:
+        raise WarehouseError(f"unknown source table {name!r}; expected one of {', '.join(T.TABLES)}")
+    spec = T.TABLES[name]
+    table = S.SOURCE_TABLES[name]
+    key, bcol = table.c[spec.key], table.c[S.BATCH]
+    latest = sa.select(key.label("k"), sa.func.max(bcol).label("b")).group_by(key)
+    if upto_batch is not None:
+        latest = latest.where(bcol <= check_month(upto_batch, "upto_batch"))
+    latest_sq = latest.subquery("latest")
+    stmt = (
+        sa.select(*(table.c[c] for c in spec.column_names), bcol)
+        .join(latest_sq, sa.and_(key == latest_sq.c.k, bcol == latest_sq.c.b))
+        .order_by(bcol, table.c.source_file, table.c.source_line, key)
+    )
+    with read_connection(engine, f"reading {name}") as conn:
+        return read_typed(conn, stmt, spec, {S.BATCH: "string"})
+
+
+def read_batch(engine: Engine, name: str, batch: str) -> pd.DataFrame:
+    """Rows one batch wrote to ``quarantine``, ``reconciliation`` or ``validation_checks``
+    (a source table name also works: that batch's deliveries, undeduplicated)."""
+    table, spec = _batch_table(name)
+    check_month(batch, "batch")
+    order = (
+        [table.c[S.QUARANTINE_ID]]
+        if name == T.QUARANTINE.name
+        else [table.c[c] for c in table.primary_key.columns.keys()]
+    )
+    stmt = (
+        sa.select(*(table.c[c] for c in spec.column_names), table.c[S.BATCH])
+        .where(table.c[S.BATCH] == batch)
+        .order_by(*order)
+    )
+    with read_connection(engine, f"reading {name} for batch {batch}") as conn:
+        return read_typed(conn, stmt, spec, {S.BATCH: "string"})
+
+
+def list_batches(engine: Engine) -> list[str]:
+    """Batches loaded so far, oldest first."""
+    stmt = sa.select(S.load_batches.c[S.BATCH]).order_by(S.load_batches.c[S.BATCH])
+    with read_connection(engine, "listing batches") as conn:
+        return [row[0] for row in conn.execute(stmt)]
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Rows per warehouse table (every delivery, all batches): for status output and
+    for checking that a re-run changed nothing."""
+    names = [t for t in S.metadata.sorted_tables if t.name != S.schema_version.name]
+    counts: dict[str, int] = {}
+    with read_connection(engine, "counting rows") as conn:
+        for table in sorted(names, key=lambda t: t.name):
+            counts[table.name] = int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+    return counts

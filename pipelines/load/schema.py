@@ -1,0 +1,203 @@
+"""Warehouse tables generated from the table contract (pipelines.tables).
+
+The warehouse never declares a column by hand: every table comes from a TableSpec so
+that extract, validation, load and compute cannot drift apart. The warehouse adds:
+
+* ``batch`` (``YYYY-MM``) on every table a batch delivers, because a load replaces a
+  whole batch and a record re-sent in a later batch (a Patient referenced again,
+  a corrected Encounter) must not overwrite history until read time decides which
+  delivery wins;
+* primary keys that make a double load impossible: (batch, record id) for source
+  tables, the natural grain for indicator tables. The (batch, ...) primary keys also
+  serve as the batch index, so no separate single-column batch index is kept there;
+* indexes on what compute joins and filters on: patient_id, encounter_id and the main
+  date of each table. Nothing more: every index is paid for on each monthly load;
+* ``load_batches`` (what was loaded when) and ``schema_version``, so that a warehouse
+  created by an older release is detected instead of misread.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy import Column, Index, MetaData, PrimaryKeyConstraint, Table
+from sqlalchemy.engine import Engine
+
+from pipelines import tables as T
+from pipelines.errors import WarehouseError
+from pipelines.load.engine import write_transaction
+
+SCHEMA_VERSION = 1
+#: Arbitrary constant: PostgreSQL advisory lock serialising concurrent create_schema calls.
+_DDL_LOCK_KEY = 7_140_221_901
+
+BATCH = "batch"
+QUARANTINE_ID = "quarantine_id"
+
+metadata = MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    }
+)
+
+#: The date each table is usually filtered on (reporting windows, discharge month).
+DATE_INDEXES: dict[str, tuple[str, ...]] = {
+    "patients": ("birth_date",),
+    "encounters": ("start_at", "end_at"),
+    "conditions": ("onset_at", "recorded_at"),
+    "procedures": ("performed_start",),
+    "medications": ("effective_start",),
+    "observations": ("effective_at",),
+    "adverse_events": ("occurred_at",),
+    "survey_responses": ("completed_on",),
+    "complaints": ("received_at",),
+}
+_JOIN_COLUMNS = ("patient_id", "encounter_id")
+
+
+def utc_now() -> datetime:
+    """Naive UTC, the contract's timestamp convention."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def sa_type(dtype: str, *, short: bool = False) -> sa.types.TypeEngine:
+    """SQL type for a pandas dtype of the contract. Timestamps are naive UTC by
+    contract, hence DateTime without time zone on both back ends."""
+    if dtype in ("string", "str"):
+        return sa.String(7) if short else sa.Text()
+    if dtype == "Int64":
+        return sa.BigInteger()
+    if dtype == "Float64":
+        return sa.Float(53)
+    if dtype == "boolean":
+        return sa.Boolean()
+    if dtype == T.TS:
+        return sa.DateTime(timezone=False)
+    raise WarehouseError(f"no warehouse type for pandas dtype {dtype!r}")
+
+
+def _columns(spec: T.TableSpec, *, short: tuple[str, ...] = ()) -> list[Column]:
+    nullable = {c.name: c.nullable for c in spec.columns}
+    return [
+        Column(name, sa_type(dtype, short=name in short), nullable=nullable.get(name, True))
+        for name, dtype in spec.dtypes.items()
+    ]
+
+
+def _batch_column() -> Column:
+    return Column(BATCH, sa.String(7), nullable=False)
+
+
+def _source_table(spec: T.TableSpec) -> Table:
+    names = set(spec.column_names)
+    for col in DATE_INDEXES.get(spec.name, ()):
+        if col not in names:
+            raise WarehouseError(f"date index column {spec.name}.{col} is not in the table contract")
+    indexes = [Index(None, c) for c in _JOIN_COLUMNS if c in names and c != spec.key]
+    indexes += [Index(None, c) for c in DATE_INDEXES.get(spec.name, ())]
+    return Table(
+        spec.name,
+        metadata,
+        _batch_column(),
+        *_columns(spec),
+        PrimaryKeyConstraint(BATCH, spec.key),
+        *indexes,
+    )
+
+
+SOURCE_TABLES: dict[str, Table] = {name: _source_table(spec) for name, spec in T.TABLES.items()}
+
+quarantine = Table(
+    T.QUARANTINE.name,
+    metadata,
+    # No natural key: one source line can fail at extract and its row at validation.
+    Column(
+        QUARANTINE_ID,
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    _batch_column(),
+    *_columns(T.QUARANTINE),
+    Index(None, BATCH, "table_name"),
+)
+
+reconciliation = Table(
+    T.RECONCILIATION.name,
+    metadata,
+    _batch_column(),
+    *_columns(T.RECONCILIATION),
+    PrimaryKeyConstraint(BATCH, "table_name"),
+)
+
+validation_checks = Table(
+    T.VALIDATION_CHECKS.name,
+    metadata,
+    _batch_column(),
+    *_columns(T.VALIDATION_CHECKS),
+    PrimaryKeyConstraint(BATCH, "table_name", "check"),
+)
+
+indicator_subjects = Table(
+    T.INDICATOR_SUBJECTS.name,
+    metadata,
+    *_columns(T.INDICATOR_SUBJECTS, short=("period",)),
+    PrimaryKeyConstraint("indicator_id", "period", "subject_id"),
+    Index(None, "period"),
+)
+
+indicator_results = Table(
+    T.INDICATOR_RESULTS.name,
+    metadata,
+    *_columns(T.INDICATOR_RESULTS, short=("period",)),
+    PrimaryKeyConstraint("indicator_id", "period", "facility_id", "stratifier", "stratum"),
+    Index(None, "period"),
+)
+
+load_batches = Table(
+    "load_batches",
+    metadata,
+    Column(BATCH, sa.String(7), primary_key=True),
+    Column("loaded_at", sa.DateTime(timezone=False), nullable=False),
+    Column("rows_written", sa.BigInteger(), nullable=False),
+)
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    Column("applied_at", sa.DateTime(timezone=False), nullable=False),
+)
+
+#: Tables replaced wholesale by replace_batch, with the spec that types them.
+BATCH_TABLES: dict[str, tuple[Table, T.TableSpec]] = {
+    **{name: (SOURCE_TABLES[name], spec) for name, spec in T.TABLES.items()},
+    T.QUARANTINE.name: (quarantine, T.QUARANTINE),
+    T.RECONCILIATION.name: (reconciliation, T.RECONCILIATION),
+    T.VALIDATION_CHECKS.name: (validation_checks, T.VALIDATION_CHECKS),
+}
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every warehouse table and index that does not exist yet.
+
+    Safe to call at the start of every run and from parallel tasks: on PostgreSQL an
+    advisory lock serialises the check-then-create, on SQLite the write transaction
+    does. A warehouse stamped with a different schema version is refused rather than
+    silently mixed with this release's layout.
+    """
+    with write_transaction(engine, "creating the warehouse schema") as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
+        metadata.create_all(conn, checkfirst=True)
+        found = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+        if found is None:
+            conn.execute(sa.insert(schema_version), {"version": SCHEMA_VERSION, "applied_at": utc_now()})
+        elif found != SCHEMA_VERSION:
+            raise WarehouseError(
+                f"warehouse schema version is {found} but this CareQI release expects {SCHEMA_VERSION}; "
+                "migrate or point CAREQI_WAREHOUSE_URL at a new warehouse"
+            )
