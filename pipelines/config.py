@@ -44,6 +44,10 @@ class Settings:
         quarantine_fail_ratio: a table whose quarantined share exceeds this fails
             the run (a broken feed, not a few bad rows).
         report_months: months of history in the report's trend charts.
+        revision_months: how many later monthly batches can still complete a month
+            (a readmission, a late-coded diagnosis). A month's results are computed
+            from the batches up to ``month + revision_months`` and are provisional
+            until those have been loaded.
     """
 
     home: Path
@@ -59,6 +63,7 @@ class Settings:
     shared_data_dir: Path
     quarantine_fail_ratio: float = 0.25
     report_months: int = 12
+    revision_months: int = 2
     small_number_threshold: int = 11
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -87,6 +92,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         shared_data_dir=_path(env, "CAREQI_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"),
         quarantine_fail_ratio=float(env.get("CAREQI_QUARANTINE_FAIL_RATIO", "0.25")),
         report_months=int(env.get("CAREQI_REPORT_MONTHS", "12")),
+        revision_months=int(env.get("CAREQI_REVISION_MONTHS", "2")),
         small_number_threshold=int(env.get("CAREQI_SMALL_NUMBER_THRESHOLD", "11")),
         extra={k: v for k, v in env.items() if k.startswith("CAREQI_")},
     )

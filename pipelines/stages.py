@@ -59,9 +59,7 @@ def _read_frame(path: Path, fallback: pd.DataFrame) -> pd.DataFrame:
 def _read_meta(folder: Path, stage: str, period: str) -> dict[str, Any]:
     meta = folder / META_FILE
     if not meta.exists():
-        raise ConfigError(
-            f"no {stage} output for {period} under {folder}: run the {stage} stage for this period first"
-        )
+        raise ConfigError(f"no {stage} output for {period} under {folder}: run the {stage} stage for this period first")
     return json.loads(meta.read_text())
 
 
@@ -191,12 +189,26 @@ def indicator_catalogue(settings: Settings) -> tuple[list[Any], Any]:
     return indicators, valuesets
 
 
-def compute_stage(period: str, settings: Settings | None = None, *, history: bool = False) -> dict[str, Any]:
-    """Evaluate every indicator for ``period`` (and, with ``history``, the trend window).
+def compute_targets(period: str, loaded: set[str], *, revision_months: int, history_months: int = 0) -> list[str]:
+    """The months a run for ``period`` (re)computes, oldest first.
 
-    Indicators read every loaded batch: a later batch can complete an earlier month
-    (a readmission delivered next month), so recomputing a month after newer loads
-    gives the fuller answer, while recomputing on unchanged data gives the same one.
+    Loading batch P can complete the previous ``revision_months`` months (a readmission
+    delivered with next month's discharges), so those are recomputed too; with
+    ``history_months`` the whole trend window is. Months with no loaded batch are
+    skipped, except ``period`` itself.
+    """
+    depth = max(revision_months, history_months - 1, 0)
+    candidates = [periods.shift(period, -k) for k in range(depth, -1, -1)]
+    return [p for p in candidates if p in loaded or p == period]
+
+
+def compute_stage(period: str, settings: Settings | None = None, *, history: bool = False) -> dict[str, Any]:
+    """Evaluate every indicator for ``period`` and revise the months it can complete.
+
+    Results for month M are always computed from the batches up to
+    ``M + revision_months`` (never from anything loaded later), so rerunning any
+    period reproduces the same warehouse, and a month becomes final once that many
+    later batches have arrived.
     """
     from pipelines.compute import compute_period
     from pipelines.load import create_schema, list_batches, make_engine, read_table, replace_results
@@ -207,15 +219,16 @@ def compute_stage(period: str, settings: Settings | None = None, *, history: boo
     engine = make_engine(settings.warehouse_url)
     try:
         create_schema(engine)
-        loaded = set(list_batches(engine))
-        data = {name: read_table(engine, name) for name in TABLES}
-        targets = [period]
-        if history:
-            targets = [
-                p for p in periods.window(period, settings.report_months) if p in loaded or p == period
-            ]
+        targets = compute_targets(
+            period,
+            set(list_batches(engine)),
+            revision_months=settings.revision_months,
+            history_months=settings.report_months if history else 0,
+        )
         summary: dict[str, Any] = {"period": period, "indicators": len(indicators), "periods": targets}
         for target in targets:
+            upto = periods.shift(target, settings.revision_months)
+            data = {name: read_table(engine, name, upto_batch=upto) for name in TABLES}
             subjects, results = compute_period(indicators, data, target, valuesets)
             replace_results(engine, target, subjects=subjects, results=results)
             if target == period:
@@ -248,9 +261,7 @@ def _report_inputs(period: str, settings: Settings) -> _ReportInputs:
     try:
         results = read_results(engine, periods=periods.window(period, settings.report_months))
         if not (results["period"] == period).any():
-            raise ConfigError(
-                f"no indicator results for {period}: run the compute stage for this period first"
-            )
+            raise ConfigError(f"no indicator results for {period}: run the compute stage for this period first")
         orgs = read_table(engine, "organizations")
         locs = read_table(engine, "locations")
         return _ReportInputs(
@@ -260,9 +271,7 @@ def _report_inputs(period: str, settings: Settings) -> _ReportInputs:
             reconciliation=read_batch(engine, "reconciliation", period),
             checks=read_batch(engine, "validation_checks", period),
             quarantine=read_batch(engine, "quarantine", period),
-            facilities=dict(
-                zip(orgs["organization_id"], orgs["name"].fillna(orgs["organization_id"]), strict=True)
-            ),
+            facilities=dict(zip(orgs["organization_id"], orgs["name"].fillna(orgs["organization_id"]), strict=True)),
             wards=dict(zip(locs["location_id"], locs["name"].fillna(locs["location_id"]), strict=True)),
         )
     finally:

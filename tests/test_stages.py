@@ -70,14 +70,10 @@ def test_malformed_lines_do_not_stop_the_run(pipeline: Settings) -> None:
 def test_rerunning_a_period_leaves_the_warehouse_identical(pipeline: Settings) -> None:
     engine = make_engine(pipeline.warehouse_url)
     before_counts = table_counts(engine)
-    before = read_results(engine).sort_values(
-        ["indicator_id", "period", "facility_id", "stratifier", "stratum"]
-    )
+    before = read_results(engine).sort_values(["indicator_id", "period", "facility_id", "stratifier", "stratum"])
     stages.run_period(PERIODS[1], pipeline, report=False)
     after_counts = table_counts(engine)
-    after = read_results(engine).sort_values(
-        ["indicator_id", "period", "facility_id", "stratifier", "stratum"]
-    )
+    after = read_results(engine).sort_values(["indicator_id", "period", "facility_id", "stratifier", "stratum"])
     assert after_counts == before_counts
     pd.testing.assert_frame_equal(before.reset_index(drop=True), after.reset_index(drop=True))
 
@@ -97,8 +93,11 @@ def test_csv_export_agrees_with_the_warehouse(pipeline: Settings) -> None:
     results = read_results(engine, periods=[period])
     overall = results[(results["facility_id"] == "ALL") & (results["stratifier"] == "overall")]
     (csv_path,) = (pipeline.exports_dir / period).glob("*.csv")
-    rows = {r["indicator_id"]: r for r in csv.DictReader(csv_path.open()) if r["facility_id"] == "ALL"}
-    rows = {k: v for k, v in rows.items() if v["stratifier"] == "overall"}
+    rows = {
+        r["indicator_id"]: r
+        for r in csv.DictReader(csv_path.open())
+        if r["facility_id"] == "ALL" and r["stratifier"] == "overall"
+    }
     assert set(rows) == set(overall["indicator_id"])
     for rec in overall.itertuples():
         row = rows[rec.indicator_id]
@@ -134,3 +133,14 @@ def test_exports_carry_no_patient_identifiers(pipeline: Settings) -> None:
         text = path.read_text()
         leaked = [s for s in secrets if s in text]
         assert not leaked, f"{path.name} leaks {leaked[:3]}"
+
+
+def test_a_run_revises_the_months_its_batch_can_complete() -> None:
+    loaded = {"2026-07", "2026-08", "2026-09"}
+    assert stages.compute_targets("2026-09", loaded, revision_months=2) == ["2026-07", "2026-08", "2026-09"]
+    assert stages.compute_targets("2026-10", loaded, revision_months=0) == ["2026-10"]
+    assert stages.compute_targets("2026-09", loaded, revision_months=1, history_months=12) == [
+        "2026-07",
+        "2026-08",
+        "2026-09",
+    ]

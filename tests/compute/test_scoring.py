@@ -33,9 +33,7 @@ def _subjects(indicator_id: str, rows: list[dict]) -> pd.DataFrame:
         "numerator_exclusion": False,
     }
     df = pd.DataFrame([{**base, "subject_id": f"s{i}", **r} for i, r in enumerate(rows)])
-    return pd.concat([empty_frame(INDICATOR_SUBJECTS), df], ignore_index=True).astype(
-        INDICATOR_SUBJECTS.dtypes
-    )
+    return pd.concat([empty_frame(INDICATOR_SUBJECTS), df], ignore_index=True).astype(INDICATOR_SUBJECTS.dtypes)
 
 
 def _overall(results: pd.DataFrame, facility: str = ALL_FACILITIES) -> pd.Series:

@@ -95,9 +95,7 @@ def test_filter_without_expansion_is_an_error_when_used(tmp_path: Path) -> None:
             "resourceType": "ValueSet",
             "id": "filtered",
             "compose": {
-                "include": [
-                    {"system": SNOMED, "filter": [{"property": "concept", "op": "is-a", "value": "1"}]}
-                ]
+                "include": [{"system": SNOMED, "filter": [{"property": "concept", "op": "is-a", "value": "1"}]}]
             },
         },
     )

@@ -16,7 +16,7 @@ DAG_FILES = sorted(DAGS.glob("*.py"))
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(DAGS), include_examples=False)
+    return DagBag(dag_folder=str(DAGS))
 
 
 def test_dag_folder_has_files() -> None:

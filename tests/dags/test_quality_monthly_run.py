@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ def test_dag_run_produces_report_and_exports_that_agree_with_the_warehouse(tmp_p
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAREQI_", "AIRFLOW"))}
     env["CAREQI_HOME"] = str(home)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # the venv's airflow
     settings = load_settings({"CAREQI_HOME": str(home)})
     generate(settings.incoming_dir, patients=300, months=2, seed=5, end_period="2026-10")
     stages.run_period("2026-09", settings, report=False)  # history, as a backfill would leave it
@@ -51,11 +53,7 @@ def test_dag_run_produces_report_and_exports_that_agree_with_the_warehouse(tmp_p
     results = read_results(engine, periods=["2026-10"])
     overall = results[(results["facility_id"] == "ALL") & (results["stratifier"] == "overall")]
     assert len(reports) == overall["indicator_id"].nunique() > 0
-    rows = [
-        r
-        for r in csv.DictReader(csv_path.open())
-        if r["facility_id"] == "ALL" and r["stratifier"] == "overall"
-    ]
+    rows = [r for r in csv.DictReader(csv_path.open()) if r["facility_id"] == "ALL" and r["stratifier"] == "overall"]
     by_id = {r["indicator_id"]: r for r in rows}
     for rec in overall.itertuples():
         if by_id[rec.indicator_id]["denominator"] != "":

@@ -89,9 +89,7 @@ def test_continuous_measure_reports_measure_population(reports):
 
 def test_reports_are_byte_reproducible(results, indicators, tmp_path):
     a = [p.read_bytes() for p in export_measure_reports(results, indicators, PERIOD, tmp_path / "a")]
-    b = [
-        p.read_bytes() for p in export_measure_reports(results.iloc[::-1], indicators, PERIOD, tmp_path / "b")
-    ]
+    b = [p.read_bytes() for p in export_measure_reports(results.iloc[::-1], indicators, PERIOD, tmp_path / "b")]
     assert a == b
 
 
@@ -139,9 +137,7 @@ def test_invalid_resource_is_an_export_error():
         )
 
 
-def test_underscored_indicator_ids_give_valid_fhir_ids_and_cms_short_ids_resolve(
-    results, indicators, tmp_path
-):
+def test_underscored_indicator_ids_give_valid_fhir_ids_and_cms_short_ids_resolve(results, indicators, tmp_path):
     renamed = results.assign(indicator_id=results["indicator_id"].replace({"vte": "vte_prophylaxis"}))
     ind = [{**indicators[0], "id": "vte_prophylaxis", "cms_id": "CMS108"}, indicators[1]]
     paths = export_measure_reports(renamed, ind, PERIOD, tmp_path)

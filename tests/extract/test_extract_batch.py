@@ -69,9 +69,7 @@ def test_malformed_line_is_quarantined_with_its_line_number_and_the_file_continu
     _assert_balanced(result)
 
 
-def test_line_of_another_resource_type_is_quarantined_to_the_files_table(
-    tmp_path: Path, write_ndjson: Writer
-) -> None:
+def test_line_of_another_resource_type_is_quarantined_to_the_files_table(tmp_path: Path, write_ndjson: Writer) -> None:
     write_ndjson("Encounter.000.ndjson", [_enc("e1"), _cond("c1")])
     result = extract_batch(tmp_path)
     assert len(result.tables["encounters"]) == 1 and len(result.tables["conditions"]) == 0
@@ -103,9 +101,7 @@ def test_timezone_offsets_become_naive_utc_and_dates_midnight(tmp_path: Path, wr
     assert result.tables["patients"].iloc[0]["birth_date"] == pd.Timestamp("1950-02-03 00:00:00")
 
 
-def test_unreadable_value_quarantines_the_row_with_the_conform_reason(
-    tmp_path: Path, write_ndjson: Writer
-) -> None:
+def test_unreadable_value_quarantines_the_row_with_the_conform_reason(tmp_path: Path, write_ndjson: Writer) -> None:
     bad = _enc("e2", period={"start": "2026-13-45T00:00:00Z"})
     write_ndjson("Encounter.ndjson", [_enc("e1"), bad])
     result = extract_batch(tmp_path, validate_sample=0)
@@ -117,9 +113,7 @@ def test_unreadable_value_quarantines_the_row_with_the_conform_reason(
     _assert_balanced(result)
 
 
-def test_poa_comes_from_encounter_diagnosis_when_the_condition_has_none(
-    tmp_path: Path, write_ndjson: Writer
-) -> None:
+def test_poa_comes_from_encounter_diagnosis_when_the_condition_has_none(tmp_path: Path, write_ndjson: Writer) -> None:
     enc = _enc(
         "e1",
         diagnosis=[
@@ -137,9 +131,7 @@ def test_poa_comes_from_encounter_diagnosis_when_the_condition_has_none(
     assert pd.isna(poa["c3"])
 
 
-def test_sampled_resource_failing_fhir_r4_validation_is_quarantined(
-    tmp_path: Path, write_ndjson: Writer
-) -> None:
+def test_sampled_resource_failing_fhir_r4_validation_is_quarantined(tmp_path: Path, write_ndjson: Writer) -> None:
     invalid = {"resourceType": "Encounter", "id": "bad", "class": {"code": "IMP"}}  # status is required
     write_ndjson("Encounter.ndjson", [invalid, _enc("e1"), dict(invalid, id="bad2")])
     result = extract_batch(tmp_path, validate_sample=2)
@@ -208,9 +200,7 @@ def test_truncated_gzip_stops_the_batch_instead_of_dropping_the_rest(tmp_path: P
         extract_batch(tmp_path)
 
 
-def test_missing_folder_and_unknown_ndjson_name_are_clear_errors(
-    tmp_path: Path, write_ndjson: Writer
-) -> None:
+def test_missing_folder_and_unknown_ndjson_name_are_clear_errors(tmp_path: Path, write_ndjson: Writer) -> None:
     with pytest.raises(ExtractError, match="does not exist"):
         extract_batch(tmp_path / "2026-13")
     with pytest.raises(ExtractError, match="does not exist"):
@@ -220,9 +210,7 @@ def test_missing_folder_and_unknown_ndjson_name_are_clear_errors(
         extract_batch(tmp_path)
 
 
-def test_unused_types_are_counted_and_logs_and_hidden_files_skipped(
-    tmp_path: Path, write_ndjson: Writer
-) -> None:
+def test_unused_types_are_counted_and_logs_and_hidden_files_skipped(tmp_path: Path, write_ndjson: Writer) -> None:
     write_ndjson("Immunization.000.ndjson", [{"resourceType": "Immunization", "id": "i1"}, "not json", ""])
     write_ndjson("log.ndjson.gz", [{"eventId": "kickoff"}])
     write_ndjson("_partial.ndjson", ["garbage"])
@@ -234,9 +222,7 @@ def test_unused_types_are_counted_and_logs_and_hidden_files_skipped(
     assert len(result.tables["encounters"]) == 1
 
 
-def test_walk_is_recursive_sorted_and_paths_relative_to_the_root(
-    tmp_path: Path, write_ndjson: Writer
-) -> None:
+def test_walk_is_recursive_sorted_and_paths_relative_to_the_root(tmp_path: Path, write_ndjson: Writer) -> None:
     write_ndjson("b/Encounter.ndjson", [_enc("e2")])
     write_ndjson("a/Encounter.ndjson", [_enc("e1")])
     write_ndjson("Encounter.ndjson", [_enc("e0")])

@@ -60,15 +60,11 @@ def test_every_flattener_returns_exactly_its_table_columns() -> None:
     for table, fn in cases.items():
         expected = [c.name for c in TABLES[table].columns]
         assert list(fn({"resourceType": "X", "id": "1"})) == expected, table
-    assert list(flatten_medication_administration({"id": "1"})) == [
-        c.name for c in TABLES["medications"].columns
-    ]
+    assert list(flatten_medication_administration({"id": "1"})) == [c.name for c in TABLES["medications"].columns]
 
 
 def test_missing_or_oddly_shaped_elements_give_nulls_not_errors() -> None:
-    row = flatten_encounter(
-        {"id": "e1", "class": "IMP", "period": "yesterday", "type": [], "location": [None]}
-    )
+    row = flatten_encounter({"id": "e1", "class": "IMP", "period": "yesterday", "type": [], "location": [None]})
     assert row["encounter_id"] == "e1"
     assert row["class_code"] is None
     assert row["start_at"] is None and row["type_code"] is None and row["ward_id"] is None

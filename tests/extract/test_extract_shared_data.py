@@ -99,9 +99,7 @@ def test_synthea_smart_blood_pressure_panels_split_into_components(smart: Extrac
 
 def test_official_fhir_examples_flatten_adverse_event_and_contained_medication(shared_data: Path) -> None:
     examples = shared_data / "fhir-r4-examples" / "examples"
-    result = extract_paths(
-        [examples / "adverseevent-example.json", examples / "medicationadministration0301.json"]
-    )
+    result = extract_paths([examples / "adverseevent-example.json", examples / "medicationadministration0301.json"])
     assert result.quarantine.empty
     ae = result.tables["adverse_events"].iloc[0]
     assert (ae["patient_id"], ae["code"], ae["harm_level"]) == ("example", "304386008", "low")

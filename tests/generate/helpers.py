@@ -173,9 +173,7 @@ def _int_in(value: str, lo: int, hi: int) -> bool:
         return False
 
 
-def row_problems(
-    name: str, row: dict[str, str], raw: tuple[str, ...], earlier: set[tuple[str, ...]]
-) -> set[str]:
+def row_problems(name: str, row: dict[str, str], raw: tuple[str, ...], earlier: set[tuple[str, ...]]) -> set[str]:
     found: set[str] = set()
     if raw in earlier:
         found.add("duplicate")

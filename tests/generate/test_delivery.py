@@ -81,9 +81,7 @@ def test_reference_data_is_sent_in_full_every_month_and_resolves(
     clean_run: tuple[Path, GenerateSummary],
 ) -> None:
     root, _ = clean_run
-    per_batch = [
-        (b, ndjson_lines(b, "Organization.ndjson"), ndjson_lines(b, "Location.ndjson")) for b in batches(root)
-    ]
+    per_batch = [(b, ndjson_lines(b, "Organization.ndjson"), ndjson_lines(b, "Location.ndjson")) for b in batches(root)]
     first = per_batch[0]
     assert len(first[1]) == 3
     assert all(orgs == first[1] and locs == first[2] for _, orgs, locs in per_batch)

@@ -48,9 +48,7 @@ class Stays:
     def falls_per_1000(self, keep) -> float:  # type: ignore[no-untyped-def]
         days = sum(d for i, d in self.bed_days.items() if keep(self.by_id[i]))
         n = sum(
-            1
-            for a in self.falls
-            if ref_id(a["encounter"]) in self.by_id and keep(self.by_id[ref_id(a["encounter"])])
+            1 for a in self.falls if ref_id(a["encounter"]) in self.by_id and keep(self.by_id[ref_id(a["encounter"])])
         )
         return 1000 * n / days
 
@@ -84,9 +82,7 @@ def test_emergency_readmission_within_30_days(stays: Stays) -> None:
     assert 0.07 <= readmitted / index <= 0.2
 
 
-def test_vte_prophylaxis_by_the_day_after_admission(
-    population_run: tuple[Path, GenerateSummary], stays: Stays
-) -> None:
+def test_vte_prophylaxis_by_the_day_after_admission(population_run: tuple[Path, GenerateSummary], stays: Stays) -> None:
     root, _ = population_run
     pharm, mech = _codes("vte-pharmacological-prophylaxis"), _codes("vte-mechanical-prophylaxis")
     first: dict[str, object] = {}
@@ -134,9 +130,7 @@ def test_pressure_injuries_hospital_acquired_and_present_on_admission(
     assert poa["Y"]
 
 
-def test_other_incidents_and_blood_pressure(
-    population_run: tuple[Path, GenerateSummary], stays: Stays
-) -> None:
+def test_other_incidents_and_blood_pressure(population_run: tuple[Path, GenerateSummary], stays: Stays) -> None:
     root, _ = population_run
     med_errors = _codes("adverse-event-medication-error")
     assert any(_coding(a["event"]) in med_errors for a in stays.adverse)
@@ -196,9 +190,7 @@ def test_riverside_patients_are_less_satisfied_and_wait_longer_for_replies(
 
 
 def test_admissions_peak_in_winter(big: Stays) -> None:
-    per_month = Counter(
-        e["period"]["start"][5:7] for e in big.ip if e["priority"]["coding"][0]["code"] != "EL"
-    )
+    per_month = Counter(e["period"]["start"][5:7] for e in big.ip if e["priority"]["coding"][0]["code"] != "EL")
     winter = per_month["12"] + per_month["01"] + per_month["02"]
     summer = per_month["06"] + per_month["07"] + per_month["08"]
     assert winter > 1.1 * summer

@@ -62,9 +62,7 @@ def load_case(path: Path) -> Case:
     for table in doc.get("given", {}):
         assert table in TABLES, f"{path}: unknown table {table!r}"
     for subject, expected in doc["expect"].items():
-        assert set(expected) <= EXPECT_KEYS, (
-            f"{path}: {subject}: unknown expectation {set(expected) - EXPECT_KEYS}"
-        )
+        assert set(expected) <= EXPECT_KEYS, f"{path}: {subject}: unknown expectation {set(expected) - EXPECT_KEYS}"
     return Case(path.parent.name, path, str(doc["period"]), doc.get("given", {}), doc["expect"])
 
 

@@ -23,9 +23,7 @@ def _column(key: str) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_case(case: Case) -> None:
     assert case.indicator_id in INDICATORS, f"case folder {case.indicator_id} names no indicator"
-    subjects = evaluate(INDICATORS[case.indicator_id], case.tables(), case.period, VALUESETS).set_index(
-        "subject_id"
-    )
+    subjects = evaluate(INDICATORS[case.indicator_id], case.tables(), case.period, VALUESETS).set_index("subject_id")
     problems = []
     for subject, expected in case.expect.items():
         if expected.get("initial_population") is False:

@@ -166,10 +166,7 @@ def test_continuous_cases_are_those_worse_than_target_worst_first(
         INDICATOR_RESULTS,
     )
     subs = typed(
-        [
-            {**subject("days", sid), "observation": obs}
-            for sid, obs in [("c1", 10.0), ("c2", 40.0), ("c3", 21.0)]
-        ],
+        [{**subject("days", sid), "observation": obs} for sid, obs in [("c1", 10.0), ("c2", 40.0), ("c3", 21.0)]],
         INDICATOR_SUBJECTS,
     )
     ctx = build_report_context(

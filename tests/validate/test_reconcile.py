@@ -31,9 +31,7 @@ def test_reconciliation_balances_with_extract_and_validate_quarantine() -> None:
             {"patient_id": "p1", "gender": "female"},
         ],
     )
-    result = validate_tables(
-        {"patients": patients, "complaints": empty_frame(TABLES["complaints"])}, SUITES_DIR
-    )
+    result = validate_tables({"patients": patients, "complaints": empty_frame(TABLES["complaints"])}, SUITES_DIR)
     quarantine = pd.concat([extract_quarantine("patients", 2), result.quarantine], ignore_index=True)
 
     rec = reconcile({"patients": 5, "complaints": 0}, result.valid, quarantine)

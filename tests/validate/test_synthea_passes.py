@@ -97,10 +97,7 @@ def flatten(resource: dict) -> tuple[str, dict] | None:
             "effective_start": resource.get("authoredOn"),
         }
     if kind == "Observation":
-        parts = {
-            coding(c.get("code")).get("code"): c.get("valueQuantity", {})
-            for c in resource.get("component", [])
-        }
+        parts = {coding(c.get("code")).get("code"): c.get("valueQuantity", {}) for c in resource.get("component", [])}
         return "observations", {
             "observation_id": resource["id"],
             **subject,
@@ -153,9 +150,7 @@ def test_synthea_bulk_export_and_bundles_pass_every_suite(shared_data: Path) -> 
         for index, entry in enumerate(bundle.get("entry", []), start=1):
             if entry["resource"]["resourceType"] == "Observation":
                 _, row = flatten(entry["resource"])
-                rows.setdefault("observations", []).append(
-                    {**row, "source_file": path.name, "source_line": index}
-                )
+                rows.setdefault("observations", []).append({**row, "source_file": path.name, "source_line": index})
     tables = conformed(rows)
     assert tables["observations"]["systolic"].notna().any()
 

@@ -92,16 +92,13 @@ def reasons_by_line(result: ValidationResult, table: str) -> dict[int, list[str]
 def test_each_defect_gives_one_quarantine_row_naming_its_check(result: ValidationResult) -> None:
     got = reasons_by_line(result, "encounters")
     assert sorted(got) == [3, 4, 5, 6, 7, 8]
-    assert got[3] == [
-        "expect_column_values_to_not_be_null(encounter_id): Every record has a record id (encounter_id)."
-    ]
+    assert got[3] == ["expect_column_values_to_not_be_null(encounter_id): Every record has a record id (encounter_id)."]
     assert len(got[4]) == 1 and got[4][0].startswith("expect_column_values_to_not_be_null(patient_id): ")
     assert len(got[5]) == 1 and got[5][0].startswith("expect_column_values_to_be_in_set(status): ")
     assert len(got[6]) == 1
     assert got[6][0].startswith("expect_column_pair_values_a_to_be_greater_than_b(end_at, start_at): ")
     assert got[7] == [
-        "expect_column_values_to_be_unique(encounter_id): "
-        "duplicate record id: first seen at Encounter.ndjson:1"
+        "expect_column_values_to_be_unique(encounter_id): duplicate record id: first seen at Encounter.ndjson:1"
     ]
 
 
@@ -127,14 +124,10 @@ def test_likert_and_rating_out_of_range_are_quarantined(result: ValidationResult
 def test_complaint_acknowledged_before_receipt_is_quarantined(result: ValidationResult) -> None:
     got = reasons_by_line(result, "complaints")
     assert list(got) == [2]
-    assert got[2][0].startswith(
-        "expect_column_pair_values_a_to_be_greater_than_b(acknowledged_at, received_at)"
-    )
+    assert got[2][0].startswith("expect_column_pair_values_a_to_be_greater_than_b(acknowledged_at, received_at)")
 
 
-def test_clean_rows_pass_untouched_with_dtypes(
-    inputs: dict[str, pd.DataFrame], result: ValidationResult
-) -> None:
+def test_clean_rows_pass_untouched_with_dtypes(inputs: dict[str, pd.DataFrame], result: ValidationResult) -> None:
     for table, clean_lines in [
         ("encounters", [1, 2, 9, 10]),
         ("survey_responses", [1, 4]),
@@ -149,9 +142,7 @@ def test_clean_rows_pass_untouched_with_dtypes(
 def test_quarantine_rows_carry_key_provenance_and_payload(result: ValidationResult) -> None:
     q = result.quarantine
     assert list(q.columns) == QUARANTINE.column_names
-    assert q.dtypes.astype(str).to_dict() == {
-        k: str(pd.Series(dtype=v).dtype) for k, v in QUARANTINE.dtypes.items()
-    }
+    assert q.dtypes.astype(str).to_dict() == {k: str(pd.Series(dtype=v).dtype) for k, v in QUARANTINE.dtypes.items()}
     assert (q["stage"] == "validate").all()
     enc = q[q["table_name"] == "encounters"].set_index("source_line")
     assert pd.isna(enc.loc[3, "record_id"])
