@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,6 +190,38 @@ def indicator_catalogue(settings: Settings) -> tuple[list[Any], Any]:
     return indicators, valuesets
 
 
+class WarehouseView(Mapping[str, pd.DataFrame]):
+    """The warehouse tables as of a batch horizon, read only when an indicator asks.
+
+    Indicators touch a few tables (no shipped one reads observations), so tables are
+    read lazily; and several months' horizons share one read of every delivery
+    (``deliveries``), each view keeping only the batches up to its own horizon. The
+    indicator engine then keeps the latest delivery of each record.
+    """
+
+    def __init__(self, engine: Any, upto_batch: str, deliveries: dict[str, pd.DataFrame], horizon: str) -> None:
+        self._engine = engine
+        self._upto = upto_batch
+        self._deliveries = deliveries
+        self._horizon = horizon
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in TABLES:
+            raise KeyError(name)
+        if name not in self._deliveries:
+            from pipelines.load import read_deliveries
+
+            self._deliveries[name] = read_deliveries(self._engine, name, upto_batch=self._horizon)
+        df = self._deliveries[name]
+        return df[df["batch"] <= self._upto]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(TABLES)
+
+    def __len__(self) -> int:
+        return len(TABLES)
+
+
 def compute_targets(period: str, loaded: set[str], *, revision_months: int, history_months: int = 0) -> list[str]:
     """The months a run for ``period`` (re)computes, oldest first.
 
@@ -211,7 +244,7 @@ def compute_stage(period: str, settings: Settings | None = None, *, history: boo
     later batches have arrived.
     """
     from pipelines.compute import compute_period
-    from pipelines.load import create_schema, list_batches, make_engine, read_table, replace_results
+    from pipelines.load import create_schema, list_batches, make_engine, replace_results
 
     settings = _settings(settings)
     period = periods.validate_period(period)
@@ -226,10 +259,11 @@ def compute_stage(period: str, settings: Settings | None = None, *, history: boo
             history_months=settings.report_months if history else 0,
         )
         summary: dict[str, Any] = {"period": period, "indicators": len(indicators), "periods": targets}
+        horizon = periods.shift(targets[-1], settings.revision_months)
+        deliveries: dict[str, pd.DataFrame] = {}
         for target in targets:
-            upto = periods.shift(target, settings.revision_months)
-            data = {name: read_table(engine, name, upto_batch=upto) for name in TABLES}
-            subjects, results = compute_period(indicators, data, target, valuesets)
+            view = WarehouseView(engine, periods.shift(target, settings.revision_months), deliveries, horizon)
+            subjects, results = compute_period(indicators, view, target, valuesets)
             replace_results(engine, target, subjects=subjects, results=results)
             if target == period:
                 summary["subjects"] = len(subjects)

@@ -6,7 +6,14 @@ back; nothing outside this package writes SQL.
 
 from __future__ import annotations
 
-from pipelines.load.batches import list_batches, read_batch, read_table, replace_batch, table_counts
+from pipelines.load.batches import (
+    list_batches,
+    read_batch,
+    read_deliveries,
+    read_table,
+    replace_batch,
+    table_counts,
+)
 from pipelines.load.engine import make_engine
 from pipelines.load.results import read_results, read_subjects, replace_results
 from pipelines.load.schema import SCHEMA_VERSION, create_schema
@@ -17,6 +24,7 @@ __all__ = [
     "list_batches",
     "make_engine",
     "read_batch",
+    "read_deliveries",
     "read_results",
     "read_subjects",
     "read_table",

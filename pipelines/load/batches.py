@@ -111,6 +111,24 @@ def read_table(engine: Engine, name: str, *, upto_batch: str | None = None) -> p
         return read_typed(conn, stmt, spec, {S.BATCH: "string"})
 
 
+def read_deliveries(engine: Engine, name: str, *, upto_batch: str | None = None) -> pd.DataFrame:
+    """Every delivery of a source table's records (no later than ``upto_batch``), with
+    the ``batch`` that delivered each: a record re-sent in three batches appears three
+    times. One read serves several batch horizons; keep the latest per key in memory."""
+    if name not in T.TABLES:
+        raise WarehouseError(f"unknown source table {name!r}; expected one of {', '.join(T.TABLES)}")
+    spec = T.TABLES[name]
+    table = S.SOURCE_TABLES[name]
+    bcol = table.c[S.BATCH]
+    stmt = sa.select(*(table.c[c] for c in spec.column_names), bcol).order_by(
+        bcol, table.c.source_file, table.c.source_line, table.c[spec.key]
+    )
+    if upto_batch is not None:
+        stmt = stmt.where(bcol <= check_month(upto_batch, "upto_batch"))
+    with read_connection(engine, f"reading {name}") as conn:
+        return read_typed(conn, stmt, spec, {S.BATCH: "string"})
+
+
 def read_batch(engine: Engine, name: str, batch: str) -> pd.DataFrame:
     """Rows one batch wrote to ``quarantine``, ``reconciliation`` or ``validation_checks``
     (a source table name also works: that batch's deliveries, undeduplicated)."""
