@@ -11,7 +11,7 @@ UV := python3 -m uv
 endif
 
 export CAREQI_HOME ?= $(CURDIR)/var
-DEMO_PATIENTS ?= 2000
+DEMO_PATIENTS ?= 20000
 DEMO_END ?= 2026-10
 DEMO_FIRST ?= 2025-11
 DEMO_SEED ?= 42
