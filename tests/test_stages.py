@@ -144,3 +144,23 @@ def test_a_run_revises_the_months_its_batch_can_complete() -> None:
         "2026-08",
         "2026-09",
     ]
+
+
+def test_a_broken_feed_fails_the_run_with_a_clear_message(settings: Settings) -> None:
+    from pipelines.errors import ValidationFailed
+
+    generate(settings.incoming_dir, patients=150, months=1, seed=2, end_period="2026-10", defect_rate=0.45)
+    stages.extract_stage("2026-10", settings)
+    with pytest.raises(ValidationFailed, match=r"validation failed for 2026-10: .*rows quarantined.*more than 25%"):
+        stages.validate_stage("2026-10", settings)
+    # The evidence is kept for inspection, and nothing was loaded.
+    folder = stages.stage_dir(settings, "2026-10", "validate")
+    assert len(pd.read_parquet(folder / stages.QUARANTINE_FILE)) > 0
+    assert not Path(settings.warehouse_url.removeprefix("sqlite:///")).exists()
+
+
+def test_missing_input_names_the_folder_and_the_fix(settings: Settings) -> None:
+    from pipelines.errors import ExtractError
+
+    with pytest.raises(ExtractError, match="careqi generate"):
+        stages.extract_stage("2026-10", settings)
