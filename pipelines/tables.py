@@ -75,6 +75,10 @@ RESOURCE_TABLES: dict[str, str] = {
     "AdverseEvent": "adverse_events",
     "Organization": "organizations",
     "Location": "locations",
+    "Claim": "claim_diagnoses",
+    "ServiceRequest": "requests",
+    "DeviceRequest": "requests",
+    "Task": "requests",
 }
 #: CSV file name -> tidy table.
 FEEDBACK_FILES: dict[str, str] = {
@@ -172,7 +176,8 @@ TABLES: dict[str, TableSpec] = {
                 _c("clinical_status"),
                 _c("verification_status"),
                 _c("category", doc="encounter-diagnosis | problem-list-item"),
-                _c("onset_at", TS),
+                _c("onset_at", TS, doc="onsetDateTime, or onsetPeriod.start"),
+                _c("onset_end", TS, doc="onsetPeriod.end"),
                 _c("abatement_at", TS),
                 _c("recorded_at", TS),
                 _c("present_on_admission", doc="Y, N, U, W or null"),
@@ -191,6 +196,8 @@ TABLES: dict[str, TableSpec] = {
                 _c("status"),
                 _c("performed_start", TS),
                 _c("performed_end", TS),
+                _c("status_reason_code", doc="statusReason (why not performed)"),
+                _c("status_reason_system"),
             ),
             "one row per procedure",
         ),
@@ -207,6 +214,13 @@ TABLES: dict[str, TableSpec] = {
                 _c("status"),
                 _c("effective_start", TS, doc="administration time, or authoredOn for requests"),
                 _c("effective_end", TS),
+                _c("intent", doc="MedicationRequest.intent"),
+                _c("do_not_perform", "boolean", doc="MedicationRequest.doNotPerform"),
+                _c("status_reason_code", doc="MedicationAdministration.statusReason[0] (why not given)"),
+                _c("status_reason_system"),
+                _c("reason_code", doc="reasonCode[0] (e.g. the reason a request says do not perform)"),
+                _c("reason_system"),
+                _c("route_code", doc="MedicationAdministration.dosage.route / dosageInstruction[0].route"),
             ),
             "one row per medication administration or request",
         ),
@@ -220,7 +234,10 @@ TABLES: dict[str, TableSpec] = {
                 _c("code"),
                 _c("code_system"),
                 _c("status"),
-                _c("effective_at", TS),
+                _c("effective_at", TS, doc="effectiveDateTime, or effectivePeriod.start"),
+                _c("effective_end", TS, doc="effectivePeriod.end"),
+                _c("issued_at", TS),
+                _c("category", doc="category[0].coding[0].code, e.g. vital-signs"),
                 _c("value_num", "Float64"),
                 _c("value_unit"),
                 _c("value_code"),
@@ -263,6 +280,8 @@ TABLES: dict[str, TableSpec] = {
                 _c("location_id", nullable=False),
                 _c("name"),
                 _c("type_code", doc="physicalType: wa ward, bu building ..."),
+                _c("kind_code", doc="Location.type[0].coding[0].code, e.g. HSLOC intensive care unit"),
+                _c("kind_system"),
                 _c("organization_id"),
                 _c("part_of"),
             ),
@@ -311,6 +330,101 @@ TABLES: dict[str, TableSpec] = {
         ),
     ]
 }
+
+#: Tables that keep what electronic clinical quality measures (eCQMs) need beyond the
+#: one-row-per-resource tables above: every coding of coded elements, an encounter's
+#: location history and diagnoses, claim diagnoses with present-on-admission, and
+#: orders (including "do not perform" orders with their reason).
+ECQM_TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in [
+        TableSpec(
+            "codings",
+            "coding_id",
+            (
+                _c("coding_id", nullable=False, doc="<table>/<record_id>/<element>/<n>"),
+                _c("table_name", nullable=False, doc="tidy table of the record"),
+                _c("record_id", nullable=False),
+                _c("element", nullable=False, doc="code | type | reasonCode | category | statusReason | ..."),
+                _c("system"),
+                _c("code"),
+            ),
+            "one row per coding of a coded element of a flattened record (all codings, not just the first)",
+        ),
+        TableSpec(
+            "encounter_locations",
+            "encounter_location_id",
+            (
+                _c("encounter_location_id", nullable=False, doc="<encounter_id>/<n>"),
+                _c("encounter_id", nullable=False),
+                _c("patient_id"),
+                _c("location_id"),
+                _c("location_name"),
+                _c("start_at", TS),
+                _c("end_at", TS),
+            ),
+            "one row per Encounter.location entry",
+        ),
+        TableSpec(
+            "encounter_diagnoses",
+            "encounter_diagnosis_id",
+            (
+                _c("encounter_diagnosis_id", nullable=False, doc="<encounter_id>/<n>"),
+                _c("encounter_id", nullable=False),
+                _c("patient_id"),
+                _c("condition_id", doc="Encounter.diagnosis.condition reference id"),
+                _c("use_code", doc="diagnosis.use: AD admission, DD discharge, CC, billing ..."),
+                _c("rank", "Int64"),
+                _c("present_on_admission", doc="Y, N, U, W or 1 from the POA extension"),
+            ),
+            "one row per Encounter.diagnosis entry",
+        ),
+        TableSpec(
+            "claim_diagnoses",
+            "claim_diagnosis_id",
+            (
+                _c("claim_diagnosis_id", nullable=False, doc="<claim_id>/<n>"),
+                _c("claim_id", nullable=False),
+                _c("patient_id"),
+                _c("encounter_id", doc="Claim.item[].encounter of the item pointing at this diagnosis, else the first"),
+                _c("status"),
+                _c("use"),
+                _c("sequence", "Int64"),
+                _c("diagnosis_type", doc="diagnosis.type[0].coding[0].code, e.g. principal"),
+                _c("code", doc="diagnosisCodeableConcept.coding[0] (all codings in codings)"),
+                _c("code_system"),
+                _c("condition_id", doc="diagnosisReference id"),
+                _c("present_on_admission", doc="diagnosis.onAdmission code: Y, N, U, W, 1"),
+                _c("billable_start", TS),
+                _c("billable_end", TS),
+            ),
+            "one row per Claim.diagnosis entry",
+        ),
+        TableSpec(
+            "requests",
+            "request_id",
+            (
+                _c("request_id", nullable=False),
+                _c("resource_type", doc="ServiceRequest | DeviceRequest | Task"),
+                _c("patient_id"),
+                _c("encounter_id"),
+                _c("code", doc="code / codeCodeableConcept .coding[0]"),
+                _c("code_system"),
+                _c("status"),
+                _c("intent"),
+                _c("do_not_perform", "boolean", doc="doNotPerform, or the R4 DeviceRequest modifierExtension"),
+                _c("reason_code", doc="reasonCode[0] (or Task.statusReason)"),
+                _c("reason_system"),
+                _c("authored_at", TS, doc="authoredOn, or Task.executionPeriod.start"),
+                _c("end_at", TS, doc="Task.executionPeriod.end"),
+                _c("focus_id", doc="Task.focus reference id"),
+            ),
+            "one row per ServiceRequest, DeviceRequest or Task",
+        ),
+    ]
+}
+TABLES.update(ECQM_TABLES)
+
 
 #: Rows that could not be accepted, with why and from where. Written by extract
 #: (unparseable input) and by validation (failed expectations).
@@ -472,6 +586,7 @@ def conform(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.Series]
 
 __all__ = [
     "ALL_FACILITIES",
+    "ECQM_TABLES",
     "FEEDBACK_FILES",
     "HARM_EXTENSION",
     "HARM_LEVELS",

@@ -295,9 +295,21 @@ def subject_frame(basis: m.Basis, env: _Env) -> pd.DataFrame:
     return df
 
 
+def _wants_valuesets(fn: Callable[..., Any]) -> bool:
+    """Escape-hatch functions may take a ``valuesets`` keyword (eCQM logic needs the
+    value-set index that the indicator's YAML declares)."""
+    import inspect
+
+    try:
+        return "valuesets" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _population_mask(pop: m.PopulationDef, ctx: _Context) -> np.ndarray:
     if pop.function is not None:
-        result = pop.function(ctx.materialised(), ctx.env.data, ctx.env.period)
+        kwargs = {"valuesets": ctx.env.valuesets} if _wants_valuesets(pop.function) else {}
+        result = pop.function(ctx.materialised(), ctx.env.data, ctx.env.period, **kwargs)
         out = _bool(np.asarray(result) if not isinstance(result, pd.Series) else result)
         if out.shape != (len(ctx),):
             raise IndicatorDefinitionError(

@@ -129,12 +129,16 @@ SUBJECT_COLUMN: dict[Population, str] = {
 
 
 # ----------------------------------------------------------------------------- period
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(r"^(\d{4})(?:-(0[1-9]|1[0-2]))?$")
 
 
 @dataclass(frozen=True)
 class Period:
-    """A reporting month: ``start`` inclusive, ``end`` exclusive (naive UTC midnight)."""
+    """A reporting period: ``start`` inclusive, ``end`` exclusive (naive UTC midnight).
+
+    Monthly runs use ``YYYY-MM``; eCQM measurement periods are calendar years, written
+    ``YYYY`` (CMS test decks use 2026-01-01 .. 2026-12-31).
+    """
 
     label: str
     start: pd.Timestamp
@@ -144,8 +148,11 @@ class Period:
     def parse(cls, text: str) -> Period:
         m = _PERIOD.match(str(text).strip())
         if not m:
-            raise ConfigError(f"period must look like YYYY-MM (e.g. 2026-10), got {text!r}")
-        year, month = int(m.group(1)), int(m.group(2))
+            raise ConfigError(f"period must look like YYYY-MM (e.g. 2026-10) or YYYY, got {text!r}")
+        year = int(m.group(1))
+        if m.group(2) is None:
+            return cls(f"{year:04d}", pd.Timestamp(year, 1, 1), pd.Timestamp(year + 1, 1, 1))
+        month = int(m.group(2))
         start = pd.Timestamp(year, month, 1)
         end = start + pd.Timedelta(days=calendar.monthrange(year, month)[1])
         return cls(f"{year:04d}-{month:02d}", start, end)
