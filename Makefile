@@ -16,6 +16,13 @@ DEMO_END ?= 2026-10
 DEMO_FIRST ?= 2025-11
 DEMO_SEED ?= 42
 BENCH_PATIENTS ?= 100000
+# The CMS eCQMs need VSAC value sets, which CareQI does not ship: when the reference
+# copies are beside the checkout (../shared), the demo uses them; otherwise those
+# measures are listed as not computed.
+ECQM_VALUESETS := $(wildcard $(CURDIR)/../shared/data/ecqm-qicore-2025/*/valuesets)
+ifneq ($(ECQM_VALUESETS),)
+export CAREQI_VALUESET_DIR ?= $(subst $(eval) ,:,$(ECQM_VALUESETS))
+endif
 
 .PHONY: help install demo test test-fast bench lint clean
 

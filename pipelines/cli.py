@@ -297,6 +297,48 @@ def indicators_show(indicator_id: Annotated[str, typer.Argument(help="Indicator 
     raise CareQIError(f"no indicator {indicator_id!r}; known: {known}")
 
 
+# ---------------------------------------------------------------------- conformance
+@app.command()
+def conformance(
+    measure_dir: Annotated[
+        Path, typer.Argument(help="Measure deck: measure/, valuesets/, testcases/<patient>/<case>.json.")
+    ],
+    valuesets: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--valuesets",
+            metavar="DIR",
+            help="Value-set folder (repeatable; default: MEASURE_DIR/valuesets). "
+            "The project's indicators/valuesets is always added.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the computed individual MeasureReports and a summary here."),
+    ] = None,
+    indicator: Annotated[
+        str | None, typer.Option(help="Indicator id, when several have the measure's cms_id.")
+    ] = None,
+) -> None:
+    """Run a CMS eCQM test deck through extract + indicator and compare population counts per case.
+
+    Exit status 0 only when every case matches (1 otherwise; 2 for a folder that is not a deck).
+    """
+    from pipelines.conformance import render_text, run_deck, to_json, write_measure_reports
+
+    run_result = run_deck(measure_dir, _settings(), valueset_dirs=valuesets or None, indicator_id=indicator)
+    written = write_measure_reports(run_result, out_dir) if out_dir is not None else []
+    if as_json:
+        typer.echo(json.dumps(to_json(run_result), indent=2))
+    else:
+        out.print(render_text(run_result), highlight=False, markup=False)
+        if written:
+            out.print(f"wrote {len(written)} MeasureReports to {out_dir}", highlight=False, markup=False)
+    if not run_result.ok:
+        raise typer.Exit(1)
+
+
 # ---------------------------------------------------------------------------- bench
 @app.command()
 def bench(
@@ -331,7 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors for users, tracebacks only for bugs."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="careqi", standalone_mode=False)
+        # With standalone_mode=False click returns a typer.Exit's code instead of raising it.
+        code = command.main(args=argv, prog_name="careqi", standalone_mode=False)
+        if isinstance(code, int) and code:
+            return code
     except typer.Exit as exc:
         return int(getattr(exc, "exit_code", 0) or 0)
     except typer.Abort:

@@ -37,9 +37,10 @@ class Settings:
         reports_dir / exports_dir: published outputs, one folder per period.
         indicators_dir / expectations_dir / templates_dir: the project's own
             definitions (indicator files, GX suites, Jinja2 templates).
-        valueset_dir: extra FHIR ValueSet JSON files (e.g. VSAC expansions a
-            user supplies); the project's own code lists live in
-            ``indicators/valuesets``.
+        valueset_dirs: extra folders of FHIR ValueSet JSON files (e.g. the VSAC
+            expansions a user licenses for the CMS eCQMs), ``CAREQI_VALUESET_DIR``
+            with folders separated by ``os.pathsep``; the project's own code lists
+            live in ``indicators/valuesets``.
         shared_data_dir: the read-only reference data sets used by tests and tools.
         quarantine_fail_ratio: a table whose quarantined share exceeds this fails
             the run (a broken feed, not a few bad rows).
@@ -59,7 +60,7 @@ class Settings:
     indicators_dir: Path
     expectations_dir: Path
     templates_dir: Path
-    valueset_dir: Path | None
+    valueset_dirs: tuple[Path, ...]
     shared_data_dir: Path
     quarantine_fail_ratio: float = 0.25
     report_months: int = 12
@@ -77,7 +78,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     home = _path(env, "CAREQI_HOME", PROJECT_ROOT / "var")
     warehouse_url = env.get("CAREQI_WAREHOUSE_URL") or f"sqlite:///{home / 'warehouse.db'}"
-    vs = env.get("CAREQI_VALUESET_DIR")
+    vs = [part for part in env.get("CAREQI_VALUESET_DIR", "").split(os.pathsep) if part.strip()]
     return Settings(
         home=home,
         warehouse_url=warehouse_url,
@@ -88,7 +89,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         indicators_dir=_path(env, "CAREQI_INDICATORS_DIR", PROJECT_ROOT / "indicators"),
         expectations_dir=_path(env, "CAREQI_EXPECTATIONS_DIR", PROJECT_ROOT / "expectations"),
         templates_dir=_path(env, "CAREQI_TEMPLATES_DIR", PROJECT_ROOT / "reports"),
-        valueset_dir=Path(vs).expanduser().resolve() if vs else None,
+        valueset_dirs=tuple(Path(part).expanduser().resolve() for part in vs),
         shared_data_dir=_path(env, "CAREQI_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"),
         quarantine_fail_ratio=float(env.get("CAREQI_QUARANTINE_FAIL_RATIO", "0.25")),
         report_months=int(env.get("CAREQI_REPORT_MONTHS", "12")),

@@ -184,7 +184,7 @@ def indicator_catalogue(settings: Settings) -> tuple[list[Any], Any]:
     """The indicator definitions and the value sets they reference."""
     from pipelines.compute import load_indicators, load_valuesets
 
-    extra = [settings.valueset_dir] if settings.valueset_dir else []
+    extra = list(settings.valueset_dirs)
     indicators = load_indicators(settings.indicators_dir, extra)
     valuesets = load_valuesets([settings.indicators_dir / "valuesets", *extra])
     return indicators, valuesets
@@ -235,6 +235,36 @@ def compute_targets(period: str, loaded: set[str], *, revision_months: int, hist
     return [p for p in candidates if p in loaded or p == period]
 
 
+def _compute_available(
+    indicators: list[Any], data: Mapping[str, pd.DataFrame], period: str, valuesets: Any, summary: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compute every indicator whose value sets are available.
+
+    eCQM indicators name VSAC value sets that the project does not ship (users supply
+    them through CAREQI_VALUESET_DIR). Without them such an indicator is reported as
+    not computed, with the reason, instead of failing the whole monthly run.
+    """
+    from pipelines.compute import compute_period
+    from pipelines.errors import IndicatorDefinitionError, ValueSetError
+
+    subjects, results = [], []
+    skipped = summary.setdefault("not_computed", {})
+    for ind in indicators:
+        try:
+            s, r = compute_period([ind], data, period, valuesets)
+        except (ValueSetError, IndicatorDefinitionError) as exc:
+            if "value set" not in str(exc).lower():
+                raise
+            skipped[ind.id] = f"value sets not supplied (set CAREQI_VALUESET_DIR): {exc}"
+            log.warning("%s not computed for %s: %s", ind.id, period, exc)
+            continue
+        subjects.append(s)
+        results.append(r)
+    if not results:
+        return compute_period([], data, period, valuesets)
+    return pd.concat(subjects, ignore_index=True), pd.concat(results, ignore_index=True)
+
+
 def compute_stage(period: str, settings: Settings | None = None, *, history: bool = False) -> dict[str, Any]:
     """Evaluate every indicator for ``period`` and revise the months it can complete.
 
@@ -243,7 +273,6 @@ def compute_stage(period: str, settings: Settings | None = None, *, history: boo
     period reproduces the same warehouse, and a month becomes final once that many
     later batches have arrived.
     """
-    from pipelines.compute import compute_period
     from pipelines.load import create_schema, list_batches, make_engine, replace_results
 
     settings = _settings(settings)
@@ -263,7 +292,7 @@ def compute_stage(period: str, settings: Settings | None = None, *, history: boo
         deliveries: dict[str, pd.DataFrame] = {}
         for target in targets:
             view = WarehouseView(engine, periods.shift(target, settings.revision_months), deliveries, horizon)
-            subjects, results = compute_period(indicators, view, target, valuesets)
+            subjects, results = _compute_available(indicators, view, target, valuesets, summary)
             replace_results(engine, target, subjects=subjects, results=results)
             if target == period:
                 summary["subjects"] = len(subjects)
@@ -298,8 +327,9 @@ def _report_inputs(period: str, settings: Settings) -> _ReportInputs:
             raise ConfigError(f"no indicator results for {period}: run the compute stage for this period first")
         orgs = read_table(engine, "organizations")
         locs = read_table(engine, "locations")
+        computed = set(results.loc[results["period"] == period, "indicator_id"])
         return _ReportInputs(
-            indicators=[i.metadata() for i in indicators],
+            indicators=[i.metadata() for i in indicators if i.id in computed],
             results=results,
             subjects=read_subjects(engine, period),
             reconciliation=read_batch(engine, "reconciliation", period),
@@ -344,12 +374,13 @@ def export_stage(period: str, settings: Settings | None = None) -> dict[str, Any
     settings = _settings(settings)
     period = periods.validate_period(period)
     indicators, _ = indicator_catalogue(settings)
-    meta = [i.metadata() for i in indicators]
     engine = make_engine(settings.warehouse_url)
     try:
         results = read_results(engine, periods=[period])
     finally:
         engine.dispose()
+    computed = set(results["indicator_id"])
+    meta = [i.metadata() for i in indicators if i.id in computed]
     if results.empty:
         raise ConfigError(f"no indicator results for {period}: run the compute stage for this period first")
     out = settings.exports_dir / period

@@ -21,6 +21,7 @@ COMMANDS = [
     ["indicators"],
     ["indicators", "list"],
     ["indicators", "show"],
+    ["conformance"],
 ]
 
 

@@ -2,6 +2,25 @@
 
 Public entry points are :func:`extract_batch` and :func:`extract_paths`; see
 :mod:`pipelines.extract.batch`.
+
+Accounting (``rows_read[table] == accepted + quarantined`` for every table):
+
+* A resource of a one-row type (Encounter, Observation, ServiceRequest ...) is one
+  record read of its table. A Claim is one claim_diagnoses record per
+  ``Claim.diagnosis``; a Claim without any diagnosis yields no row and is counted in
+  ``ignored["Claim without diagnosis"]``. A Claim rejected whole (malformed line,
+  failed FHIR validation) is ONE quarantine row of claim_diagnoses, since its
+  diagnoses cannot be read.
+* Child rows (encounter_locations, encounter_diagnoses, codings) are read when they
+  are produced from an accepted parent row. A parent quarantined at extraction
+  (bad JSON, failed FHIR validation, unreadable value) yields no children: they are
+  part of the record already held, and counting them would double-count one fault.
+  A child with an unreadable value of its own (a location period ``2026-13-45``) is
+  quarantined in its own table and the parent is kept.
+* A parent without an id yields no children (they could not be named); validation
+  quarantines the parent for its missing key.
+* Validation judges each table on its own: children of a parent that fails a
+  validation check stay, and are harmless since every use joins through the parent.
 """
 
 from __future__ import annotations

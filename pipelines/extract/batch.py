@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import orjson
@@ -40,7 +41,8 @@ class ExtractResult:
         quarantine: ``tables.QUARANTINE`` columns, stage ``extract``.
         rows_read: per table, records read = accepted + quarantined (plus ``bundle``
             for Bundle files/entries that could not be attributed to a table).
-        ignored: resource types present but not used (Immunization, Claim ...) -> count.
+        ignored: resource types present but not used (Immunization, Coverage ...) -> count,
+            plus ``Claim without diagnosis`` (claims that yield no claim_diagnoses row).
     """
 
     tables: dict[str, pd.DataFrame]
@@ -57,9 +59,7 @@ def extract_batch(batch_dir: Path, *, validate_sample: int = 25) -> ExtractResul
     return extract_paths([batch_dir], root=batch_dir, validate_sample=validate_sample)
 
 
-def extract_paths(
-    paths: Iterable[Path], *, root: Path | None = None, validate_sample: int = 25
-) -> ExtractResult:
+def extract_paths(paths: Iterable[Path], *, root: Path | None = None, validate_sample: int = 25) -> ExtractResult:
     """Extract any mix of files and folders (folders are walked recursively, sorted).
 
     ``root`` anchors ``source_file``; by default each folder argument is its own root
@@ -131,21 +131,46 @@ def _fill_poa_from_encounters(rows: list[dict], poa: dict) -> None:
                 row["present_on_admission"] = code
 
 
+@cache
+def _empty(name: str) -> pd.DataFrame:
+    """Building an empty typed frame costs ~5 ms; one-bundle extractions (eCQM test
+    cases) leave most tables empty, so each is built once and copied."""
+    return empty_frame(TABLES[name])
+
+
+#: Tables whose rows are produced from a parent row (see children.py), conformed last.
+CHILD_TABLES = ("encounter_locations", "encounter_diagnoses", "codings")
+
+
 def finish(sink: Collector) -> ExtractResult:
-    """Build one DataFrame per table, conform it, and quarantine unreadable rows."""
+    """Build one DataFrame per table, conform it, and quarantine unreadable rows.
+
+    Parent tables go first: a parent row quarantined here removes its child rows
+    (locations, diagnoses, codings) before they are counted, so they were never read.
+    """
     _fill_poa_from_encounters(sink.rows.get("conditions", []), sink.poa)
     tables: dict[str, pd.DataFrame] = {}
-    for name, spec in TABLES.items():
+    rejected: dict[str, set[int]] = {}
+    order = [n for n in TABLES if n not in CHILD_TABLES] + [n for n in CHILD_TABLES if n in TABLES]
+    for name in order:
+        spec = TABLES[name]
         rows = sink.rows.get(name) or []
+        if rows and name in CHILD_TABLES and rejected:
+            parents = sink.parents[name]
+            rows = [r for r, (t, pos) in zip(rows, parents, strict=True) if pos not in rejected.get(t, ())]
         if not rows:
-            tables[name] = empty_frame(spec)
+            tables[name] = _empty(name).copy()
             continue
         frame = pd.DataFrame.from_records(rows, columns=spec.column_names)
         typed, failures = conform(frame, spec)
         bad = failures.ne("").to_numpy()
         if bad.any():
-            for i in bad.nonzero()[0]:
+            positions = bad.nonzero()[0]
+            rejected[name] = set(positions.tolist())
+            for i in positions:
                 row = rows[i]
+                if not isinstance(row, dict):
+                    row = dict(zip(spec.column_names, row, strict=True))
                 sink.reject(
                     name,
                     row.get(spec.key),
@@ -156,6 +181,7 @@ def finish(sink: Collector) -> ExtractResult:
                 )
             typed = typed.loc[~bad].reset_index(drop=True)
         tables[name] = typed
+    tables = {name: tables[name] for name in TABLES}
     quarantine = (
         conform(pd.DataFrame.from_records(sink.quarantine, columns=QUARANTINE.column_names), QUARANTINE)[0]
         if sink.quarantine
@@ -174,4 +200,4 @@ def finish(sink: Collector) -> ExtractResult:
     return ExtractResult(tables=tables, quarantine=quarantine, rows_read=rows_read, ignored=ignored)
 
 
-__all__ = ["UNRECOGNISED", "ExtractResult", "extract_batch", "extract_paths", "finish"]
+__all__ = ["CHILD_TABLES", "UNRECOGNISED", "ExtractResult", "extract_batch", "extract_paths", "finish"]

@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from pipelines.extract.flatten import FLATTENERS, encounter_diagnosis_poa
+from pipelines.extract.children import CLAIM_WITHOUT_DIAGNOSIS, records
+from pipelines.extract.flatten import encounter_diagnosis_poa
 from pipelines.extract.structure import structure_error
 from pipelines.tables import RESOURCE_TABLES
 
@@ -22,6 +23,7 @@ from pipelines.tables import RESOURCE_TABLES
 MAX_PAYLOAD = 2000
 #: table_name for a Bundle file or entry that cannot be attributed to any table.
 BUNDLE_TABLE = "bundle"
+CODINGS = "codings"
 
 _FLATTEN_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
 
@@ -45,7 +47,11 @@ class Collector:
     """Mutable state of one extraction run."""
 
     validate_sample: int = 25
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    #: table -> rows: dicts, except codings (tuples in column order, see children.py).
+    rows: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    #: child table -> (parent table, parent row position) per child row, so that a
+    #: parent quarantined when its frame is conformed takes its children with it.
+    parents: dict[str, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     quarantined: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
@@ -106,7 +112,7 @@ class Collector:
                 )
                 return
         try:
-            row = FLATTENERS[rtype](resource)
+            produced = records(rtype, resource)
             poa = encounter_diagnosis_poa(resource) if rtype == "Encounter" else ()
         except _FLATTEN_ERRORS as exc:  # defensive: flatteners tolerate odd shapes
             self.reject(
@@ -118,11 +124,27 @@ class Collector:
                 source_line,
             )
             return
+        if not produced:
+            self.ignored[CLAIM_WITHOUT_DIAGNOSIS if rtype == "Claim" else f"{rtype} without rows"] += 1
+            return
         for condition_id, code in poa:
             self.poa.setdefault(condition_id, code)
-        row["source_file"] = source_file
-        row["source_line"] = source_line
-        self.rows[table].append(row)
+        rows = self.rows
+        for rec in produced:
+            row = rec.row
+            row["source_file"] = source_file
+            row["source_line"] = source_line
+            parent_rows = rows[rec.table]
+            parent = (rec.table, len(parent_rows))
+            parent_rows.append(row)
+            for child_table, child in rec.children:
+                child["source_file"] = source_file
+                child["source_line"] = source_line
+                rows[child_table].append(child)
+                self.parents[child_table].append(parent)
+            if rec.codings:
+                rows[CODINGS].extend([(*c, source_file, source_line) for c in rec.codings])
+                self.parents[CODINGS].extend([parent] * len(rec.codings))
 
 
-__all__ = ["BUNDLE_TABLE", "MAX_PAYLOAD", "Collector", "payload_text"]
+__all__ = ["BUNDLE_TABLE", "CODINGS", "MAX_PAYLOAD", "Collector", "payload_text"]

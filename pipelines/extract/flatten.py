@@ -24,6 +24,11 @@ from pipelines.tables import HARM_EXTENSION, POA_EXTENSION
 
 Row = dict[str, Any]
 
+#: QI-Core ServiceNotRequested: why an order was not placed (R4 has no element for it).
+DO_NOT_PERFORM_REASON_EXTENSION = "http://hl7.org/fhir/us/qicore/StructureDefinition/qicore-doNotPerformReason"
+#: The R5 DeviceRequest.doNotPerform element carried in R4 as a modifier extension.
+DEVICE_REQUEST_DO_NOT_PERFORM = "http://hl7.org/fhir/5.0/StructureDefinition/extension-DeviceRequest.doNotPerform"
+
 LOINC_SYSTOLIC = "8480-6"
 LOINC_DIASTOLIC = "8462-4"
 
@@ -178,8 +183,9 @@ def encounter_diagnosis_poa(r: dict[str, Any]) -> list[tuple[str, Any]]:
 def flatten_condition(r: dict[str, Any]) -> Row:
     coding = _coding0(r.get("code"))
     onset = r.get("onsetDateTime")
+    onset_period = _obj(r.get("onsetPeriod"))
     if onset is None:
-        onset = _obj(r.get("onsetPeriod")).get("start")
+        onset = onset_period.get("start")
     abatement = r.get("abatementDateTime")
     if abatement is None:
         abatement = _obj(r.get("abatementPeriod")).get("start")
@@ -193,6 +199,7 @@ def flatten_condition(r: dict[str, Any]) -> Row:
         "verification_status": _code(r.get("verificationStatus")),
         "category": _code(r.get("category")),
         "onset_at": _scalar(onset),
+        "onset_end": _scalar(onset_period.get("end")),
         "abatement_at": _scalar(abatement),
         "recorded_at": _scalar(r.get("recordedDate")),
         "present_on_admission": _ext_code(_extension(r, POA_EXTENSION)),
@@ -215,6 +222,8 @@ def flatten_procedure(r: dict[str, Any]) -> Row:
         "status": _scalar(r.get("status")),
         "performed_start": _scalar(start),
         "performed_end": _scalar(end),
+        "status_reason_code": _code(r.get("statusReason")),
+        "status_reason_system": _system(r.get("statusReason")),
     }
 
 
@@ -235,6 +244,13 @@ def flatten_medication_administration(r: dict[str, Any]) -> Row:
         "status": _scalar(r.get("status")),
         "effective_start": _scalar(start),
         "effective_end": _scalar(end),
+        "intent": None,
+        "do_not_perform": None,
+        "status_reason_code": _code(r.get("statusReason")),
+        "status_reason_system": _system(r.get("statusReason")),
+        "reason_code": _code(r.get("reasonCode")),
+        "reason_system": _system(r.get("reasonCode")),
+        "route_code": _code(_obj(r.get("dosage")).get("route")),
     }
 
 
@@ -250,6 +266,13 @@ def flatten_medication_request(r: dict[str, Any]) -> Row:
         "status": _scalar(r.get("status")),
         "effective_start": _scalar(r.get("authoredOn")),
         "effective_end": None,
+        "intent": _scalar(r.get("intent")),
+        "do_not_perform": _bool(r.get("doNotPerform"), "doNotPerform"),
+        "status_reason_code": _code(r.get("statusReason")),
+        "status_reason_system": _system(r.get("statusReason")),
+        "reason_code": _code(r.get("reasonCode")),
+        "reason_system": _system(r.get("reasonCode")),
+        "route_code": _code(_obj(_first(r.get("dosageInstruction"))).get("route")),
     }
 
 
@@ -268,8 +291,9 @@ def flatten_observation(r: dict[str, Any]) -> Row:
     effective = r.get("effectiveDateTime")
     if effective is None:
         effective = r.get("effectiveInstant")
+    period = _obj(r.get("effectivePeriod"))
     if effective is None:
-        effective = _obj(r.get("effectivePeriod")).get("start")
+        effective = period.get("start")
     quantity = _obj(r.get("valueQuantity"))
     unit = quantity.get("unit")
     if unit is None:
@@ -282,6 +306,9 @@ def flatten_observation(r: dict[str, Any]) -> Row:
         "code_system": _scalar(coding.get("system")),
         "status": _scalar(r.get("status")),
         "effective_at": _scalar(effective),
+        "effective_end": _scalar(period.get("end")),
+        "issued_at": _scalar(r.get("issued")),
+        "category": _code(r.get("category")),
         "value_num": _scalar(quantity.get("value")),
         "value_unit": _scalar(unit),
         "value_code": _code(r.get("valueCodeableConcept")) if "valueCodeableConcept" in r else None,
@@ -329,17 +356,98 @@ def flatten_organization(r: dict[str, Any]) -> Row:
 
 
 def flatten_location(r: dict[str, Any]) -> Row:
-    type_code = _code(r.get("physicalType")) if "physicalType" in r else _code(r.get("type"))
+    kind = _coding0(r.get("type"))
     return {
         "location_id": _scalar(r.get("id")),
         "name": _scalar(r.get("name")),
-        "type_code": type_code,
+        "type_code": _code(r.get("physicalType")),
+        "kind_code": _scalar(kind.get("code")),
+        "kind_system": _scalar(kind.get("system")),
         "organization_id": ref_id(r.get("managingOrganization")),
         "part_of": ref_id(r.get("partOf")),
     }
 
 
-#: resourceType -> flatten function; the keys are exactly tables.RESOURCE_TABLES.
+def _bool(value: Any, element: str) -> bool | None:
+    """A FHIR boolean. Anything else is an unreadable record (quarantined by the
+    collector with this message), never a guess: ``doNotPerform`` inverts an order."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise ValueError(f"{element} is not a boolean")
+
+
+def _modifier_bool(r: dict[str, Any], url: str) -> bool | None:
+    exts = r.get("modifierExtension")
+    if isinstance(exts, list):
+        for ext in exts:
+            if isinstance(ext, dict) and ext.get("url") == url:
+                return _bool(ext.get("valueBoolean"), "modifierExtension " + url.rsplit("/", 1)[-1])
+    return None
+
+
+def _reason(r: dict[str, Any]) -> dict[str, Any]:
+    """reasonCode[0].coding[0], else the QI-Core doNotPerformReason extension (how
+    ServiceNotRequested records why an order was not placed)."""
+    coding = _coding0(r.get("reasonCode"))
+    if not coding:
+        ext = _extension(r, DO_NOT_PERFORM_REASON_EXTENSION)
+        if ext is not None:
+            coding = _coding0(ext.get("valueCodeableConcept"))
+    return coding
+
+
+def _request_row(r: dict[str, Any], rtype: str, coding: dict[str, Any], reason: dict[str, Any]) -> Row:
+    return {
+        "request_id": _scalar(r.get("id")),
+        "resource_type": rtype,
+        "patient_id": ref_id(r.get("subject")),
+        "encounter_id": ref_id(r.get("encounter")),
+        "code": _scalar(coding.get("code")),
+        "code_system": _scalar(coding.get("system")),
+        "status": _scalar(r.get("status")),
+        "intent": _scalar(r.get("intent")),
+        "do_not_perform": None,
+        "reason_code": _scalar(reason.get("code")),
+        "reason_system": _scalar(reason.get("system")),
+        "authored_at": _scalar(r.get("authoredOn")),
+        "end_at": None,
+        "focus_id": None,
+    }
+
+
+def flatten_service_request(r: dict[str, Any]) -> Row:
+    row = _request_row(r, "ServiceRequest", _coding0(r.get("code")), _reason(r))
+    row["do_not_perform"] = _bool(r.get("doNotPerform"), "doNotPerform")
+    return row
+
+
+def flatten_device_request(r: dict[str, Any]) -> Row:
+    """R4 DeviceRequest has no doNotPerform; QI-Core carries the R5 element as a
+    modifierExtension (a plain ``doNotPerform`` is read too, for R5-minded senders)."""
+    row = _request_row(r, "DeviceRequest", _coding0(r.get("codeCodeableConcept")), _reason(r))
+    flag = _modifier_bool(r, DEVICE_REQUEST_DO_NOT_PERFORM)
+    row["do_not_perform"] = flag if flag is not None else _bool(r.get("doNotPerform"), "doNotPerform")
+    return row
+
+
+def flatten_task(r: dict[str, Any]) -> Row:
+    """A rejected Task (QI-Core TaskRejected) says an order was refused: its
+    statusReason is the reason, its focus the order, executionPeriod when."""
+    reason = _coding0(r.get("statusReason"))
+    if not reason:
+        reason = _coding0(r.get("reasonCode"))
+    period = _obj(r.get("executionPeriod"))
+    row = _request_row(r, "Task", _coding0(r.get("code")), reason)
+    row["patient_id"] = ref_id(r.get("for"))
+    authored = r.get("authoredOn")
+    row["authored_at"] = _scalar(authored if authored is not None else period.get("start"))
+    row["end_at"] = _scalar(period.get("end"))
+    row["focus_id"] = ref_id(r.get("focus"))
+    return row
+
+
+#: resourceType -> flatten function (one row per resource). Claim is not here: it
+#: yields one claim_diagnoses row per diagnosis (:mod:`pipelines.extract.children`).
 FLATTENERS: dict[str, Callable[[dict[str, Any]], Row]] = {
     "Patient": flatten_patient,
     "Encounter": flatten_encounter,
@@ -351,15 +459,21 @@ FLATTENERS: dict[str, Callable[[dict[str, Any]], Row]] = {
     "AdverseEvent": flatten_adverse_event,
     "Organization": flatten_organization,
     "Location": flatten_location,
+    "ServiceRequest": flatten_service_request,
+    "DeviceRequest": flatten_device_request,
+    "Task": flatten_task,
 }
 
 __all__ = [
+    "DEVICE_REQUEST_DO_NOT_PERFORM",
+    "DO_NOT_PERFORM_REASON_EXTENSION",
     "FLATTENERS",
     "OUTCOME_HARM",
     "SEVERITY_HARM",
     "encounter_diagnosis_poa",
     "flatten_adverse_event",
     "flatten_condition",
+    "flatten_device_request",
     "flatten_encounter",
     "flatten_location",
     "flatten_medication_administration",
@@ -368,5 +482,7 @@ __all__ = [
     "flatten_organization",
     "flatten_patient",
     "flatten_procedure",
+    "flatten_service_request",
+    "flatten_task",
     "harm_level",
 ]

@@ -28,7 +28,9 @@ from pipelines import tables as T
 from pipelines.errors import WarehouseError
 from pipelines.load.engine import write_transaction
 
-SCHEMA_VERSION = 1
+#: 2: eCQM tables (codings, encounter_locations, encounter_diagnoses, claim_diagnoses,
+#: requests) and new columns on medications, procedures, observations, conditions, locations.
+SCHEMA_VERSION = 2
 #: Arbitrary constant: PostgreSQL advisory lock serialising concurrent create_schema calls.
 _DDL_LOCK_KEY = 7_140_221_901
 
@@ -54,6 +56,9 @@ DATE_INDEXES: dict[str, tuple[str, ...]] = {
     "adverse_events": ("occurred_at",),
     "survey_responses": ("completed_on",),
     "complaints": ("received_at",),
+    "encounter_locations": ("start_at",),
+    "claim_diagnoses": ("billable_start",),
+    "requests": ("authored_at",),
 }
 _JOIN_COLUMNS = ("patient_id", "encounter_id")
 

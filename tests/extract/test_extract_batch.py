@@ -149,7 +149,7 @@ def test_synthea_style_bundle_resolves_urn_uuid_and_numbers_entries(tmp_path: Pa
         "entry": [
             {"fullUrl": "urn:uuid:p1", "resource": {"resourceType": "Patient", "id": "p1", "gender": "male"}},
             {"fullUrl": "urn:uuid:e1", "resource": dict(_enc("e1"), subject={"reference": "urn:uuid:p1"})},
-            {"fullUrl": "urn:uuid:x", "resource": {"resourceType": "Claim", "id": "x"}},
+            {"fullUrl": "urn:uuid:x", "resource": {"resourceType": "Immunization", "id": "x"}},
             {"request": {"method": "DELETE", "url": "Patient/old"}},
             {
                 "fullUrl": "urn:uuid:c9",
@@ -166,7 +166,7 @@ def test_synthea_style_bundle_resolves_urn_uuid_and_numbers_entries(tmp_path: Pa
     assert (cond["condition_id"], cond["encounter_id"], cond["source_line"]) == ("c9", "e1", 5)
     assert result.tables["encounters"].iloc[0]["source_file"] == "sub/patient-1.json.gz"
     assert result.tables["encounters"].iloc[0]["source_line"] == 2
-    assert result.ignored == {"Bundle.entry without resource": 1, "Claim": 1}
+    assert result.ignored == {"Bundle.entry without resource": 1, "Immunization": 1}
     (bad,) = result.quarantine.itertuples()
     assert (bad.table_name, bad.source_line) == ("bundle", 6)
     assert result.rows_read["bundle"] == 1

@@ -6,6 +6,7 @@ from pipelines.extract.flatten import (
     encounter_diagnosis_poa,
     flatten_adverse_event,
     flatten_condition,
+    flatten_device_request,
     flatten_encounter,
     flatten_location,
     flatten_medication_administration,
@@ -14,6 +15,8 @@ from pipelines.extract.flatten import (
     flatten_organization,
     flatten_patient,
     flatten_procedure,
+    flatten_service_request,
+    flatten_task,
 )
 from pipelines.extract.references import ref_id
 from pipelines.tables import HARM_EXTENSION, POA_EXTENSION, POA_SYSTEM, TABLES
@@ -56,11 +59,14 @@ def test_every_flattener_returns_exactly_its_table_columns() -> None:
         "adverse_events": flatten_adverse_event,
         "organizations": flatten_organization,
         "locations": flatten_location,
+        "requests": flatten_service_request,
     }
     for table, fn in cases.items():
         expected = [c.name for c in TABLES[table].columns]
         assert list(fn({"resourceType": "X", "id": "1"})) == expected, table
     assert list(flatten_medication_administration({"id": "1"})) == [c.name for c in TABLES["medications"].columns]
+    for fn in (flatten_device_request, flatten_task):
+        assert list(fn({"id": "1"})) == [c.name for c in TABLES["requests"].columns]
 
 
 def test_missing_or_oddly_shaped_elements_give_nulls_not_errors() -> None:
@@ -333,6 +339,8 @@ def test_organization_and_location() -> None:
         "location_id": "w3",
         "name": "Ward 3",
         "type_code": "wa",
+        "kind_code": None,
+        "kind_system": None,
         "organization_id": "fac1",
         "part_of": "bldg",
     }

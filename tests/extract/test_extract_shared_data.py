@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
+import orjson
 import pandas as pd
 import pytest
 
@@ -50,6 +52,14 @@ def test_synthea_bulk_ndjson_loads_every_line_with_source_counts(bulk: ExtractRe
     }  # log.ndjson is not a resource file
 
 
+def test_synthea_bulk_encounter_location_history_has_one_row_per_entry(shared_data: Path, bulk: ExtractResult) -> None:
+    path = shared_data / "synthea-bulk-ndjson-10" / "ndjson" / "Encounter.000.ndjson.gz"
+    lines = gzip.decompress(path.read_bytes()).splitlines()
+    locations = sum(len(orjson.loads(line).get("location", [])) for line in lines if line.strip())
+    assert bulk.rows_read["encounter_locations"] == len(bulk.tables["encounter_locations"]) == locations
+    assert bulk.tables["encounter_locations"]["location_id"].isin(bulk.tables["locations"]["location_id"]).all()
+
+
 def test_synthea_bulk_conditional_references_join_to_organizations_and_locations(bulk: ExtractResult) -> None:
     enc = bulk.tables["encounters"]
     assert enc["patient_id"].isin(bulk.tables["patients"]["patient_id"]).all()
@@ -72,8 +82,42 @@ def test_synthea_smart_bundles_load_with_source_counts(smart: ExtractResult) -> 
         assert smart.rows_read[table] == count, table
         assert _accepted_plus_quarantined(smart, table) == count, table
     assert smart.quarantine.empty, smart.quarantine[["table_name", "reasons"]].to_string()
-    for unused, count in {"Immunization": 2881, "Claim": 9573, "ExplanationOfBenefit": 7488}.items():
+    for unused, count in {"Immunization": 2881, "ExplanationOfBenefit": 7488}.items():
         assert smart.ignored[unused] == count
+
+
+def _bundle_resources(folder: Path, resource_type: str) -> list[dict]:
+    out = []
+    for path in sorted(folder.glob("*.json.gz")):
+        for entry in orjson.loads(gzip.decompress(path.read_bytes()))["entry"]:
+            if entry["resource"]["resourceType"] == resource_type:
+                out.append(entry["resource"])
+    return out
+
+
+def test_synthea_smart_claims_yield_one_row_per_diagnosis(shared_data: Path, smart: ExtractResult) -> None:
+    claims = _bundle_resources(shared_data / "synthea-smart-r4" / "bundles", "Claim")
+    assert len(claims) == 9573  # SOURCE.md
+    diagnoses = sum(len(c.get("diagnosis", [])) for c in claims)
+    without = sum(1 for c in claims if not c.get("diagnosis"))
+    cd = smart.tables["claim_diagnoses"]
+    assert smart.rows_read["claim_diagnoses"] == len(cd) == diagnoses
+    assert smart.ignored["Claim without diagnosis"] == without
+    assert "Claim" not in smart.ignored
+    # Synthea points at Conditions and puts the encounter on the claim's first item.
+    assert cd["condition_id"].isin(smart.tables["conditions"]["condition_id"]).all()
+    assert cd["encounter_id"].isin(smart.tables["encounters"]["encounter_id"]).all()
+    by_claim = {c["id"]: c["item"][0]["encounter"][0]["reference"].split(":")[-1] for c in claims}
+    assert (cd["encounter_id"] == cd["claim_id"].map(by_claim)).all()
+
+
+def test_synthea_smart_codings_hold_every_observation_code(shared_data: Path, smart: ExtractResult) -> None:
+    observations = _bundle_resources(shared_data / "synthea-smart-r4" / "bundles", "Observation")
+    expected = sum(len(o["code"].get("coding", [])) for o in observations)
+    c = smart.tables["codings"]
+    got = c[(c["table_name"] == "observations") & (c["element"] == "code")]
+    assert len(got) == expected
+    assert smart.rows_read["codings"] == len(c)
 
 
 def test_synthea_smart_urn_uuid_references_resolve(smart: ExtractResult) -> None:

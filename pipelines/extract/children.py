@@ -1,0 +1,325 @@
+"""What eCQMs need beyond one row per resource: child rows and every coding.
+
+Clinical quality language (CQL) matches a CodeableConcept when ANY of its codings is
+in a value set, walks an encounter's whole location history (ICU days), reads
+present-on-admission from each Encounter.diagnosis and each Claim.diagnosis, and
+joins claims to encounters through ``Claim.item.encounter``. The one-row tables keep
+``coding[0]``; this module produces the rest (tables.ECQM_TABLES):
+
+* :func:`records` turns one resource into its rows: the main row (one per resource,
+  or one per Claim.diagnosis), child rows (encounter_locations, encounter_diagnoses)
+  and coding tuples, each child tied to the row it came from so that a parent
+  quarantined at extraction takes its children with it.
+* Child and coding keys are ``<parent key>/<n>`` (n 1-based within the element);
+  a parent without an id gets no children (it is quarantined by validation for the
+  missing key, and its children could not be named).
+* ``codings.element`` is the FHIR element name; nested elements use their last path
+  segment (``route`` for dosage.route / dosageInstruction.route,
+  ``dischargeDisposition`` for hospitalization.dischargeDisposition) and the QI-Core
+  doNotPerformReason extension is ``doNotPerformReason``. :data:`CODED_ELEMENTS`
+  lists them per resource type.
+
+Coding rows are plain tuples in the column order of ``tables.ECQM_TABLES["codings"]``
+(without provenance): building a dict per coding would dominate extraction time,
+since every Observation has a code and a category.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+from pipelines.extract.flatten import (
+    DO_NOT_PERFORM_REASON_EXTENSION,
+    FLATTENERS,
+    Row,
+    _code,
+    _coding0,
+    _ext_code,
+    _extension,
+    _obj,
+    _scalar,
+)
+from pipelines.extract.references import contained_id, ref_display, ref_id
+from pipelines.tables import POA_EXTENSION, RESOURCE_TABLES, TABLES
+
+#: (coding_id, table_name, record_id, element, system, code)
+CodingTuple = tuple[str, str, str, str, Any, Any]
+
+#: Coded elements whose codings all go to ``codings``, per resource type: (element
+#: name, path). A path step that meets a list continues into every item.
+CODED_ELEMENTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "Encounter": (
+        ("type", ("type",)),
+        ("reasonCode", ("reasonCode",)),
+        ("dischargeDisposition", ("hospitalization", "dischargeDisposition")),
+    ),
+    "Condition": (("code", ("code",)), ("category", ("category",))),
+    "Procedure": (("code", ("code",)), ("category", ("category",)), ("statusReason", ("statusReason",))),
+    "MedicationAdministration": (
+        ("category", ("category",)),
+        ("statusReason", ("statusReason",)),
+        ("reasonCode", ("reasonCode",)),
+        ("route", ("dosage", "route")),
+    ),
+    "MedicationRequest": (
+        ("category", ("category",)),
+        ("statusReason", ("statusReason",)),
+        ("reasonCode", ("reasonCode",)),
+        ("route", ("dosageInstruction", "route")),
+    ),
+    "Observation": (
+        ("code", ("code",)),
+        ("category", ("category",)),
+        ("valueCodeableConcept", ("valueCodeableConcept",)),
+    ),
+    "AdverseEvent": (("event", ("event",)),),
+    "Location": (("type", ("type",)),),
+    "ServiceRequest": (("code", ("code",)), ("category", ("category",)), ("reasonCode", ("reasonCode",))),
+    "DeviceRequest": (("codeCodeableConcept", ("codeCodeableConcept",)), ("reasonCode", ("reasonCode",))),
+    "Task": (("code", ("code",)), ("statusReason", ("statusReason",)), ("reasonCode", ("reasonCode",))),
+}
+#: Element name of a medication's own code (medicationCodeableConcept, or the code of
+#: a contained Medication referenced by medicationReference).
+MEDICATION_ELEMENT = "medicationCodeableConcept"
+CLAIM_DIAGNOSIS_ELEMENTS = (("diagnosisCodeableConcept", ("diagnosisCodeableConcept",)), ("type", ("type",)))
+
+#: ``ignored`` key for a Claim that carries no diagnosis (pharmacy, immunisation claims).
+CLAIM_WITHOUT_DIAGNOSIS = "Claim without diagnosis"
+
+
+class Record(NamedTuple):
+    """One main row, its child rows (table, row) and its codings."""
+
+    table: str
+    row: Row
+    children: list[tuple[str, Row]]
+    codings: list[CodingTuple]
+
+
+# ---------------------------------------------------------------- codings
+
+
+def _walk(value: Any, path: tuple[str, ...]) -> Iterator[Any]:
+    if isinstance(value, list):
+        for item in value:
+            yield from _walk(item, path)
+        return
+    if not path:
+        if value is not None:
+            yield value
+        return
+    if isinstance(value, dict):
+        yield from _walk(value.get(path[0]), path[1:])
+
+
+def _each_coding(concept: Any) -> Iterator[dict[str, Any]]:
+    """Codings of a CodeableConcept, a bare Coding, or a list of either."""
+    if isinstance(concept, list):
+        for item in concept:
+            yield from _each_coding(item)
+        return
+    if not isinstance(concept, dict):
+        return
+    codings = concept.get("coding")
+    if isinstance(codings, list):
+        for coding in codings:
+            if isinstance(coding, dict):
+                yield coding
+    elif codings is None and ("code" in concept or "system" in concept):
+        yield concept
+
+
+def add_codings(
+    out: list[CodingTuple], table: str, record_id: str, element: str, concepts: Iterator[Any] | list[Any]
+) -> None:
+    """Append one tuple per coding of ``concepts`` (numbered 1.. within the element)."""
+    n = 0
+    for concept in concepts:
+        for coding in _each_coding(concept):
+            n += 1
+            out.append(
+                (
+                    f"{table}/{record_id}/{element}/{n}",
+                    table,
+                    record_id,
+                    element,
+                    _scalar(coding.get("system")),
+                    _scalar(coding.get("code")),
+                )
+            )
+
+
+def _medication_concept(r: dict[str, Any]) -> Any:
+    if "medicationCodeableConcept" in r:
+        return r["medicationCodeableConcept"]
+    local = contained_id(r.get("medicationReference"))
+    if local is not None:
+        for item in r.get("contained") or []:
+            item = _obj(item)
+            if item.get("resourceType") == "Medication" and item.get("id") == local:
+                return item.get("code")
+    return None
+
+
+def resource_codings(rtype: str, r: dict[str, Any], table: str, record_id: str) -> list[CodingTuple]:
+    out: list[CodingTuple] = []
+    if rtype in ("MedicationAdministration", "MedicationRequest"):
+        add_codings(out, table, record_id, MEDICATION_ELEMENT, [_medication_concept(r)])
+    for element, path in CODED_ELEMENTS.get(rtype, ()):
+        add_codings(out, table, record_id, element, _walk(r, path))
+    if rtype == "ServiceRequest":
+        ext = _extension(r, DO_NOT_PERFORM_REASON_EXTENSION)
+        if ext is not None:
+            add_codings(out, table, record_id, "doNotPerformReason", [ext.get("valueCodeableConcept")])
+    return out
+
+
+# ---------------------------------------------------------------- child rows
+
+
+def encounter_locations(r: dict[str, Any], encounter_id: str, patient_id: Any) -> list[Row]:
+    """Every Encounter.location with its period: CQL measures count days in an ICU
+    from this history, not from the current ward."""
+    locations = r.get("location")
+    if not isinstance(locations, list):
+        return []
+    rows = []
+    for n, entry in enumerate((e for e in locations if isinstance(e, dict)), 1):
+        ref = entry.get("location")
+        period = _obj(entry.get("period"))
+        rows.append(
+            {
+                "encounter_location_id": f"{encounter_id}/{n}",
+                "encounter_id": encounter_id,
+                "patient_id": patient_id,
+                "location_id": ref_id(ref),
+                "location_name": ref_display(ref),
+                "start_at": _scalar(period.get("start")),
+                "end_at": _scalar(period.get("end")),
+            }
+        )
+    return rows
+
+
+def encounter_diagnoses(r: dict[str, Any], encounter_id: str, patient_id: Any) -> list[Row]:
+    """Every Encounter.diagnosis with use, rank and the QI-Core present-on-admission
+    extension (CMS826/CMS1017 exclude harms present on admission)."""
+    diagnoses = r.get("diagnosis")
+    if not isinstance(diagnoses, list):
+        return []
+    rows = []
+    for n, diag in enumerate((d for d in diagnoses if isinstance(d, dict)), 1):
+        rows.append(
+            {
+                "encounter_diagnosis_id": f"{encounter_id}/{n}",
+                "encounter_id": encounter_id,
+                "patient_id": patient_id,
+                "condition_id": ref_id(diag.get("condition")),
+                "use_code": _code(diag.get("use")),
+                "rank": _scalar(diag.get("rank")),
+                "present_on_admission": _ext_code(_extension(diag, POA_EXTENSION)),
+            }
+        )
+    return rows
+
+
+def _claim_encounters(r: dict[str, Any]) -> tuple[dict[Any, str], str | None]:
+    """diagnosis sequence -> encounter of the first item pointing at it (and having
+    an encounter), plus the first item encounter of the claim as the fallback."""
+    by_sequence: dict[Any, str] = {}
+    first: str | None = None
+    items = r.get("item")
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict):
+            continue
+        encounters = item.get("encounter")
+        enc = ref_id(encounters[0]) if isinstance(encounters, list) and encounters else None
+        if enc is None:
+            continue
+        if first is None:
+            first = enc
+        sequences = item.get("diagnosisSequence")
+        for seq in sequences if isinstance(sequences, list) else ():
+            if isinstance(seq, (int, str)):
+                by_sequence.setdefault(seq, enc)
+    return by_sequence, first
+
+
+def claim_records(r: dict[str, Any]) -> list[Record]:
+    """One claim_diagnoses row per Claim.diagnosis (none for a claim without any).
+
+    POA is ``diagnosis.onAdmission``; the encounter is that of the item whose
+    ``diagnosisSequence`` names this diagnosis, else the claim's first item encounter
+    (Synthea puts the encounter on item 1 and the diagnosis pointers on later items).
+    """
+    diagnoses = r.get("diagnosis")
+    if not isinstance(diagnoses, list):
+        return []
+    claim_id = _scalar(r.get("id"))
+    patient_id = ref_id(r.get("patient"))
+    by_sequence, first = _claim_encounters(r)
+    billable = _obj(r.get("billablePeriod"))
+    records = []
+    for n, diag in enumerate((d for d in diagnoses if isinstance(d, dict)), 1):
+        sequence = _scalar(diag.get("sequence"))
+        coding = _coding0(diag.get("diagnosisCodeableConcept"))
+        key = None if claim_id is None else f"{claim_id}/{n}"
+        row = {
+            "claim_diagnosis_id": key,
+            "claim_id": claim_id,
+            "patient_id": patient_id,
+            "encounter_id": by_sequence.get(sequence, first) if isinstance(sequence, (int, str)) else first,
+            "status": _scalar(r.get("status")),
+            "use": _scalar(r.get("use")),
+            "sequence": sequence,
+            "diagnosis_type": _code(diag.get("type")),
+            "code": _scalar(coding.get("code")),
+            "code_system": _scalar(coding.get("system")),
+            "condition_id": ref_id(diag.get("diagnosisReference")),
+            "present_on_admission": _code(diag.get("onAdmission")),
+            "billable_start": _scalar(billable.get("start")),
+            "billable_end": _scalar(billable.get("end")),
+        }
+        codings: list[CodingTuple] = []
+        if key is not None:
+            for element, path in CLAIM_DIAGNOSIS_ELEMENTS:
+                add_codings(codings, "claim_diagnoses", key, element, _walk(diag, path))
+        records.append(Record("claim_diagnoses", row, [], codings))
+    return records
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+def records(rtype: str, r: dict[str, Any]) -> list[Record]:
+    """Every row one resource yields. ``rtype`` must be a key of RESOURCE_TABLES."""
+    if rtype == "Claim":
+        return claim_records(r)
+    table = RESOURCE_TABLES[rtype]
+    row = FLATTENERS[rtype](r)
+    key = row[TABLES[table].key]
+    if key is None:
+        return [Record(table, row, [], [])]
+    key = str(key)
+    children: list[tuple[str, Row]] = []
+    if rtype == "Encounter":
+        patient_id = row["patient_id"]
+        children = [("encounter_locations", c) for c in encounter_locations(r, key, patient_id)]
+        children += [("encounter_diagnoses", c) for c in encounter_diagnoses(r, key, patient_id)]
+    return [Record(table, row, children, resource_codings(rtype, r, table, key))]
+
+
+__all__ = [
+    "CLAIM_WITHOUT_DIAGNOSIS",
+    "CODED_ELEMENTS",
+    "MEDICATION_ELEMENT",
+    "CodingTuple",
+    "Record",
+    "add_codings",
+    "claim_records",
+    "encounter_diagnoses",
+    "encounter_locations",
+    "records",
+    "resource_codings",
+]
