@@ -3,9 +3,9 @@
 Encounter-based ratio measure. The logic follows the published CQL
 (cqframework/ecqm-content-qicore-2025, ``CMS1017FHIRHHFI.cql`` with ``CQMCommon`` 4.1.000),
 re-expressed as vectorised pandas; the shared building blocks (coding lookup,
-``hospitalizationWithObservation()``, linked claim diagnoses) live in the CMS826 module
-and are loaded from there. See that module's docstring for the timestamp, coding and
-claim-link conventions.
+``hospitalizationWithObservation()``, linked claim diagnoses) are in
+:mod:`pipelines.compute.ecqm`, which documents the timestamp, coding and claim-link
+conventions.
 
 Faithful to the CQL as published, including two precedence effects (CQL ``and`` binds
 tighter than ``or``):
@@ -26,30 +26,14 @@ The three value sets missing from the shared copy (Abnormal Weight Loss 1258.2, 
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
 
+from pipelines.compute import ecqm as E
 from pipelines.compute.model import Period
 from pipelines.compute.valuesets import ValueSetIndex
-
-
-def _shared() -> ModuleType:
-    """The eCQM helpers of the sibling CMS826 module (indicator modules are loaded by path)."""
-    path = Path(__file__).with_name("cms826_hospital_harm_pressure_injury.py")
-    spec = importlib.util.spec_from_file_location("careqi_ecqm_cms826_helpers", path)
-    if spec is None or spec.loader is None:  # pragma: no cover - the file ships with this one
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-E = _shared()
 
 VS = E.VS
 INPATIENT_FALLS = VS + "2.16.840.1.113762.1.4.1147.171"
@@ -130,9 +114,7 @@ def fall_present_on_admission(
     return E.any_per_subject(len(subjects), linked.loc[poa_yes & fall, "__row"].to_numpy())
 
 
-def _fall_documented(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], valuesets: ValueSetIndex
-) -> np.ndarray:
+def _fall_documented(subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], valuesets: ValueSetIndex) -> np.ndarray:
     """ "Encounter Where A Fall Occurred": Encounter.reasonCode, or a Condition the encounter
     names in reasonReference, coded as an inpatient fall; or an AdverseEvent coded as an
     inpatient fall dated (date, else recordedDate) during the hospitalization."""
@@ -186,9 +168,9 @@ def fall_with_injury_not_present_on_admission(
     n = len(subjects)
     linked, poa_null, _, poa_no = _claim_poa(subjects, data, valuesets)
     fall = E.diagnosis_code_in(linked, data, valuesets, INPATIENT_FALLS, via_condition=False)
-    injury = E.diagnosis_code_in(
-        linked, data, valuesets, MAJOR_INJURIES, via_condition=True
-    ) | E.diagnosis_code_in(linked, data, valuesets, MODERATE_INJURIES, via_condition=True)
+    injury = E.diagnosis_code_in(linked, data, valuesets, MAJOR_INJURIES, via_condition=True) | E.diagnosis_code_in(
+        linked, data, valuesets, MODERATE_INJURIES, via_condition=True
+    )
     rows = linked["__row"].to_numpy()
     fall_not_poa = E.any_per_subject(n, rows[poa_null | (poa_no & fall)])
     injury_not_poa = E.any_per_subject(n, rows[poa_null | (poa_no & injury)])

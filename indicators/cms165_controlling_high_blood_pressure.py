@@ -158,9 +158,7 @@ class _Data:
             key = TABLES[name].key
             if "batch" in df.columns:
                 df = df.sort_values("batch", kind="stable")
-            self._tables[name] = df[~df[key].duplicated(keep="last").to_numpy(dtype=bool)].reset_index(
-                drop=True
-            )
+            self._tables[name] = df[~df[key].duplicated(keep="last").to_numpy(dtype=bool)].reset_index(drop=True)
         return self._tables[name]
 
     def codings(self, table: str, elements: tuple[str, ...]) -> pd.DataFrame:
@@ -499,22 +497,17 @@ def _palliative(subjects: pd.DataFrame, t: _Data, period: Period, valuesets: Val
     return out
 
 
-def _renal_or_pregnancy(
-    subjects: pd.DataFrame, t: _Data, period: Period, valuesets: ValueSetIndex
-) -> np.ndarray:
+def _renal_or_pregnancy(subjects: pd.DataFrame, t: _Data, period: Period, valuesets: ValueSetIndex) -> np.ndarray:
     """Pregnancy or renal diagnosis overlapping the period, kidney transplant or dialysis
     ending by its end, or an ESRD monthly outpatient encounter starting by its end."""
     start, end = _bounds(period)
     refs = [
-        VALUESETS[k]
-        for k in ("pregnancy", "end_stage_renal_disease", "kidney_transplant_recipient", "ckd_stage_5")
+        VALUESETS[k] for k in ("pregnancy", "end_stage_renal_disease", "kidney_transplant_recipient", "ckd_stage_5")
     ]
     cond = _verified_conditions(t, refs, valuesets)
     out = _patients_with(subjects, cond.loc[_prevalence(cond).overlaps(start, end), "patient_id"])
 
-    proc = _completed_procedures(
-        t, [VALUESETS["kidney_transplant"], VALUESETS["dialysis_services"]], valuesets
-    )
+    proc = _completed_procedures(t, [VALUESETS["kidney_transplant"], VALUESETS["dialysis_services"]], valuesets)
     ended = _timing(proc["performed_start"], proc["performed_end"]).end() < end
     out |= _patients_with(subjects, proc.loc[ended, "patient_id"])
 
@@ -639,9 +632,7 @@ def _qualifying_readings(t: _Data, period: Period, valuesets: ValueSetIndex) -> 
         {"__row": np.arange(len(obs)), "patient_id": _str(obs["patient_id"]), "__day": obs["__day"]}
     ).merge(acute, on="patient_id", how="inner")
     day = pairs["__day"].to_numpy(dtype="datetime64[D]")
-    inside = (day >= _day(pairs["__lo"].to_numpy(dtype=_US))) & (
-        day <= _day(pairs["__hi"].to_numpy(dtype=_US))
-    )
+    inside = (day >= _day(pairs["__lo"].to_numpy(dtype=_US))) & (day <= _day(pairs["__hi"].to_numpy(dtype=_US)))
     during_acute = np.zeros(len(obs), dtype=bool)
     during_acute[pairs["__row"].to_numpy()[inside]] = True
 

@@ -26,9 +26,7 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _timed(
-    rows: list[dict[str, Any]], stage: str, records: Callable[[Any], int], fn: Callable[[], Any]
-) -> Any:
+def _timed(rows: list[dict[str, Any]], stage: str, records: Callable[[Any], int], fn: Callable[[], Any]) -> Any:
     start = time.perf_counter()
     value = fn()
     seconds = time.perf_counter() - start
@@ -49,9 +47,7 @@ def _merge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Sum per-month rows of the same stage into one line per stage."""
     merged: dict[str, dict[str, Any]] = {}
     for row in rows:
-        m = merged.setdefault(
-            row["stage"], {"stage": row["stage"], "records": 0, "seconds": 0.0, "peak_mib": 0.0}
-        )
+        m = merged.setdefault(row["stage"], {"stage": row["stage"], "records": 0, "seconds": 0.0, "peak_mib": 0.0})
         m["records"] += row["records"]
         m["seconds"] += row["seconds"]
         m["peak_mib"] = max(m["peak_mib"], row["peak_mib"])
@@ -95,9 +91,7 @@ def run_benchmark(
         rows,
         "generate",
         lambda s: sum(sum(f.values()) for f in s.records.values()),
-        lambda: generate(
-            bench.incoming_dir, patients=patients, months=months, seed=seed, end_period=END_PERIOD
-        ),
+        lambda: generate(bench.incoming_dir, patients=patients, months=months, seed=seed, end_period=END_PERIOD),
     )
     per_month: list[dict[str, Any]] = []
     for period in summary.batches:

@@ -84,9 +84,7 @@ def generate(
     defect_rate: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Share of records made deliberately defective.")
     ] = 0.005,
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: the incoming folder).")
-    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder (default: the incoming folder).")] = None,
 ) -> None:
     """Write a deterministic synthetic hospital system as monthly FHIR NDJSON + feedback CSV batches."""
     from pipelines.generate import generate as run_generate
@@ -145,9 +143,7 @@ def run(
         Path | None,
         typer.Option("--input", help="Folder holding this month's extract (default: <incoming>/<period>)."),
     ] = None,
-    history: Annotated[
-        bool, typer.Option(help="Also recompute the previous months of the trend window.")
-    ] = False,
+    history: Annotated[bool, typer.Option(help="Also recompute the previous months of the trend window.")] = False,
     report: Annotated[bool, typer.Option(help="Render the report and exports.")] = True,
 ) -> None:
     """Run the whole monthly job for one period: extract, validate, load, compute, report, export."""
@@ -317,9 +313,7 @@ def conformance(
         Path | None,
         typer.Option("--out", help="Write the computed individual MeasureReports and a summary here."),
     ] = None,
-    indicator: Annotated[
-        str | None, typer.Option(help="Indicator id, when several have the measure's cms_id.")
-    ] = None,
+    indicator: Annotated[str | None, typer.Option(help="Indicator id, when several have the measure's cms_id.")] = None,
 ) -> None:
     """Run a CMS eCQM test deck through extract + indicator and compare population counts per case.
 
@@ -342,13 +336,9 @@ def conformance(
 # ---------------------------------------------------------------------------- bench
 @app.command()
 def bench(
-    patients: Annotated[
-        int, typer.Option(min=100, help="Synthetic patients to generate and process.")
-    ] = 100_000,
+    patients: Annotated[int, typer.Option(min=100, help="Synthetic patients to generate and process.")] = 100_000,
     months: Annotated[int, typer.Option(min=1, max=24, help="Months of data.")] = 12,
-    workdir: Annotated[
-        Path | None, typer.Option(help="Scratch folder (default: <home>/bench; wiped first).")
-    ] = None,
+    workdir: Annotated[Path | None, typer.Option(help="Scratch folder (default: <home>/bench; wiped first).")] = None,
 ) -> None:
     """Time every stage on N synthetic patients; prints records/s per stage and peak memory."""
     from pipelines.bench import run_benchmark

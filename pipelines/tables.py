@@ -44,7 +44,18 @@ adverse_events  AdverseEvent: id, subject, encounter, event.coding[0] (what happ
                 location (ward), harm level from extension ``HARM_EXTENSION`` (valueCode) or else
                 from severity/outcome.
 organizations   Organization: id, name, type, partOf.
-locations       Location: id, name, physicalType/type code, managingOrganization, partOf.
+locations       Location: id, name, physicalType (type_code), type (kind_code, e.g. ICU),
+                managingOrganization, partOf.
+codings         every coding of the coded elements of the records above (CQL matches a
+                CodeableConcept when ANY of its codings is in a value set).
+encounter_locations / encounter_diagnoses
+                Encounter.location[] with periods; Encounter.diagnosis[] (use, rank,
+                POA extension) and Encounter.reasonReference[].
+claim_diagnoses / claim_procedures
+                Claim.diagnosis[] (onAdmission = POA, sequence, type) and
+                Claim.procedure[], each tied to the encounter of the Claim.item naming it.
+requests        ServiceRequest, DeviceRequest, Task: code, status, intent, doNotPerform
+                and the reason, authored / execution times, Task.focus.
 survey_responses, complaints: CSV files (``survey_responses.csv``, ``complaints.csv``)
                 whose header is exactly the column list below (minus provenance).
 """
@@ -55,9 +66,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-POA_EXTENSION = (
-    "http://hl7.org/fhir/us/qicore/StructureDefinition/qicore-encounter-diagnosisPresentOnAdmission"
-)
+POA_EXTENSION = "http://hl7.org/fhir/us/qicore/StructureDefinition/qicore-encounter-diagnosisPresentOnAdmission"
 POA_SYSTEM = "https://www.cms.gov/Medicare/Medicare-Fee-for-Service-Payment/HospitalAcqCond/Coding"
 HARM_EXTENSION = "https://careqi.example.org/fhir/StructureDefinition/harm-level"
 #: Harm levels, least to most severe (NHS NRLS / AHRQ Harm Scale style).
@@ -198,6 +207,7 @@ TABLES: dict[str, TableSpec] = {
                 _c("performed_end", TS),
                 _c("status_reason_code", doc="statusReason (why not performed)"),
                 _c("status_reason_system"),
+                _c("recorded_at", TS, doc="QI-Core recorded extension (when a not-done event was documented)"),
             ),
             "one row per procedure",
         ),
@@ -221,6 +231,7 @@ TABLES: dict[str, TableSpec] = {
                 _c("reason_code", doc="reasonCode[0] (e.g. the reason a request says do not perform)"),
                 _c("reason_system"),
                 _c("route_code", doc="MedicationAdministration.dosage.route / dosageInstruction[0].route"),
+                _c("recorded_at", TS, doc="QI-Core recorded extension (when a not-done event was documented)"),
             ),
             "one row per medication administration or request",
         ),
@@ -369,15 +380,16 @@ ECQM_TABLES: dict[str, TableSpec] = {
             "encounter_diagnoses",
             "encounter_diagnosis_id",
             (
-                _c("encounter_diagnosis_id", nullable=False, doc="<encounter_id>/<n>"),
+                _c("encounter_diagnosis_id", nullable=False, doc="<encounter_id>/<element>/<n>"),
                 _c("encounter_id", nullable=False),
                 _c("patient_id"),
+                _c("element", doc="diagnosis (Encounter.diagnosis) | reasonReference (Encounter.reasonReference)"),
                 _c("condition_id", doc="Encounter.diagnosis.condition reference id"),
                 _c("use_code", doc="diagnosis.use: AD admission, DD discharge, CC, billing ..."),
                 _c("rank", "Int64"),
                 _c("present_on_admission", doc="Y, N, U, W or 1 from the POA extension"),
             ),
-            "one row per Encounter.diagnosis entry",
+            "one row per Encounter.diagnosis or Encounter.reasonReference entry",
         ),
         TableSpec(
             "claim_diagnoses",
@@ -399,6 +411,25 @@ ECQM_TABLES: dict[str, TableSpec] = {
                 _c("billable_end", TS),
             ),
             "one row per Claim.diagnosis entry",
+        ),
+        TableSpec(
+            "claim_procedures",
+            "claim_procedure_id",
+            (
+                _c("claim_procedure_id", nullable=False, doc="<claim_id>/<n>"),
+                _c("claim_id", nullable=False),
+                _c("patient_id"),
+                _c("encounter_id", doc="encounter of the Claim.item naming it (procedureSequence), else the first"),
+                _c("status"),
+                _c("use"),
+                _c("sequence", "Int64"),
+                _c("procedure_type", doc="procedure.type[0].coding[0].code, e.g. primary"),
+                _c("code", doc="procedureCodeableConcept.coding[0] (all codings in codings)"),
+                _c("code_system"),
+                _c("procedure_id", doc="procedureReference id"),
+                _c("performed_at", TS, doc="procedure.date"),
+            ),
+            "one row per Claim.procedure entry",
         ),
         TableSpec(
             "requests",

@@ -25,9 +25,7 @@ def _z(confidence: float) -> float:
     return float(stats.norm.ppf(0.5 + confidence / 2))
 
 
-def wilson(
-    successes: ArrayLike, trials: ArrayLike, confidence: float = 0.95
-) -> tuple[np.ndarray, np.ndarray]:
+def wilson(successes: ArrayLike, trials: ArrayLike, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for successes / trials (fractions 0..1)."""
     x = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
@@ -59,9 +57,7 @@ def poisson_rate(
     return low, high
 
 
-def _sorted_groups(
-    values: np.ndarray, groups: np.ndarray, n_groups: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sorted_groups(values: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     keep = ~np.isnan(values)
     v, g = values[keep], groups[keep]
     order = np.lexsort((v, g))
@@ -74,9 +70,7 @@ def grouped_median(
     values: ArrayLike, groups: ArrayLike, n_groups: int, confidence: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(median, ci_low, ci_high) per group code 0..n_groups-1; NaN values are ignored."""
-    v, n, start = _sorted_groups(
-        np.asarray(values, dtype=np.float64), np.asarray(groups, dtype=np.int64), n_groups
-    )
+    v, n, start = _sorted_groups(np.asarray(values, dtype=np.float64), np.asarray(groups, dtype=np.int64), n_groups)
     has = n > 0
     med = np.full(n_groups, np.nan)
     low = np.full(n_groups, np.nan)

@@ -115,9 +115,7 @@ def completed_years(start: pd.Series, end: pd.Series) -> np.ndarray:
 class _Context:
     """A frame being evaluated, with lazily computed derived columns and earlier populations."""
 
-    def __init__(
-        self, frame: pd.DataFrame, env: _Env, derive: Mapping[str, m.Derivation] | None = None
-    ) -> None:
+    def __init__(self, frame: pd.DataFrame, env: _Env, derive: Mapping[str, m.Derivation] | None = None) -> None:
         self.frame = frame.reset_index(drop=True)
         self.env = env
         self.derive = dict(derive or {})
@@ -244,9 +242,7 @@ def mask(c: m.Criterion, ctx: _Context) -> np.ndarray:
             return ctx.populations[pop].copy()
         case m.InPeriod(column):
             s = _datetimes(ctx.column(column))
-            start, end = (
-                np.datetime64(t.to_datetime64(), "us") for t in (ctx.env.period.start, ctx.env.period.end)
-            )
+            start, end = (np.datetime64(t.to_datetime64(), "us") for t in (ctx.env.period.start, ctx.env.period.end))
             return ~np.isnat(s) & (s >= start) & (s < end)
         case m.Equals(column, value):
             s = ctx.column(column)
@@ -313,8 +309,7 @@ def _population_mask(pop: m.PopulationDef, ctx: _Context) -> np.ndarray:
         out = _bool(np.asarray(result) if not isinstance(result, pd.Series) else result)
         if out.shape != (len(ctx),):
             raise IndicatorDefinitionError(
-                f"population function {pop.population.value} returned {out.shape[0]} values "
-                f"for {len(ctx)} subjects"
+                f"population function {pop.population.value} returned {out.shape[0]} values for {len(ctx)} subjects"
             )
         return out
     if pop.criteria is None:  # denominator / measure population default: the initial population
@@ -336,9 +331,7 @@ def evaluate(
     env = _Env(data, p, valuesets)
     missing = [ref for ref in indicator.valuesets if ref not in valuesets]
     if missing:
-        raise IndicatorDefinitionError(
-            f"{indicator.id}: value set(s) not loaded: {', '.join(sorted(missing))}"
-        )
+        raise IndicatorDefinitionError(f"{indicator.id}: value set(s) not loaded: {', '.join(sorted(missing))}")
     full = _Context(subject_frame(indicator.basis, env), env, indicator.derive)
     ip = _population_mask(indicator.populations[m.Population.INITIAL_POPULATION], full)
     ctx = full.subset(ip)
@@ -381,9 +374,7 @@ def evaluate(
     for col in ("denominator", "denominator_exclusion", "numerator", "numerator_exclusion"):
         if col not in out.columns:
             out[col] = pd.array(np.zeros(n, dtype=bool), dtype="boolean")
-    counted = flags.get(
-        m.Population.DENOMINATOR, flags.get(m.Population.MEASURE_POPULATION, np.zeros(n, dtype=bool))
-    )
+    counted = flags.get(m.Population.DENOMINATOR, flags.get(m.Population.MEASURE_POPULATION, np.zeros(n, dtype=bool)))
     counted = counted & ~flags.get(
         m.Population.DENOMINATOR_EXCLUSION,
         flags.get(m.Population.MEASURE_POPULATION_EXCLUSION, np.zeros(n, dtype=bool)),

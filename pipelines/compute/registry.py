@@ -121,9 +121,7 @@ class _Parser:
             raise self.fail(where, "found the key true: YAML reads a bare `on` as a boolean; write `join`")
         if unknown:
             allowed = ", ".join([*required, *optional])
-            raise self.fail(
-                where, f"unknown key(s) {', '.join(sorted(map(str, unknown)))} (allowed: {allowed})"
-            )
+            raise self.fail(where, f"unknown key(s) {', '.join(sorted(map(str, unknown)))} (allowed: {allowed})")
         missing = [k for k in required if k not in node]
         if missing:
             raise self.fail(where, f"missing key(s) {', '.join(missing)}")
@@ -157,8 +155,7 @@ class _Parser:
         if bare not in target.columns:
             raise self.fail(
                 where,
-                f"unknown column {name!r} in {target.where_am_i} "
-                f"(known: {', '.join(sorted(target.columns))})",
+                f"unknown column {name!r} in {target.where_am_i} (known: {', '.join(sorted(target.columns))})",
             )
         kind = target.columns[bare]
         if kinds and kind not in kinds:
@@ -199,9 +196,7 @@ class _Parser:
     # ------------------------------------------------------------------ criteria
     def criterion(self, node: Any, scope: _Scope, where: str, populations: set[m.Population]) -> m.Criterion:
         if isinstance(node, list):
-            return m.AllOf(
-                tuple(self.criterion(c, scope, f"{where}[{i}]", populations) for i, c in enumerate(node))
-            )
+            return m.AllOf(tuple(self.criterion(c, scope, f"{where}[{i}]", populations) for i, c in enumerate(node)))
         if not isinstance(node, dict) or len(node) != 1:
             raise self.fail(where, f"a criterion is a mapping with exactly one of: {', '.join(CRITERIA)}")
         ((kind, arg),) = node.items()
@@ -267,9 +262,7 @@ class _Parser:
                 try:
                     self.valuesets.get(ref)
                 except ValueSetError as exc:
-                    raise self.fail(
-                        here, f"{exc} (looked in indicators/valuesets and extra folders)"
-                    ) from exc
+                    raise self.fail(here, f"{exc} (looked in indicators/valuesets and extra folders)") from exc
             return m.InValueSet(ref, code, system)
         if kind == "days_between":
             spec = self.mapping(arg, here, ("start", "end", "by"), ("min", "max"))
@@ -290,9 +283,7 @@ class _Parser:
         rel, sub = self.join(spec["join"], related, scope, here)
         where_node = spec.get("where", [])
         where_list = where_node if isinstance(where_node, list) else [where_node]
-        items = tuple(
-            self.criterion(c, related, f"{here}.where[{i}]", populations) for i, c in enumerate(where_list)
-        )
+        items = tuple(self.criterion(c, related, f"{here}.where[{i}]", populations) for i, c in enumerate(where_list))
         return m.Exists(spec["table"], rel, sub, items)
 
     # --------------------------------------------------------------- derivations
@@ -332,9 +323,7 @@ class _Parser:
             summed = self.column(spec["column"], related, here, ("number",)) if kind == "sum" else None
             where_node = spec.get("where", [])
             where_list = where_node if isinstance(where_node, list) else [where_node]
-            items = tuple(
-                self.criterion(c, related, f"{here}.where[{i}]", set()) for i, c in enumerate(where_list)
-            )
+            items = tuple(self.criterion(c, related, f"{here}.where[{i}]", set()) for i, c in enumerate(where_list))
             return m.DeriveAggregate(kind, spec["table"], rel, sub, items, summed), "number"
         raise self.fail(where, f"unknown derivation type {kind!r} (known: {', '.join(DERIVATIONS)})")
 
@@ -349,9 +338,7 @@ def _load_functions(py: Path, indicator_id: str) -> dict[str, Any]:
         spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - any import failure is a definition error
         raise IndicatorDefinitionError(f"{py.name}: import failed: {exc}") from exc
-    return {
-        p.value: getattr(module, p.value) for p in m.Population if callable(getattr(module, p.value, None))
-    }
+    return {p.value: getattr(module, p.value) for p in m.Population if callable(getattr(module, p.value, None))}
 
 
 def parse_indicator(doc: Any, path: Path, valuesets: ValueSetIndex | None = None) -> m.Indicator:
@@ -395,17 +382,14 @@ def parse_indicator(doc: Any, path: Path, valuesets: ValueSetIndex | None = None
         if name not in [a.value for a in allowed]:
             raise p.fail(
                 f"populations.{name}",
-                f"not a population of a {scoring.value} measure "
-                f"(allowed: {', '.join(a.value for a in allowed)})",
+                f"not a population of a {scoring.value} measure (allowed: {', '.join(a.value for a in allowed)})",
             )
     for req in m.REQUIRED_POPULATIONS[scoring]:
         if req.value not in pops_node:
             raise p.fail("populations", f"missing required population {req.value}")
     extra_fns = set(functions) - set(pops_node)
     if extra_fns:
-        raise p.fail(
-            "populations", f"{path.with_suffix('.py').name} defines {sorted(extra_fns)} not declared here"
-        )
+        raise p.fail("populations", f"{path.with_suffix('.py').name} defines {sorted(extra_fns)} not declared here")
 
     populations: dict[m.Population, m.PopulationDef] = {}
     for pop in allowed:  # evaluation order, so a population may refer to earlier ones
@@ -418,15 +402,12 @@ def parse_indicator(doc: Any, path: Path, valuesets: ValueSetIndex | None = None
         criteria = None
         if "criteria" in node:
             if fn is not None:
-                raise p.fail(
-                    where, f"has both YAML criteria and a function in {path.with_suffix('.py').name}"
-                )
+                raise p.fail(where, f"has both YAML criteria and a function in {path.with_suffix('.py').name}")
             criteria = p.criterion(node["criteria"], subject, f"{where}.criteria", set(populations))
         elif fn is None and pop not in (m.Population.DENOMINATOR, m.Population.MEASURE_POPULATION):
             raise p.fail(
                 where,
-                "needs criteria (only denominator / measure_population may default to the "
-                "initial population)",
+                "needs criteria (only denominator / measure_population may default to the initial population)",
             )
         populations[pop] = m.PopulationDef(pop, sentence, criteria, fn)
 
@@ -528,9 +509,7 @@ def load_indicators(indicators_dir: Path, valueset_dirs: Sequence[Path] = ()) ->
         if ind.id in found:
             raise IndicatorDefinitionError(f"{path.name}: id {ind.id!r} also used by {found[ind.id].source}")
         found[ind.id] = ind
-    orphans = [
-        py.name for py in indicators_dir.glob("*.py") if py.stem not in found and py.stem != "__init__"
-    ]
+    orphans = [py.name for py in indicators_dir.glob("*.py") if py.stem not in found and py.stem != "__init__"]
     if orphans:
         raise IndicatorDefinitionError(f"{', '.join(orphans)}: no matching indicator YAML file")
     log.info("loaded %d indicators from %s", len(found), indicators_dir)

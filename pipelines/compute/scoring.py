@@ -56,22 +56,15 @@ def _long(indicator: m.Indicator, s: pd.DataFrame) -> pd.DataFrame:
     values = pd.DataFrame({p: b[p].astype(np.int64) for p in POPULATIONS})
     if indicator.scoring is m.Scoring.RATIO:
         scored = b["numerator"] & ~b["numerator_exclusion"]
-        values["events"] = np.where(
-            scored, s["numerator_events"].to_numpy(dtype=np.float64, na_value=0.0), 0.0
-        )
-        values["exposure"] = np.where(
-            counted, s["denominator_value"].to_numpy(dtype=np.float64, na_value=0.0), 0.0
-        )
+        values["events"] = np.where(scored, s["numerator_events"].to_numpy(dtype=np.float64, na_value=0.0), 0.0)
+        values["exposure"] = np.where(counted, s["denominator_value"].to_numpy(dtype=np.float64, na_value=0.0), 0.0)
     if indicator.scoring is m.Scoring.CONTINUOUS:
-        values["observation"] = np.where(
-            counted, s["observation"].to_numpy(dtype=np.float64, na_value=np.nan), np.nan
-        )
+        values["observation"] = np.where(counted, s["observation"].to_numpy(dtype=np.float64, na_value=np.nan), np.nan)
     facility = s["facility_id"].astype("string").fillna(UNKNOWN).to_numpy(dtype=object)
     levels = [np.full(len(s), ALL_FACILITIES, dtype=object), facility]
     strata = [(OVERALL[0], np.full(len(s), OVERALL[1], dtype=object))]
     strata += [
-        (name, s[name].astype("string").fillna(UNKNOWN).to_numpy(dtype=object))
-        for name in indicator.stratifiers
+        (name, s[name].astype("string").fillna(UNKNOWN).to_numpy(dtype=object)) for name in indicator.stratifiers
     ]
     parts = []
     for fac in levels:

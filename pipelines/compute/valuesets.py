@@ -63,9 +63,7 @@ def parse_valueset(resource: dict[str, Any], source: Path | None = None) -> Valu
     """
     where = f" in {source}" if source else ""
     if resource.get("resourceType") != "ValueSet":
-        raise ValueSetError(
-            f"expected a FHIR ValueSet{where}, got resourceType {resource.get('resourceType')!r}"
-        )
+        raise ValueSetError(f"expected a FHIR ValueSet{where}, got resourceType {resource.get('resourceType')!r}")
     codes: set[tuple[str, str]] = set()
     expansion = resource.get("expansion") or {}
     codes.update(_walk_contains(expansion.get("contains", []) or []))

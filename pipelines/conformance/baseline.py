@@ -41,8 +41,7 @@ def load_baseline(path: Path) -> dict[str, list[str]]:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read conformance baseline {path}: {exc}") from exc
     if not isinstance(doc, dict) or not all(
-        isinstance(k, str) and isinstance(v, list) and all(isinstance(c, str) for c in v)
-        for k, v in doc.items()
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(c, str) for c in v) for k, v in doc.items()
     ):
         raise ConfigError(f"{path}: expected {{deck folder name: [case file, ...]}}")
     return {k: list(v) for k, v in doc.items()}
@@ -83,16 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Rewrite the conformance baseline (cases known to match) from a run of each deck.",
     )
     parser.add_argument("measure_dirs", nargs="+", type=Path, help="measure deck folders")
-    parser.add_argument(
-        "--file", type=Path, default=DEFAULT_FILE, help=f"baseline file (default {DEFAULT_FILE})"
-    )
-    parser.add_argument(
-        "--allow-regressions", action="store_true", help="drop listed cases that no longer match"
-    )
+    parser.add_argument("--file", type=Path, default=DEFAULT_FILE, help=f"baseline file (default {DEFAULT_FILE})")
+    parser.add_argument("--allow-regressions", action="store_true", help="drop listed cases that no longer match")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         settings = load_settings()
         runs = [run_deck(d, settings) for d in args.measure_dirs]

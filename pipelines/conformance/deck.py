@@ -240,9 +240,7 @@ def _missing_from_index(folder: Path) -> set[str]:
 def _measure_file(root: Path) -> Path:
     folder = root / "measure"
     found = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    measures = [
-        p for p in found if isinstance(d := _read_json(p), dict) and d.get("resourceType") == "Measure"
-    ]
+    measures = [p for p in found if isinstance(d := _read_json(p), dict) and d.get("resourceType") == "Measure"]
     if len(measures) != 1:
         raise ConfigError(
             f"{root} is not a measure deck: expected one FHIR Measure in {folder}, found {len(measures)} "
@@ -260,9 +258,7 @@ def read_deck(root: Path) -> Deck:
     cases_dir = root / "testcases"
     files = sorted(cases_dir.glob("*/*.json")) if cases_dir.is_dir() else []
     if not files:
-        raise ConfigError(
-            f"{root} is not a measure deck: no test cases under {cases_dir}/<patient>/<case>.json"
-        )
+        raise ConfigError(f"{root} is not a measure deck: no test cases under {cases_dir}/<patient>/<case>.json")
 
     identifiers = [str(i.get("value")) for i in measure.get("identifier") or [] if i.get("value")]
     names = {str(x) for x in (measure.get("id"), measure.get("name"), measure.get("url")) if x}
@@ -287,9 +283,7 @@ def read_deck(root: Path) -> Deck:
         try:
             cases.append(read_case(path, cases_dir))
         except ConfigError as exc:
-            problems.append(
-                CaseProblem(path.relative_to(cases_dir).as_posix(), _title(path.stem)[0], str(exc))
-            )
+            problems.append(CaseProblem(path.relative_to(cases_dir).as_posix(), _title(path.stem)[0], str(exc)))
     return Deck(
         root=root,
         measure_id=str(measure.get("id") or measure.get("name") or root.name),

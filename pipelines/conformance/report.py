@@ -17,8 +17,7 @@ from pipelines.errors import ExportError
 
 def _populations(result: CaseResult) -> dict[str, dict[str, int]]:
     return {
-        code: {"expected": int(e), "computed": int(result.computed.get(code, 0))}
-        for code, e in result.expected.items()
+        code: {"expected": int(e), "computed": int(result.computed.get(code, 0))} for code, e in result.expected.items()
     }
 
 
@@ -50,8 +49,7 @@ def to_json(run: ConformanceRun) -> dict[str, Any]:
         "mismatches": [_case_json(r) for r in run.mismatches],
         "totals": run.totals(),
         "unmatchable": [
-            {"case": r.case, "title": r.title, "missing_valuesets": run.referenced_missing}
-            for r in run.unmatchable
+            {"case": r.case, "title": r.title, "missing_valuesets": run.referenced_missing} for r in run.unmatchable
         ],
         "invalid": [{"case": p.case, "title": p.title, "reason": p.reason} for p in run.problems],
         "missing_valuesets": run.missing_valuesets,
@@ -86,9 +84,7 @@ def render_text(run: ConformanceRun) -> str:
         lines += [
             "",
             "value sets not supplied (treated as empty): "
-            + ", ".join(
-                f"{oid}{' (used by the indicator)' if oid in used else ''}" for oid in run.missing_valuesets
-            ),
+            + ", ".join(f"{oid}{' (used by the indicator)' if oid in used else ''}" for oid in run.missing_valuesets),
         ]
     for note in run.notes:
         lines.append(f"note: {note}")
@@ -128,9 +124,7 @@ def write_measure_reports(run: ConformanceRun, out_dir: Path) -> list[Path]:
     ]
     spans = sorted({(c.period_start, c.period_end) for c in run.deck.cases})
     if len(spans) != 1:
-        raise ExportError(
-            f"cases of {run.deck.measure_name} span {len(spans)} measurement periods; expected one"
-        )
+        raise ExportError(f"cases of {run.deck.measure_name} span {len(spans)} measurement periods; expected one")
     ((start, end),) = spans
     return export_individual_reports(
         run.indicator.metadata(),

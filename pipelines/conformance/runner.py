@@ -14,6 +14,18 @@ decks do reuse ids (eleven CMS108 cases share one Claim id), so cases are planne
 *rounds* in which every resource id and every table key is unique, and each round is
 evaluated on its own. Usually that is a single round.
 
+Every record of a case belongs to that case's Patient. The reference engine (MADiE /
+fqm-execution) evaluates each test-case Bundle as ONE patient's record: it hands the
+whole Bundle to CQL as the patient's data, so a resource counts for the Bundle's Patient
+whatever its own subject reference says. Decks rely on that, knowingly or not (a CMS108
+case has a not-done MedicationAdministration whose subject id lacks its last
+character). So after extraction, :func:`attribute_to_case_patient` sets ``patient_id``
+on every row of every table with that column to the Patient of the Bundle the row came
+from (``source_file``). This is the only conformance-specific step, and it is about the
+shape of the input (one Bundle = one patient), not about any measure or case; a monthly
+batch never gets it, since there references are the only link between records. A
+Bundle without exactly one Patient is left as extracted.
+
 Value sets the Measure declares but nobody supplied (the shared CMS1017 copy lacks
 three) are loaded as empty placeholders with one warning, so the rest of the deck still
 runs. A mismatch in a deck whose indicator uses such a set is flagged "possibly due to
@@ -87,9 +99,7 @@ class _RecordingIndex(ValueSetIndex):
         return vs
 
 
-def load_deck_valuesets(
-    deck: Deck, settings: Settings, valueset_dirs: Sequence[Path] | None = None
-) -> _RecordingIndex:
+def load_deck_valuesets(deck: Deck, settings: Settings, valueset_dirs: Sequence[Path] | None = None) -> _RecordingIndex:
     """The deck's value sets (or ``valueset_dirs``) plus the project's own, with an empty
     placeholder for every set the Measure declares (or INDEX.csv lists as MISSING) that
     none of them holds."""
@@ -171,6 +181,33 @@ def _compatibility_notes(deck: Deck, indicator: Indicator) -> list[str]:
             f"{indicator.basis.value}: per-case counts count different things"
         )
     return notes
+
+
+# ------------------------------------------------------------------ attribution
+def attribute_to_case_patient(tables: Mapping[str, pd.DataFrame], cases: Sequence[TestCase]) -> dict[str, pd.DataFrame]:
+    """Every row's ``patient_id`` set to the Patient of the case Bundle it came from.
+
+    The engine evaluates a Bundle as one patient's record (module docstring); rows of a
+    case without exactly one Patient keep their own reference. The patients table is
+    left alone: there ``patient_id`` is the record id itself.
+    """
+    owner = {c.case: c.patient_id for c in cases if c.patient_id is not None}
+    if not owner:
+        return dict(tables)
+    out: dict[str, pd.DataFrame] = {}
+    for name, df in tables.items():
+        spec = TABLES.get(name)
+        if (
+            not len(df)
+            or "patient_id" not in df.columns
+            or "source_file" not in df.columns
+            or (spec is not None and spec.key == "patient_id")
+        ):
+            out[name] = df
+            continue
+        case_patient = df["source_file"].map(owner).astype(df["patient_id"].dtype)
+        out[name] = df.assign(patient_id=case_patient.where(case_patient.notna(), df["patient_id"]))
+    return out
 
 
 # ---------------------------------------------------------------------- rounds
@@ -301,9 +338,9 @@ def _case_counts(
     where = pd.Series(owner["source_file"].to_numpy(), index=owner[key].astype("string").to_numpy())
     case = subjects["subject_id"].astype("string").map(where)
     columns = population_columns(indicator)
-    flags = pd.DataFrame(
-        {code: subjects[col].fillna(False).astype(bool).to_numpy() for code, col in columns}
-    ).astype("int64")
+    flags = pd.DataFrame({code: subjects[col].fillna(False).astype(bool).to_numpy() for code, col in columns}).astype(
+        "int64"
+    )
     flags["case"] = case.to_numpy()
     attributed = flags["case"].isin(round_cases)
     counts = flags[attributed].groupby("case").sum()
@@ -331,7 +368,7 @@ def run_deck(
 
     root = deck.root / "testcases"
     extracted = extract_paths([c.path for c in deck.cases], root=root)
-    tables = extracted.tables
+    tables = attribute_to_case_patient(extracted.tables, deck.cases)
     quarantined = extracted.quarantine["source_file"].astype("string").value_counts().to_dict()
     basis_name = BASIS_TABLE[indicator.basis]
     counts: dict[str, dict[str, int]] = {c.case: {} for c in deck.cases}
@@ -357,15 +394,11 @@ def run_deck(
         log.warning("%d evaluated subject(s) could not be traced to a case file", unattributed)
 
     used = set(index.used_placeholders)
-    sources = [
-        p for p in (indicator.source, indicator.source.with_suffix(".py") if indicator.source else None) if p
-    ]
+    sources = [p for p in (indicator.source, indicator.source.with_suffix(".py") if indicator.source else None) if p]
     text = " ".join(p.read_text(encoding="utf-8") for p in sources if p.is_file())
     used |= {oid for oid in index.placeholders.values() if oid in text}
     referenced_missing = sorted(used)
-    cause = (
-        f"possibly due to missing value sets {', '.join(referenced_missing)}" if referenced_missing else None
-    )
+    cause = f"possibly due to missing value sets {', '.join(referenced_missing)}" if referenced_missing else None
 
     results: list[CaseResult] = []
     for case in deck.cases:
@@ -408,6 +441,7 @@ def run_deck(
 __all__ = [
     "CaseResult",
     "ConformanceRun",
+    "attribute_to_case_patient",
     "find_indicator",
     "load_deck_valuesets",
     "matching_indicator_files",

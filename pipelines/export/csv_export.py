@@ -42,9 +42,7 @@ def format_decimal(value: Any) -> str:
     return "0.000000" if text == "-0.000000" else text
 
 
-def csv_rows(
-    results: pd.DataFrame, indicators: list[dict], period: str, threshold: int
-) -> list[dict[str, str]]:
+def csv_rows(results: pd.DataFrame, indicators: list[dict], period: str, threshold: int) -> list[dict[str, str]]:
     """The export's rows as strings, suppression applied (shared with tests and other writers)."""
     start, end = period_bounds(period)
     index = indicator_index(indicators)

@@ -74,9 +74,7 @@ def individual_measure_report(
         "reporter": {"display": reporter},
         "period": {"start": period_start, "end": period_end},
         "improvementNotation": {
-            "coding": [
-                {"system": IMPROVEMENT_SYSTEM, "code": str(indicator.get("improvement") or "increase")}
-            ]
+            "coding": [{"system": IMPROVEMENT_SYSTEM, "code": str(indicator.get("improvement") or "increase")}]
         },
         "group": [group],
     }
@@ -149,9 +147,7 @@ def export_individual_reports(
         model = validate_measure_report(resource)
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            model.model_dump_json(indent=2, exclude_none=True, by_alias=True) + "\n", encoding="utf-8"
-        )
+        path.write_text(model.model_dump_json(indent=2, exclude_none=True, by_alias=True) + "\n", encoding="utf-8")
         written.append(path)
     log.info("wrote %d individual MeasureReports and a summary to %s", len(subjects), out_dir)
     return written

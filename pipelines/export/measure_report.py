@@ -174,9 +174,7 @@ def measure_report_from_counts(
         "reporter": {"display": reporter},
         "period": {"start": start, "end": end},
         "improvementNotation": {
-            "coding": [
-                {"system": IMPROVEMENT_SYSTEM, "code": str(indicator.get("improvement") or "increase")}
-            ]
+            "coding": [{"system": IMPROVEMENT_SYSTEM, "code": str(indicator.get("improvement") or "increase")}]
         },
         "group": [group],
     }
@@ -201,9 +199,7 @@ def _stratum(rec: Mapping[str, Any], indicator: Mapping[str, Any], components: l
     else:
         stratum["component"] = [{"code": {"text": k}, "value": {"text": v}} for k, v in components]
     stratum["population"] = _populations(rec, str(indicator.get("scoring")), hidden)
-    score, ext = _score(
-        rec["measure_score"], (rec["ci_low"], rec["ci_high"]), indicator, "measure_score" in hidden
-    )
+    score, ext = _score(rec["measure_score"], (rec["ci_low"], rec["ci_high"]), indicator, "measure_score" in hidden)
     if ext:
         stratum["extension"] = ext
     if score is not None:
@@ -239,8 +235,7 @@ def _stratifiers(rows: pd.DataFrame, indicator: Mapping[str, Any]) -> list[dict[
                 {
                     "code": [{"text": "facility"}, {"text": name}],
                     "stratum": [
-                        _stratum(r, indicator, [("facility", r["facility_id"]), (name, r["stratum"])])
-                        for r in local
+                        _stratum(r, indicator, [("facility", r["facility_id"]), (name, r["stratum"])]) for r in local
                     ],
                 }
             )

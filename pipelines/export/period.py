@@ -52,9 +52,7 @@ def period_bounds(period: str) -> tuple[str, str]:
     if not m:
         raise ExportError(f"period must look like YYYY-MM (e.g. 2026-10), got {period!r}")
     year, month = int(m.group(1)), int(m.group(2))
-    return date(year, month, 1).isoformat(), date(
-        year, month, calendar.monthrange(year, month)[1]
-    ).isoformat()
+    return date(year, month, 1).isoformat(), date(year, month, calendar.monthrange(year, month)[1]).isoformat()
 
 
 def indicator_index(indicators: list[dict]) -> dict[str, Mapping[str, Any]]:
@@ -62,9 +60,7 @@ def indicator_index(indicators: list[dict]) -> dict[str, Mapping[str, Any]]:
     for ind in indicators:
         iid = str(ind.get("id", ""))
         if not SAFE_ID_RE.match(iid):
-            raise ExportError(
-                f"indicator id {iid!r} is not usable in a file name or FHIR id ([A-Za-z0-9._-])"
-            )
+            raise ExportError(f"indicator id {iid!r} is not usable in a file name or FHIR id ([A-Za-z0-9._-])")
         if ind.get("scoring") not in ("proportion", "ratio", "continuous"):
             raise ExportError(f"indicator {iid}: scoring must be proportion, ratio or continuous")
         out[iid] = ind
@@ -93,9 +89,7 @@ def period_results(results: pd.DataFrame, indicators: list[dict], period: str) -
     period_bounds(period)
     index = indicator_index(indicators)
     missing = [
-        c
-        for c in AGGREGATE_COLUMNS
-        if c not in results.columns and c not in ("numerator_events", "denominator_value")
+        c for c in AGGREGATE_COLUMNS if c not in results.columns and c not in ("numerator_events", "denominator_value")
     ]
     if missing:
         raise ExportError(f"indicator results lack column(s) {', '.join(missing)}")

@@ -7,10 +7,14 @@ Accounting (``rows_read[table] == accepted + quarantined`` for every table):
 
 * A resource of a one-row type (Encounter, Observation, ServiceRequest ...) is one
   record read of its table. A Claim is one claim_diagnoses record per
-  ``Claim.diagnosis``; a Claim without any diagnosis yields no row and is counted in
-  ``ignored["Claim without diagnosis"]``. A Claim rejected whole (malformed line,
-  failed FHIR validation) is ONE quarantine row of claim_diagnoses, since its
-  diagnoses cannot be read.
+  ``Claim.diagnosis`` plus one claim_procedures record per ``Claim.procedure``; each
+  table counts only its own rows. A Claim yielding no row at all (neither a
+  diagnosis nor a procedure) is counted in
+  ``ignored["Claim without diagnosis or procedure"]``, and only then. A Claim
+  rejected whole (malformed line, failed FHIR validation) is ONE quarantine row of
+  claim_diagnoses (``RESOURCE_TABLES["Claim"]``), since neither its diagnoses nor its
+  procedures can be read; so a resource is never counted in two tables' reads unless
+  it yielded rows in both.
 * Child rows (encounter_locations, encounter_diagnoses, codings) are read when they
   are produced from an accepted parent row. A parent quarantined at extraction
   (bad JSON, failed FHIR validation, unreadable value) yields no children: they are

@@ -42,7 +42,8 @@ class ExtractResult:
         rows_read: per table, records read = accepted + quarantined (plus ``bundle``
             for Bundle files/entries that could not be attributed to a table).
         ignored: resource types present but not used (Immunization, Coverage ...) -> count,
-            plus ``Claim without diagnosis`` (claims that yield no claim_diagnoses row).
+            plus ``Claim without diagnosis or procedure`` (claims that yield neither a
+            claim_diagnoses nor a claim_procedures row).
     """
 
     tables: dict[str, pd.DataFrame]

@@ -7,9 +7,14 @@ joins claims to encounters through ``Claim.item.encounter``. The one-row tables 
 ``coding[0]``; this module produces the rest (tables.ECQM_TABLES):
 
 * :func:`records` turns one resource into its rows: the main row (one per resource,
-  or one per Claim.diagnosis), child rows (encounter_locations, encounter_diagnoses)
-  and coding tuples, each child tied to the row it came from so that a parent
-  quarantined at extraction takes its children with it.
+  or for a Claim one per Claim.diagnosis and one per Claim.procedure), child rows
+  (encounter_locations, encounter_diagnoses) and coding tuples, each child tied to
+  the row it came from so that a parent quarantined at extraction takes its children
+  with it.
+* encounter_diagnoses holds both ways an Encounter names its conditions, told apart by
+  ``element``: ``diagnosis`` (with use, rank and present-on-admission) and
+  ``reasonReference`` (QI-Core CQMCommon ``encounterDiagnosis()`` follows it; CMS108
+  finds VTE diagnoses there). Keys are ``<encounter_id>/<element>/<n>``.
 * Child and coding keys are ``<parent key>/<n>`` (n 1-based within the element);
   a parent without an id gets no children (it is quarantined by validation for the
   missing key, and its children could not be named).
@@ -83,9 +88,11 @@ CODED_ELEMENTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
 #: a contained Medication referenced by medicationReference).
 MEDICATION_ELEMENT = "medicationCodeableConcept"
 CLAIM_DIAGNOSIS_ELEMENTS = (("diagnosisCodeableConcept", ("diagnosisCodeableConcept",)), ("type", ("type",)))
+CLAIM_PROCEDURE_ELEMENTS = (("procedureCodeableConcept", ("procedureCodeableConcept",)),)
 
-#: ``ignored`` key for a Claim that carries no diagnosis (pharmacy, immunisation claims).
-CLAIM_WITHOUT_DIAGNOSIS = "Claim without diagnosis"
+#: ``ignored`` key for a Claim that yields no row at all: neither a diagnosis nor a
+#: procedure (pharmacy, immunisation claims).
+CLAIM_WITHOUT_ROWS = "Claim without diagnosis or procedure"
 
 
 class Record(NamedTuple):
@@ -203,31 +210,58 @@ def encounter_locations(r: dict[str, Any], encounter_id: str, patient_id: Any) -
 
 
 def encounter_diagnoses(r: dict[str, Any], encounter_id: str, patient_id: Any) -> list[Row]:
-    """Every Encounter.diagnosis with use, rank and the QI-Core present-on-admission
-    extension (CMS826/CMS1017 exclude harms present on admission)."""
+    """Every Encounter.diagnosis (element ``diagnosis``: use, rank and the QI-Core
+    present-on-admission extension, since CMS826/CMS1017 exclude harms present on
+    admission), then every Encounter.reasonReference (element ``reasonReference``:
+    condition only, CQMCommon ``encounterDiagnosis()`` reads it)."""
+    rows: list[Row] = []
     diagnoses = r.get("diagnosis")
-    if not isinstance(diagnoses, list):
-        return []
-    rows = []
-    for n, diag in enumerate((d for d in diagnoses if isinstance(d, dict)), 1):
+    for n, diag in enumerate((d for d in diagnoses if isinstance(d, dict)) if isinstance(diagnoses, list) else (), 1):
         rows.append(
             {
-                "encounter_diagnosis_id": f"{encounter_id}/{n}",
+                "encounter_diagnosis_id": f"{encounter_id}/diagnosis/{n}",
                 "encounter_id": encounter_id,
                 "patient_id": patient_id,
+                "element": "diagnosis",
                 "condition_id": ref_id(diag.get("condition")),
                 "use_code": _code(diag.get("use")),
                 "rank": _scalar(diag.get("rank")),
                 "present_on_admission": _ext_code(_extension(diag, POA_EXTENSION)),
             }
         )
+    reasons = r.get("reasonReference")
+    for n, ref in enumerate((x for x in reasons if isinstance(x, dict)) if isinstance(reasons, list) else (), 1):
+        rows.append(
+            {
+                "encounter_diagnosis_id": f"{encounter_id}/reasonReference/{n}",
+                "encounter_id": encounter_id,
+                "patient_id": patient_id,
+                "element": "reasonReference",
+                "condition_id": ref_id(ref),
+                "use_code": None,
+                "rank": None,
+                "present_on_admission": None,
+            }
+        )
     return rows
 
 
-def _claim_encounters(r: dict[str, Any]) -> tuple[dict[Any, str], str | None]:
-    """diagnosis sequence -> encounter of the first item pointing at it (and having
-    an encounter), plus the first item encounter of the claim as the fallback."""
-    by_sequence: dict[Any, str] = {}
+class _ClaimEncounters(NamedTuple):
+    """Encounter per diagnosis / procedure sequence, from the first item pointing at it
+    (and having an encounter), plus the claim's first item encounter as the fallback."""
+
+    diagnosis: dict[Any, str]
+    procedure: dict[Any, str]
+    first: str | None
+
+    def of(self, by_sequence: dict[Any, str], sequence: Any) -> str | None:
+        if isinstance(sequence, (int, str)):
+            return by_sequence.get(sequence, self.first)
+        return self.first
+
+
+def _claim_encounters(r: dict[str, Any]) -> _ClaimEncounters:
+    found = _ClaimEncounters({}, {}, None)
     first: str | None = None
     items = r.get("item")
     for item in items if isinstance(items, list) else ():
@@ -239,29 +273,37 @@ def _claim_encounters(r: dict[str, Any]) -> tuple[dict[Any, str], str | None]:
             continue
         if first is None:
             first = enc
-        sequences = item.get("diagnosisSequence")
-        for seq in sequences if isinstance(sequences, list) else ():
-            if isinstance(seq, (int, str)):
-                by_sequence.setdefault(seq, enc)
-    return by_sequence, first
+        for element, by_sequence in (("diagnosisSequence", found.diagnosis), ("procedureSequence", found.procedure)):
+            sequences = item.get(element)
+            for seq in sequences if isinstance(sequences, list) else ():
+                if isinstance(seq, (int, str)):
+                    by_sequence.setdefault(seq, enc)
+    return found._replace(first=first)
+
+
+def _entries(value: Any) -> list[dict[str, Any]]:
+    return [d for d in value if isinstance(d, dict)] if isinstance(value, list) else []
 
 
 def claim_records(r: dict[str, Any]) -> list[Record]:
-    """One claim_diagnoses row per Claim.diagnosis (none for a claim without any).
+    """One claim_diagnoses row per Claim.diagnosis, then one claim_procedures row per
+    Claim.procedure (none for a claim without either).
 
     POA is ``diagnosis.onAdmission``; the encounter is that of the item whose
-    ``diagnosisSequence`` names this diagnosis, else the claim's first item encounter
-    (Synthea puts the encounter on item 1 and the diagnosis pointers on later items).
+    ``diagnosisSequence`` (``procedureSequence``) names the entry, else the claim's
+    first item encounter (Synthea puts the encounter on item 1 and the pointers on
+    later items). CMS108 reads the principal procedure from claim_procedures.
     """
-    diagnoses = r.get("diagnosis")
-    if not isinstance(diagnoses, list):
+    diagnoses, procedures = _entries(r.get("diagnosis")), _entries(r.get("procedure"))
+    if not diagnoses and not procedures:
         return []
     claim_id = _scalar(r.get("id"))
     patient_id = ref_id(r.get("patient"))
-    by_sequence, first = _claim_encounters(r)
+    status, use = _scalar(r.get("status")), _scalar(r.get("use"))
+    encounters = _claim_encounters(r)
     billable = _obj(r.get("billablePeriod"))
     records = []
-    for n, diag in enumerate((d for d in diagnoses if isinstance(d, dict)), 1):
+    for n, diag in enumerate(diagnoses, 1):
         sequence = _scalar(diag.get("sequence"))
         coding = _coding0(diag.get("diagnosisCodeableConcept"))
         key = None if claim_id is None else f"{claim_id}/{n}"
@@ -269,9 +311,9 @@ def claim_records(r: dict[str, Any]) -> list[Record]:
             "claim_diagnosis_id": key,
             "claim_id": claim_id,
             "patient_id": patient_id,
-            "encounter_id": by_sequence.get(sequence, first) if isinstance(sequence, (int, str)) else first,
-            "status": _scalar(r.get("status")),
-            "use": _scalar(r.get("use")),
+            "encounter_id": encounters.of(encounters.diagnosis, sequence),
+            "status": status,
+            "use": use,
             "sequence": sequence,
             "diagnosis_type": _code(diag.get("type")),
             "code": _scalar(coding.get("code")),
@@ -286,6 +328,29 @@ def claim_records(r: dict[str, Any]) -> list[Record]:
             for element, path in CLAIM_DIAGNOSIS_ELEMENTS:
                 add_codings(codings, "claim_diagnoses", key, element, _walk(diag, path))
         records.append(Record("claim_diagnoses", row, [], codings))
+    for n, proc in enumerate(procedures, 1):
+        sequence = _scalar(proc.get("sequence"))
+        coding = _coding0(proc.get("procedureCodeableConcept"))
+        key = None if claim_id is None else f"{claim_id}/{n}"
+        row = {
+            "claim_procedure_id": key,
+            "claim_id": claim_id,
+            "patient_id": patient_id,
+            "encounter_id": encounters.of(encounters.procedure, sequence),
+            "status": status,
+            "use": use,
+            "sequence": sequence,
+            "procedure_type": _code(proc.get("type")),
+            "code": _scalar(coding.get("code")),
+            "code_system": _scalar(coding.get("system")),
+            "procedure_id": ref_id(proc.get("procedureReference")),
+            "performed_at": _scalar(proc.get("date")),
+        }
+        codings = []
+        if key is not None:
+            for element, path in CLAIM_PROCEDURE_ELEMENTS:
+                add_codings(codings, "claim_procedures", key, element, _walk(proc, path))
+        records.append(Record("claim_procedures", row, [], codings))
     return records
 
 
@@ -311,7 +376,7 @@ def records(rtype: str, r: dict[str, Any]) -> list[Record]:
 
 
 __all__ = [
-    "CLAIM_WITHOUT_DIAGNOSIS",
+    "CLAIM_WITHOUT_ROWS",
     "CODED_ELEMENTS",
     "MEDICATION_ELEMENT",
     "CodingTuple",

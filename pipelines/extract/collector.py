@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from pipelines.extract.children import CLAIM_WITHOUT_DIAGNOSIS, records
+from pipelines.extract.children import CLAIM_WITHOUT_ROWS, records
 from pipelines.extract.flatten import encounter_diagnosis_poa
 from pipelines.extract.structure import structure_error
 from pipelines.tables import RESOURCE_TABLES
@@ -125,7 +125,7 @@ class Collector:
             )
             return
         if not produced:
-            self.ignored[CLAIM_WITHOUT_DIAGNOSIS if rtype == "Claim" else f"{rtype} without rows"] += 1
+            self.ignored[CLAIM_WITHOUT_ROWS if rtype == "Claim" else f"{rtype} without rows"] += 1
             return
         for condition_id, code in poa:
             self.poa.setdefault(condition_id, code)

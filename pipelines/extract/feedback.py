@@ -69,9 +69,7 @@ def read_feedback(path: Path, rel: str, table: str, sink: Collector) -> None:
                         line_no,
                     )
                     continue
-                row: dict[str, object] = {
-                    name: (fields[i] if fields[i] != "" else None) for name, i in index.items()
-                }
+                row: dict[str, object] = {name: (fields[i] if fields[i] != "" else None) for name, i in index.items()}
                 row["source_file"] = rel
                 row["source_line"] = line_no
                 sink.rows[table].append(row)

@@ -49,9 +49,7 @@ def read_bundle(path: Path, rel: str, sink: Collector) -> None:
             sink.ignored[NO_RESOURCE] += 1
             continue
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-            sink.reject(
-                BUNDLE_TABLE, None, f"Bundle.entry[{index}].resource has no resourceType", entry, rel, index
-            )
+            sink.reject(BUNDLE_TABLE, None, f"Bundle.entry[{index}].resource has no resourceType", entry, rel, index)
             continue
         if resource.get("id") is None:
             # A transaction POST may leave id out; fullUrl (urn:uuid:<id>) then names it,

@@ -49,9 +49,7 @@ def read_ndjson(path: Path, rel: str, sink: Collector) -> None:
                 sink.reject(table, None, f"malformed JSON: {exc}", line, rel, line_no)
                 continue
             if not isinstance(resource, dict):
-                sink.reject(
-                    table, None, f"not a FHIR resource: JSON {type(resource).__name__}", line, rel, line_no
-                )
+                sink.reject(table, None, f"not a FHIR resource: JSON {type(resource).__name__}", line, rel, line_no)
                 continue
             found = resource.get("resourceType")
             if found != rtype:

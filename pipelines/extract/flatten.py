@@ -26,6 +26,12 @@ Row = dict[str, Any]
 
 #: QI-Core ServiceNotRequested: why an order was not placed (R4 has no element for it).
 DO_NOT_PERFORM_REASON_EXTENSION = "http://hl7.org/fhir/us/qicore/StructureDefinition/qicore-doNotPerformReason"
+#: QI-Core ``recorded`` extension: when an event (typically a not-done one) was
+#: documented. CMS108 times a refusal by it, not by when the event would have happened.
+#: Matched on the URL's last segment (``/qicore-recorded``), so that a sender using a
+#: versioned or mirrored canonical base is still read.
+RECORDED_EXTENSION = "http://hl7.org/fhir/us/qicore/StructureDefinition/qicore-recorded"
+_RECORDED_SUFFIX = "/" + RECORDED_EXTENSION.rsplit("/", 1)[-1]
 #: The R5 DeviceRequest.doNotPerform element carried in R4 as a modifier extension.
 DEVICE_REQUEST_DO_NOT_PERFORM = "http://hl7.org/fhir/5.0/StructureDefinition/extension-DeviceRequest.doNotPerform"
 
@@ -92,6 +98,16 @@ def _extension(resource: Any, url: str) -> dict[str, Any] | None:
         for ext in exts:
             if isinstance(ext, dict) and ext.get("url") == url:
                 return ext
+    return None
+
+
+def _recorded(resource: dict[str, Any]) -> Any:
+    """valueDateTime of the QI-Core recorded extension (first one wins)."""
+    exts = resource.get("extension")
+    if isinstance(exts, list):
+        for ext in exts:
+            if isinstance(ext, dict) and isinstance(ext.get("url"), str) and ext["url"].endswith(_RECORDED_SUFFIX):
+                return _scalar(ext.get("valueDateTime"))
     return None
 
 
@@ -224,6 +240,7 @@ def flatten_procedure(r: dict[str, Any]) -> Row:
         "performed_end": _scalar(end),
         "status_reason_code": _code(r.get("statusReason")),
         "status_reason_system": _system(r.get("statusReason")),
+        "recorded_at": _recorded(r),
     }
 
 
@@ -251,6 +268,7 @@ def flatten_medication_administration(r: dict[str, Any]) -> Row:
         "reason_code": _code(r.get("reasonCode")),
         "reason_system": _system(r.get("reasonCode")),
         "route_code": _code(_obj(r.get("dosage")).get("route")),
+        "recorded_at": _recorded(r),
     }
 
 
@@ -273,6 +291,7 @@ def flatten_medication_request(r: dict[str, Any]) -> Row:
         "reason_code": _code(r.get("reasonCode")),
         "reason_system": _system(r.get("reasonCode")),
         "route_code": _code(_obj(_first(r.get("dosageInstruction"))).get("route")),
+        "recorded_at": _recorded(r),
     }
 
 
@@ -447,7 +466,8 @@ def flatten_task(r: dict[str, Any]) -> Row:
 
 
 #: resourceType -> flatten function (one row per resource). Claim is not here: it
-#: yields one claim_diagnoses row per diagnosis (:mod:`pipelines.extract.children`).
+#: yields one claim_diagnoses row per diagnosis and one claim_procedures row per
+#: procedure (:mod:`pipelines.extract.children`).
 FLATTENERS: dict[str, Callable[[dict[str, Any]], Row]] = {
     "Patient": flatten_patient,
     "Encounter": flatten_encounter,
@@ -469,6 +489,7 @@ __all__ = [
     "DO_NOT_PERFORM_REASON_EXTENSION",
     "FLATTENERS",
     "OUTCOME_HARM",
+    "RECORDED_EXTENSION",
     "SEVERITY_HARM",
     "encounter_diagnosis_poa",
     "flatten_adverse_event",

@@ -294,9 +294,7 @@ class Simulator:
         items = s.items
         items.append((batch, "Encounter.ndjson", enc))
         if s.htn and rng.random() < 0.7:
-            items.append(
-                (batch, "Condition.ndjson", self._condition(s, eid, C.HYPERTENSION, start, end, None))
-            )
+            items.append((batch, "Condition.ndjson", self._condition(s, eid, C.HYPERTENSION, start, end, None)))
         elif rng.random() < 0.4:
             dx = C.OUTPATIENT_DX[rint(rng, len(C.OUTPATIENT_DX))]
             items.append((batch, "Condition.ndjson", self._condition(s, eid, dx, start, end, None)))
@@ -498,9 +496,7 @@ class Simulator:
         if rng.random() < p_proc.get(service, 0.5):
             px = C.PROCEDURES[service][rint(rng, len(C.PROCEDURES[service]))]
             at = min(end - HOUR, start + 2 * HOUR + rint(rng, max(1, min(end - start - 3 * HOUR, 2 * DAY))))
-            items.append(
-                (batch, "Procedure.ndjson", self._procedure(s, eid, C.SNOMED, px[0], px[1], at, px[2]))
-            )
+            items.append((batch, "Procedure.ndjson", self._procedure(s, eid, C.SNOMED, px[0], px[1], at, px[2])))
 
         # VTE prophylaxis: most by the day after admission, some late, some never
         u = rng.random()
@@ -550,9 +546,7 @@ class Simulator:
         if rng.random() < 0.01:
             at = start + rint(rng, max(1, end - start))
             harm = "none" if rng.random() < 0.6 else "low"
-            items.append(
-                (batch, "AdverseEvent.ndjson", self._adverse_event(s, eid, ward, C.AE_OTHER, at, harm))
-            )
+            items.append((batch, "AdverseEvent.ndjson", self._adverse_event(s, eid, ward, C.AE_OTHER, at, harm)))
 
     def _complaint(self, s: _PatientState, batch: int, fac: Facility, ward: Ward, end: int) -> None:
         row = complaint_row(s.rng, fac, ward, end, self.w.window_end, self.w.bounds)
@@ -565,9 +559,7 @@ class Simulator:
     def _pick(rng: random.Random, options: tuple[C.Code, ...]) -> C.Code:
         return options[rint(rng, len(options))]
 
-    def _condition(
-        self, s: _PatientState, eid: str, dx: C.Dx, start: int, end: int, poa: str | None
-    ) -> dict[str, Any]:
+    def _condition(self, s: _PatientState, eid: str, dx: C.Dx, start: int, end: int, poa: str | None) -> dict[str, Any]:
         rng = s.rng
         code, display, chronic = dx
         if chronic:
@@ -589,9 +581,7 @@ class Simulator:
         r["recordedDate"] = iso(start + 30 + rint(rng, min(6 * HOUR, max(1, end - start - 30))))
         return r
 
-    def _pressure_injury(
-        self, s: _PatientState, eid: str, code: C.Code, onset: int, poa: str
-    ) -> dict[str, Any]:
+    def _pressure_injury(self, s: _PatientState, eid: str, code: C.Code, onset: int, poa: str) -> dict[str, Any]:
         rng = s.rng
         onset = max(onset, s.birth + DAY)
         return {

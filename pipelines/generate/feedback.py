@@ -89,12 +89,7 @@ def survey_row(
     batch = batch_index(bounds, completed)
     if batch < 0:
         return None
-    s = (
-        rng.gauss(0.0, 1.0)
-        + facility.satisfaction
-        + _WORSE_WARDS.get(ward.id, 0.0)
-        - (0.6 if harmed else 0.0)
-    )
+    s = rng.gauss(0.0, 1.0) + facility.satisfaction + _WORSE_WARDS.get(ward.id, 0.0) - (0.6 if harmed else 0.0)
     recommend = 4 if s > -0.65 else 3 if s > -1.35 else 2 if s > -1.9 else 1
     rating = _clamp(8.1 + 1.5 * s + rng.gauss(0.0, 0.8), 0, 10)
     items = [_clamp(4.0 + 0.8 * s + rng.gauss(0.0, 0.6), 1, 5) for _ in range(5)]

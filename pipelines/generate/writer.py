@@ -57,8 +57,7 @@ def _ensure_handles(needed: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
         else:
             raise ValueError(
-                f"{needed} output files must stay open but the open-file limit is {hard}; "
-                "generate fewer months per run"
+                f"{needed} output files must stay open but the open-file limit is {hard}; generate fewer months per run"
             )
 
 
@@ -82,9 +81,7 @@ class BatchWriter:
             folder = out_dir / p
             folder.mkdir(parents=True, exist_ok=True)
             self._nd.append({f: open(folder / f, "wb", buffering=_BUFFER) for f in NDJSON_FILES})  # noqa: SIM115
-            fhs: dict[str, IO[str]] = {
-                f: open(folder / f, "w", encoding="utf-8", newline="") for f in CSV_COLUMNS
-            }  # noqa: SIM115
+            fhs: dict[str, IO[str]] = {f: open(folder / f, "w", encoding="utf-8", newline="") for f in CSV_COLUMNS}  # noqa: SIM115
             self._csv_fh.append(fhs)
             writers = {f: csv.writer(fh, lineterminator="\n") for f, fh in fhs.items()}
             for f, cols in CSV_COLUMNS.items():

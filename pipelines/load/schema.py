@@ -30,7 +30,9 @@ from pipelines.load.engine import write_transaction
 
 #: 2: eCQM tables (codings, encounter_locations, encounter_diagnoses, claim_diagnoses,
 #: requests) and new columns on medications, procedures, observations, conditions, locations.
-SCHEMA_VERSION = 2
+#: 3: claim_procedures; encounter_diagnoses.element (diagnosis | reasonReference, part of
+#: its key); procedures.recorded_at and medications.recorded_at (QI-Core recorded).
+SCHEMA_VERSION = 3
 #: Arbitrary constant: PostgreSQL advisory lock serialising concurrent create_schema calls.
 _DDL_LOCK_KEY = 7_140_221_901
 

@@ -214,9 +214,7 @@ def sparkline_svg(
     for seg in segments:
         if len(seg) > 1:
             coords = " ".join(f"{a},{b}" for a, b in seg)
-            parts.append(
-                f'<polyline points="{coords}" fill="none" stroke="{LINE_COLOUR}" stroke-width="1.5"/>'
-            )
+            parts.append(f'<polyline points="{coords}" fill="none" stroke="{LINE_COLOUR}" stroke-width="1.5"/>')
     li, lv = pts[-1]
     colour = STATUS_COLOURS.get(statuses[li] if li < len(statuses) else "grey", STATUS_COLOURS["grey"])
     parts.append(f'<circle cx="{sx(li)}" cy="{sy(lv)}" r="3" fill="{colour}"/>')

@@ -171,9 +171,7 @@ def format_count(value: float | int | None, decimals: int = 0) -> str:
     return "–" if value is None else f"{value:,.{decimals}f}"
 
 
-def change_vs_previous(
-    current: float | None, previous: float | None, indicator: Mapping[str, Any]
-) -> dict[str, Any]:
+def change_vs_previous(current: float | None, previous: float | None, indicator: Mapping[str, Any]) -> dict[str, Any]:
     """Direction of travel: the month-on-month change in display units, judged
     against the indicator's improvement notation (a fall is good when lower is better).
     A change that rounds to zero at the displayed precision is "no change"."""
@@ -203,9 +201,7 @@ def _status(value: Any) -> str:
 def _require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise CareQIError(
-            f"{what} is missing column(s) {', '.join(missing)}; expected the tables.py contract"
-        )
+        raise CareQIError(f"{what} is missing column(s) {', '.join(missing)}; expected the tables.py contract")
 
 
 # --------------------------------------------------------------------------- sections
@@ -353,9 +349,7 @@ def _stratifier_label(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
-def _stratum_label(
-    stratifier: str, stratum: str, facilities: Mapping[str, str], wards: Mapping[str, str]
-) -> str:
+def _stratum_label(stratifier: str, stratum: str, facilities: Mapping[str, str], wards: Mapping[str, str]) -> str:
     if stratifier in ("ward", "ward_id"):
         return wards.get(stratum, stratum)
     if stratifier in ("facility", "facility_id"):
@@ -396,9 +390,7 @@ def _indicator_section(
         target = _num(indicator.get("target"))
     previous = trend[-2]["value"] if len(trend) > 1 else None
 
-    now = results[
-        (results["indicator_id"].astype("string") == iid) & (results["period"].astype("string") == period)
-    ]
+    now = results[(results["indicator_id"].astype("string") == iid) & (results["period"].astype("string") == period)]
     fac_rows = []
     overall_now = now[
         (now["stratifier"].astype("string") == OVERALL[0]) & (now["stratum"].astype("string") == OVERALL[1])
@@ -407,15 +399,12 @@ def _indicator_section(
         fid = _text(rec["facility_id"])
         if fid == ALL_FACILITIES:
             continue
-        fac_rows.append(
-            {"facility_id": fid, "facility": facilities.get(fid, fid), **_row_summary(rec, indicator)}
-        )
+        fac_rows.append({"facility_id": fid, "facility": facilities.get(fid, fid), **_row_summary(rec, indicator)})
     fac_rows.sort(key=lambda r: (r["facility"].casefold(), r["facility_id"]))
 
     strat_groups: dict[str, list[dict[str, Any]]] = {}
     strat_now = now[
-        (now["facility_id"].astype("string") == ALL_FACILITIES)
-        & (now["stratifier"].astype("string") != OVERALL[0])
+        (now["facility_id"].astype("string") == ALL_FACILITIES) & (now["stratifier"].astype("string") != OVERALL[0])
     ]
     for rec in strat_now.to_dict("records"):
         name, stratum = _text(rec["stratifier"]), _text(rec["stratum"])
@@ -470,9 +459,7 @@ def _indicator_section(
         "basis": _text(indicator.get("basis")),
         "aggregate": _text(indicator.get("aggregate")),
         "improvement": _text(indicator.get("improvement")),
-        "improvement_text": "Lower is better"
-        if indicator.get("improvement") == "decrease"
-        else "Higher is better",
+        "improvement_text": "Lower is better" if indicator.get("improvement") == "decrease" else "Higher is better",
         "unit": _text(indicator.get("unit")),
         "cms_id": _text(indicator.get("cms_id")),
         "scale": display_scale(indicator),
@@ -499,9 +486,7 @@ def _indicator_section(
     return section
 
 
-def _data_quality(
-    reconciliation: pd.DataFrame, checks: pd.DataFrame, quarantine: pd.DataFrame
-) -> dict[str, Any]:
+def _data_quality(reconciliation: pd.DataFrame, checks: pd.DataFrame, quarantine: pd.DataFrame) -> dict[str, Any]:
     """Reconciliation, failed checks and top quarantine reasons.
 
     Percentages of failed checks are recomputed from ``violated / denominator`` so the
@@ -515,9 +500,7 @@ def _data_quality(
         )
         sort_cols = ["batch", "table_name"] if "batch" in reconciliation.columns else ["table_name"]
         for rec in reconciliation.sort_values(sort_cols, kind="mergesort").to_dict("records"):
-            read, acc, quar = (
-                _int(rec.get(c)) or 0 for c in ("rows_read", "rows_accepted", "rows_quarantined")
-            )
+            read, acc, quar = (_int(rec.get(c)) or 0 for c in ("rows_read", "rows_accepted", "rows_quarantined"))
             # Recheck the arithmetic rather than trusting the flag alone.
             balanced = bool(rec.get("balanced")) if _text(rec.get("balanced")) != "" else True
             balanced = balanced and read == acc + quar
@@ -540,9 +523,7 @@ def _data_quality(
 
     failed = []
     if len(checks):
-        _require_columns(
-            checks, ["table_name", "check", "violated", "denominator", "status"], "validation checks"
-        )
+        _require_columns(checks, ["table_name", "check", "violated", "denominator", "status"], "validation checks")
         bad = checks[checks["status"].astype("string").str.strip().str.lower().eq("fail").fillna(False)]
         for rec in bad.to_dict("records"):
             violated, denom = _int(rec.get("violated")) or 0, _int(rec.get("denominator")) or 0
@@ -575,9 +556,7 @@ def _data_quality(
             exploded.groupby(["table_name", "stage", "reason"], sort=True)
             .size()
             .reset_index(name="n")
-            .sort_values(
-                ["n", "table_name", "stage", "reason"], ascending=[False, True, True, True], kind="mergesort"
-            )
+            .sort_values(["n", "table_name", "stage", "reason"], ascending=[False, True, True, True], kind="mergesort")
         )
         reasons_more = max(0, len(counts) - QUARANTINE_REASON_LIMIT)
         for rec in counts.head(QUARANTINE_REASON_LIMIT).to_dict("records"):
@@ -592,8 +571,7 @@ def _data_quality(
             )
         per_table = q.groupby(["table_name", "stage"], sort=True).size().reset_index(name="n")
         by_table = [
-            {"table": r["table_name"], "stage": r["stage"], "count": int(r["n"])}
-            for r in per_table.to_dict("records")
+            {"table": r["table_name"], "stage": r["stage"], "count": int(r["n"])} for r in per_table.to_dict("records")
         ]
     return {
         "reconciliation": recon_rows,
@@ -633,11 +611,7 @@ def build_report_context(
     parse_period(period)
     _require_columns(
         results,
-        [
-            c.name
-            for c in INDICATOR_RESULTS.columns
-            if c.name != "numerator_events" and c.name != "denominator_value"
-        ],
+        [c.name for c in INDICATOR_RESULTS.columns if c.name != "numerator_events" and c.name != "denominator_value"],
         "indicator results",
     )
     window = month_window(period, months)
@@ -648,13 +622,10 @@ def build_report_context(
     if unknown:
         log.warning("results hold indicators without a definition, left out of the report: %s", unknown)
 
-    domain_order = list(DOMAIN_LABELS) + sorted(
-        {str(i.get("domain")) for i in indicators} - set(DOMAIN_LABELS)
-    )
+    domain_order = list(DOMAIN_LABELS) + sorted({str(i.get("domain")) for i in indicators} - set(DOMAIN_LABELS))
     ordered = sorted(indicators, key=lambda i: domain_order.index(str(i.get("domain"))))
     sections = [
-        _indicator_section(ind, period, window, in_window, lookup, subjects, facilities, wards)
-        for ind in ordered
+        _indicator_section(ind, period, window, in_window, lookup, subjects, facilities, wards) for ind in ordered
     ]
 
     domains = []
@@ -726,9 +697,7 @@ def build_report_context(
         "domains": domains,
         "indicators": sections,
         "data_quality": dq,
-        "facility_count": len(
-            {f for f in in_window["facility_id"].astype("string").dropna() if f != ALL_FACILITIES}
-        ),
+        "facility_count": len({f for f in in_window["facility_id"].astype("string").dropna() if f != ALL_FACILITIES}),
     }
 
 

@@ -30,9 +30,7 @@ def make_environment(templates_dir: Path) -> Environment:
     """A Jinja2 environment that escapes everything in ``.html``/``.j2`` templates."""
     return Environment(
         loader=FileSystemLoader(str(templates_dir)),
-        autoescape=select_autoescape(
-            enabled_extensions=("html", "htm", "xml", "j2"), default_for_string=True
-        ),
+        autoescape=select_autoescape(enabled_extensions=("html", "htm", "xml", "j2"), default_for_string=True),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

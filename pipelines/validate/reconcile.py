@@ -14,9 +14,7 @@ import pandas as pd
 from pipelines.tables import RECONCILIATION
 
 
-def reconcile(
-    rows_read: dict[str, int], valid: dict[str, pd.DataFrame], quarantine: pd.DataFrame
-) -> pd.DataFrame:
+def reconcile(rows_read: dict[str, int], valid: dict[str, pd.DataFrame], quarantine: pd.DataFrame) -> pd.DataFrame:
     """One row per table in ``rows_read``, plus any table that has accepted or
     quarantined rows but was never counted as read (reported with ``rows_read`` 0,
     so it shows up unbalanced rather than disappearing)."""

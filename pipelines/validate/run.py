@@ -110,9 +110,7 @@ def validate_tables(
             log.info("validate %s: %d rows, %d quarantined", name, len(df), n_bad)
         limit = _table_fail_ratio(suites[name], fail_ratio)
         if len(df) and n_bad / len(df) > limit:
-            log.warning(
-                "validate %s: %d of %d rows quarantined, above %.0f%%", name, n_bad, len(df), 100 * limit
-            )
+            log.warning("validate %s: %d of %d rows quarantined, above %.0f%%", name, n_bad, len(df), 100 * limit)
             failed.append(name)
 
     return ValidationResult(
@@ -215,9 +213,7 @@ def _run_gx(
     asset = datasource.add_dataframe_asset(name=table)
     batch_definition = asset.add_batch_definition_whole_dataframe("whole")
     batch = batch_definition.get_batch(batch_parameters={"dataframe": view})
-    result = batch.validate(
-        tagged, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]}
-    )
+    result = batch.validate(tagged, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]})
     flagged: list[np.ndarray | None] = [None] * len(expectations)
     for r in result.results:
         i = r.expectation_config.meta[_TAG]
@@ -283,9 +279,7 @@ def _location(df: pd.DataFrame, pos: int) -> str:
     return f"row {pos + 1} of the input"
 
 
-def _quarantine_rows(
-    spec: TableSpec, df: pd.DataFrame, rows: np.ndarray, reasons: np.ndarray
-) -> pd.DataFrame:
+def _quarantine_rows(spec: TableSpec, df: pd.DataFrame, rows: np.ndarray, reasons: np.ndarray) -> pd.DataFrame:
     if len(rows) == 0:
         return _concat([], QUARANTINE.dtypes)
     bad = df.iloc[rows]

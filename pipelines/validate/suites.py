@@ -82,9 +82,7 @@ def _load_suite(path: Path) -> gx.ExpectationSuite:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"expectation suite {path.name}: not readable JSON ({exc})") from exc
     spec = _check_shape(path.name, data)
-    expectations = [
-        build_expectation(item, f"expectation suite {path.name}") for item in data["expectations"]
-    ]
+    expectations = [build_expectation(item, f"expectation suite {path.name}") for item in data["expectations"]]
     suite = gx.ExpectationSuite(name=data["name"], expectations=expectations, meta=data.get("meta"))
     if len(suite.expectations) != len(expectations):  # GX drops duplicates silently
         raise ConfigError(f"expectation suite {path.name}: the same expectation is listed twice")
@@ -191,8 +189,6 @@ def _check_bounds(at: str, spec: TableSpec, expectation: Expectation) -> None:
         if value is None or dtype is None:
             continue
         if dtype == TS and not isinstance(value, datetime):
-            raise ConfigError(
-                f"{at}: {bound} must be a timestamp such as '1900-01-01T00:00:00', got {value!r}"
-            )
+            raise ConfigError(f"{at}: {bound} must be a timestamp such as '1900-01-01T00:00:00', got {value!r}")
         if dtype in ("Int64", "Float64") and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ConfigError(f"{at}: {bound} must be a number, got {value!r}")

@@ -295,9 +295,7 @@ def make_deck(tmp_path: Path) -> DeckFactory:
         oids: tuple[str, ...] = (VS_OID,),
         cms_id: str = "CMS9999",
     ) -> tuple[Path, Settings]:
-        deck = write_deck(
-            tmp_path / MEASURE_NAME, standard_cases() if cases is None else cases, missing=missing
-        )
+        deck = write_deck(tmp_path / MEASURE_NAME, standard_cases() if cases is None else cases, missing=missing)
         indicators = tmp_path / "indicators"
         write_indicator(indicators, cms_id=cms_id, oids=oids)
         settings = load_settings(

@@ -49,9 +49,7 @@ def test_mismatch_exits_one_and_lists_case_title_and_populations(
     assert bad["case"].startswith(cases[1].folder + "/")
     assert bad["populations"]["numerator"] == {"expected": 1, "computed": 0}
     assert bad["populations"]["initial-population"] == {"expected": 1, "computed": 1}
-    assert doc["unmatchable"] == [
-        {"case": bad["case"], "title": bad["title"], "missing_valuesets": [MISSING_OID]}
-    ]
+    assert doc["unmatchable"] == [{"case": bad["case"], "title": bad["title"], "missing_valuesets": [MISSING_OID]}]
 
 
 def test_text_report_shows_totals_and_each_mismatching_case(
@@ -91,9 +89,7 @@ def test_out_writes_valid_individual_reports_and_a_summary(
     assert str(summary.period.start) == "2026-01-01" and str(summary.period.end) == "2026-12-31"
 
 
-def test_a_folder_that_is_not_a_deck_is_a_one_line_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_folder_that_is_not_a_deck_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["conformance", str(tmp_path)]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error: ") and "not a measure deck" in err[0]

@@ -77,9 +77,7 @@ def test_required_measure_matches_every_case(deck: str, shared_data: Path) -> No
     unexpected = [r.case for r in run.mismatches if r.case not in allowed]
     assert not unexpected, f"{len(unexpected)} case(s) of {deck} mismatch:\n{_describe(run, unexpected)}"
     unexplained = [r.case for r in run.mismatches if r.case in allowed and not r.possible_cause]
-    assert not unexplained, (
-        f"listed as unmatchable but the indicator uses no missing value set: {unexplained}"
-    )
+    assert not unexplained, f"listed as unmatchable but the indicator uses no missing value set: {unexplained}"
 
 
 @pytest.mark.parametrize("deck", DECKS)

@@ -26,9 +26,7 @@ def test_measurement_period_of_a_calendar_year_or_month_becomes_an_engine_period
     assert period_label("2026-12-01T00:00:00Z", "2026-12-31T23:59:59Z") == "2026-12"
 
 
-@pytest.mark.parametrize(
-    ("start", "end"), [("2026-01-01", "2026-06-30"), ("2026-01-02", "2026-12-31"), ("x", "y")]
-)
+@pytest.mark.parametrize(("start", "end"), [("2026-01-01", "2026-06-30"), ("2026-01-02", "2026-12-31"), ("x", "y")])
 def test_other_measurement_periods_are_refused_not_widened(start: str, end: str) -> None:
     with pytest.raises(ConfigError):
         period_label(start, end)

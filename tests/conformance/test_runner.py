@@ -101,9 +101,7 @@ def test_rounds_separate_only_the_clashing_cases(make_deck: DeckFactory) -> None
     assert not any(first.case in r and second.case in r for r in rounds)
 
 
-def test_indicator_is_looked_up_in_the_settings_catalogue_by_cms_id(
-    make_deck: DeckFactory, tmp_path: Path
-) -> None:
+def test_indicator_is_looked_up_in_the_settings_catalogue_by_cms_id(make_deck: DeckFactory, tmp_path: Path) -> None:
     deck, settings = make_deck(cms_id="https://madie.cms.gov/Measure/CMS9999FHIRTinyMeasure")
     assert run_deck(deck, settings).indicator.id == "tiny_measure"
 

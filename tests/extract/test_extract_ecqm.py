@@ -10,6 +10,7 @@ from pipelines.extract import ExtractResult, extract_batch
 from pipelines.extract.flatten import (
     DEVICE_REQUEST_DO_NOT_PERFORM,
     DO_NOT_PERFORM_REASON_EXTENSION,
+    RECORDED_EXTENSION,
     flatten_condition,
     flatten_location,
     flatten_medication_administration,
@@ -209,6 +210,7 @@ def test_encounter_location_history_and_diagnoses_become_child_rows(tmp_path: Pa
             {"condition": {"reference": "Condition/c1"}, "extension": [_poa("N")], "rank": 1},
             {"condition": {"reference": "Condition/c2"}, "use": _cc(("diagnosis-role", "AD"))},
         ],
+        reasonReference=[{"reference": "Condition/c3"}],
     )
     write_ndjson("Encounter.ndjson", [enc])
     result = extract_batch(tmp_path)
@@ -218,9 +220,16 @@ def test_encounter_location_history_and_diagnoses_become_child_rows(tmp_path: Pa
     assert locs["location_name"].iloc[0] == "ED" and locs["patient_id"].tolist() == ["p1", "p1"]
     assert locs["start_at"].iloc[1] == pd.Timestamp("2026-01-02 08:00:00") and pd.isna(locs["end_at"].iloc[0])
     diags = result.tables["encounter_diagnoses"]
-    assert diags[["encounter_diagnosis_id", "condition_id"]].values.tolist() == [["e1/1", "c1"], ["e1/2", "c2"]]
+    assert diags[["encounter_diagnosis_id", "element", "condition_id"]].values.tolist() == [
+        ["e1/diagnosis/1", "diagnosis", "c1"],
+        ["e1/diagnosis/2", "diagnosis", "c2"],
+        ["e1/reasonReference/1", "reasonReference", "c3"],
+    ]
     assert diags["present_on_admission"].iloc[0] == "N" and pd.isna(diags["present_on_admission"].iloc[1])
     assert diags["rank"].iloc[0] == 1 and diags["use_code"].iloc[1] == "AD"
+    reason = diags.iloc[2]
+    assert reason["patient_id"] == "p1"
+    assert pd.isna(reason["use_code"]) and pd.isna(reason["rank"]) and pd.isna(reason["present_on_admission"])
     assert _codings(result, "encounters", "e1") == [
         ("type", SCT, "183452005"),
         ("type", "local", "INP"),
@@ -283,7 +292,7 @@ def test_claim_diagnoses_carry_poa_and_the_encounter_of_the_item_pointing_at_the
             {"sequence": 3, "diagnosisSequence": [3]},  # no encounter: falls back to the first
         ],
     )
-    write_ndjson("Claim.ndjson", [claim, _claim("cl2", item=[{"sequence": 1}])])
+    write_ndjson("Claim.ndjson", [claim, _claim("cl2", item=[{"sequence": 1}])])  # cl2: no rows at all
     result = extract_batch(tmp_path)
     assert result.quarantine.empty, result.quarantine["reasons"].tolist()  # no provider/insurance: tolerated
     cd = result.tables["claim_diagnoses"]
@@ -305,9 +314,92 @@ def test_claim_diagnoses_carry_poa_and_the_encounter_of_the_item_pointing_at_the
         ("diagnosisCodeableConcept", SCT, "1912002"),
         ("type", "ex-diagnosistype", "principal"),
     ]
-    assert result.ignored == {"Claim without diagnosis": 1}
+    assert result.ignored == {"Claim without diagnosis or procedure": 1}
     assert result.rows_read["claim_diagnoses"] == 3
+    assert result.tables["claim_procedures"].empty
     _assert_balanced(result)
+
+
+def test_claim_procedures_carry_type_codings_and_the_encounter_of_the_item_naming_them(
+    tmp_path: Path, write_ndjson: Writer
+) -> None:
+    icd10pcs = "http://www.cms.gov/Medicare/Coding/ICD10"
+    claim = _claim(
+        "cl1",
+        diagnosis=[{"sequence": 1, "diagnosisReference": {"reference": "Condition/c1"}}],
+        procedure=[
+            {
+                "sequence": 1,
+                "type": [_cc(("ex-procedure-type", "primary"))],
+                "date": "2026-11-02T09:00:00+01:00",
+                "procedureCodeableConcept": _cc((icd10pcs, "0SRC0J9"), (SCT, "609588000")),
+            },
+            {"sequence": 2, "procedureReference": {"reference": "Procedure/pr7"}},
+            {"sequence": 3, "procedureCodeableConcept": _cc((icd10pcs, "0SRD0J9"))},
+        ],
+        item=[
+            {"sequence": 1, "encounter": [{"reference": "Encounter/first"}]},
+            {"sequence": 2, "procedureSequence": [2], "encounter": [{"reference": "Encounter/e2"}]},
+            {"sequence": 3, "procedureSequence": [3]},  # no encounter: falls back to the first
+        ],
+    )
+    only_procedures = _claim(
+        "cl2",
+        procedure=[{"sequence": 1, "procedureReference": {"reference": "Procedure/pr8"}}],
+        item=[{"sequence": 1, "procedureSequence": [1], "encounter": [{"reference": "Encounter/e8"}]}],
+    )
+    write_ndjson("Claim.ndjson", [claim, only_procedures])
+    result = extract_batch(tmp_path)
+    assert result.quarantine.empty, result.quarantine["reasons"].tolist()
+    cp = result.tables["claim_procedures"]
+    assert cp["claim_procedure_id"].tolist() == ["cl1/1", "cl1/2", "cl1/3", "cl2/1"]
+    assert cp["encounter_id"].tolist() == ["first", "e2", "first", "e8"]
+    assert cp["sequence"].tolist() == [1, 2, 3, 1]
+    first = cp.iloc[0]
+    assert (first["procedure_type"], first["code"], first["code_system"]) == ("primary", "0SRC0J9", icd10pcs)
+    assert (first["patient_id"], first["status"], first["use"]) == ("p1", "active", "claim")
+    assert first["performed_at"] == pd.Timestamp("2026-11-02 08:00:00")  # +01:00 -> UTC
+    assert cp["procedure_id"].fillna("-").tolist() == ["-", "pr7", "-", "pr8"] and pd.isna(cp["code"].iloc[1])
+    assert _codings(result, "claim_procedures", "cl1/1") == [
+        ("procedureCodeableConcept", icd10pcs, "0SRC0J9"),
+        ("procedureCodeableConcept", SCT, "609588000"),
+    ]
+    # A claim with procedures but no diagnosis yields rows, so it is not ignored.
+    assert result.ignored == {}
+    assert result.tables["claim_diagnoses"]["claim_diagnosis_id"].tolist() == ["cl1/1"]
+    assert (result.rows_read["claim_diagnoses"], result.rows_read["claim_procedures"]) == (1, 4)
+    _assert_balanced(result)
+
+
+def test_an_unreadable_claim_procedure_is_quarantined_in_its_own_table(tmp_path: Path, write_ndjson: Writer) -> None:
+    claim = _claim(
+        "cl1",
+        diagnosis=[{"sequence": 1, "diagnosisReference": {"reference": "Condition/c1"}}],
+        procedure=[
+            {"sequence": 1, "date": "2026-13-45", "procedureCodeableConcept": _cc((SCT, "1"))},
+            {"sequence": 2, "date": "2026-11-02", "procedureCodeableConcept": _cc((SCT, "2"))},
+        ],
+    )
+    write_ndjson("Claim.ndjson", [claim])
+    result = extract_batch(tmp_path, validate_sample=0)  # reach conform, not the FHIR model
+    (bad,) = result.quarantine.itertuples()
+    assert (bad.table_name, bad.record_id) == ("claim_procedures", "cl1/1")
+    assert result.tables["claim_procedures"]["claim_procedure_id"].tolist() == ["cl1/2"]
+    assert result.tables["claim_diagnoses"]["claim_diagnosis_id"].tolist() == ["cl1/1"]
+    codings = result.tables["codings"]
+    assert codings.loc[codings["table_name"] == "claim_procedures", "record_id"].tolist() == ["cl1/2"]
+    assert result.rows_read["claim_procedures"] == 2
+    _assert_balanced(result)
+
+
+def test_not_done_events_keep_when_they_were_recorded_from_the_qicore_extension() -> None:
+    recorded = {"url": RECORDED_EXTENSION, "valueDateTime": "2026-11-02T11:00:00.000+00:00"}
+    other = {"url": "http://example.org/recorded", "valueDateTime": "1999-01-01"}
+    proc = flatten_procedure({"id": "p", "status": "not-done", "extension": [other, recorded]})
+    ma = flatten_medication_administration({"id": "ma", "status": "not-done", "extension": [recorded]})
+    mr = flatten_medication_request({"id": "mr", "status": "completed", "extension": [recorded]})
+    assert proc["recorded_at"] == ma["recorded_at"] == mr["recorded_at"] == "2026-11-02T11:00:00.000+00:00"
+    assert flatten_procedure({"id": "q", "extension": [other]})["recorded_at"] is None
 
 
 def test_a_claim_failing_fhir_validation_is_quarantined_once(tmp_path: Path, write_ndjson: Writer) -> None:

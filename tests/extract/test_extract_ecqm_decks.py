@@ -17,7 +17,7 @@ pytestmark = pytest.mark.shared_data
 
 SCT = "http://snomed.info/sct"
 #: Types the decks carry that no table uses (MeasureReport is the expected result).
-UNUSED = {"Coverage", "Practitioner", "MeasureReport", "Claim without diagnosis"}
+UNUSED = {"Coverage", "Practitioner", "MeasureReport", "Claim without diagnosis or procedure"}
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +71,34 @@ def test_deck_child_tables_count_every_entry_of_the_raw_bundles(bundles: list[Pa
     result = extract_paths(bundles)
     t = result.tables
     assert len(t["encounter_locations"]) == sum(len(e.get("location", [])) for e in encounters)
-    assert len(t["encounter_diagnoses"]) == sum(len(e.get("diagnosis", [])) for e in encounters)
+    diags = t["encounter_diagnoses"]["element"].value_counts()
+    assert diags["diagnosis"] == sum(len(e.get("diagnosis", [])) for e in encounters)
+    assert diags["reasonReference"] == sum(len(e.get("reasonReference", [])) for e in encounters)
     assert len(t["claim_diagnoses"]) == sum(len(c.get("diagnosis", [])) for c in claims)
-    assert result.ignored["Claim without diagnosis"] == sum(1 for c in claims if not c.get("diagnosis"))
+    assert len(t["claim_procedures"]) == sum(len(c.get("procedure", [])) for c in claims)
+    without = sum(1 for c in claims if not c.get("diagnosis") and not c.get("procedure"))
+    assert result.ignored.get("Claim without diagnosis or procedure", 0) == without
     assert len(t["requests"]) == by_type["ServiceRequest"] + by_type["DeviceRequest"] + by_type["Task"]
     codings = t["codings"]
     proc_codes = codings[(codings["table_name"] == "procedures") & (codings["element"] == "code")]
     assert len(proc_codes) == sum(len(p["code"]["coding"]) for p in procedures)
+    claim_proc_codes = codings[codings["table_name"] == "claim_procedures"]
+    assert len(claim_proc_codes) == sum(
+        len(x.get("procedureCodeableConcept", {}).get("coding", [])) for c in claims for x in c.get("procedure", [])
+    )
+    assert set(claim_proc_codes["element"]) <= {"procedureCodeableConcept"}
+    recorded = {
+        rtype: sum(
+            1
+            for r in resources
+            if r["resourceType"] == rtype and any(x["url"].endswith("/qicore-recorded") for x in r.get("extension", []))
+        )
+        for rtype in ("Procedure", "MedicationAdministration", "MedicationRequest")
+    }
+    assert t["procedures"]["recorded_at"].notna().sum() == recorded["Procedure"] > 0
+    assert t["medications"]["recorded_at"].notna().sum() == (
+        recorded["MedicationAdministration"] + recorded["MedicationRequest"]
+    )
     reasons = codings[(codings["table_name"] == "encounters") & (codings["element"] == "reasonCode")]
     assert len(reasons) == sum(len(c["coding"]) for e in encounters for c in e.get("reasonCode", []))
     poa_in_raw = sum(
@@ -139,6 +160,14 @@ def test_encounter_location_period_and_the_icu_kind_of_its_location(decks: Path)
     )
     unit = _row(result, "locations", "3b6049fa-1927-497c-bc9a-24098944d587")
     assert unit["kind_code"] == "1025-6"  # HSLOC Trauma Critical Care
+
+
+def test_not_done_administration_is_timed_by_its_recorded_extension(decks: Path) -> None:
+    result = _case(decks, "CMS108FHIRVTEProphylaxis", "2de13e4e-32bf-4b79-8750-9e0820d2eb4d")
+    med = _row(result, "medications", "372d2c9f-ac58-49ae-8802-6a6483b6cbc7")
+    assert (med["status"], med["status_reason_code"]) == ("not-done", "443390004")
+    assert med["recorded_at"] == pd.Timestamp("2026-11-02 11:00:00")
+    assert med["effective_start"] == pd.Timestamp("2026-11-01 06:00:00")
 
 
 def test_claim_diagnoses_carry_poa_and_reach_the_encounter_through_the_item(decks: Path) -> None:

@@ -99,16 +99,32 @@ def test_synthea_smart_claims_yield_one_row_per_diagnosis(shared_data: Path, sma
     claims = _bundle_resources(shared_data / "synthea-smart-r4" / "bundles", "Claim")
     assert len(claims) == 9573  # SOURCE.md
     diagnoses = sum(len(c.get("diagnosis", [])) for c in claims)
-    without = sum(1 for c in claims if not c.get("diagnosis"))
+    procedures = sum(len(c.get("procedure", [])) for c in claims)
+    without = sum(1 for c in claims if not c.get("diagnosis") and not c.get("procedure"))
     cd = smart.tables["claim_diagnoses"]
     assert smart.rows_read["claim_diagnoses"] == len(cd) == diagnoses
-    assert smart.ignored["Claim without diagnosis"] == without
+    assert smart.rows_read["claim_procedures"] == len(smart.tables["claim_procedures"]) == procedures > 0
+    assert smart.ignored["Claim without diagnosis or procedure"] == without
     assert "Claim" not in smart.ignored
     # Synthea points at Conditions and puts the encounter on the claim's first item.
     assert cd["condition_id"].isin(smart.tables["conditions"]["condition_id"]).all()
     assert cd["encounter_id"].isin(smart.tables["encounters"]["encounter_id"]).all()
     by_claim = {c["id"]: c["item"][0]["encounter"][0]["reference"].split(":")[-1] for c in claims}
     assert (cd["encounter_id"] == cd["claim_id"].map(by_claim)).all()
+
+
+def test_synthea_smart_claim_procedures_point_at_procedures_of_the_claims_encounter(
+    shared_data: Path, smart: ExtractResult
+) -> None:
+    claims = _bundle_resources(shared_data / "synthea-smart-r4" / "bundles", "Claim")
+    cp = smart.tables["claim_procedures"]
+    # Synthea names each procedure by reference and puts the encounter on the first item only.
+    assert cp["procedure_id"].notna().all()
+    assert cp["procedure_id"].isin(smart.tables["procedures"]["procedure_id"]).all()
+    by_claim = {c["id"]: c["item"][0]["encounter"][0]["reference"].split(":")[-1] for c in claims}
+    assert (cp["encounter_id"] == cp["claim_id"].map(by_claim)).all()
+    proc = smart.tables["procedures"].set_index("procedure_id")["encounter_id"]
+    assert (cp["procedure_id"].map(proc) == cp["encounter_id"]).all()
 
 
 def test_synthea_smart_codings_hold_every_observation_code(shared_data: Path, smart: ExtractResult) -> None:
