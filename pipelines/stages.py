@@ -204,6 +204,7 @@ class WarehouseView(Mapping[str, pd.DataFrame]):
         self._upto = upto_batch
         self._deliveries = deliveries
         self._horizon = horizon
+        self._visible: dict[str, pd.DataFrame] = {}
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in TABLES:
@@ -212,8 +213,10 @@ class WarehouseView(Mapping[str, pd.DataFrame]):
             from pipelines.load import read_deliveries
 
             self._deliveries[name] = read_deliveries(self._engine, name, upto_batch=self._horizon)
-        df = self._deliveries[name]
-        return df[df["batch"] <= self._upto]
+        if name not in self._visible:
+            df = self._deliveries[name]
+            self._visible[name] = df[df["batch"] <= self._upto]
+        return self._visible[name]
 
     def __iter__(self) -> Iterator[str]:
         return iter(TABLES)

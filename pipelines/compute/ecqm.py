@@ -25,6 +25,7 @@ Choices the tidy tables force, documented once here:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -61,15 +62,29 @@ def require_valuesets(valuesets: ValueSetIndex, needed: Mapping[str, str], measu
 
 
 # ------------------------------------------------------------------------ tables
+#: Latest-delivery views already computed, keyed by the identity of the source frame (a
+#: measure's functions ask for the same table many times; deduplicating 300k codings on
+#: every call dominated the run). The source frame is kept alongside, so a recycled id can
+#: never return a stale result.
+_LATEST: OrderedDict[tuple[int, str], tuple[pd.DataFrame, pd.DataFrame]] = OrderedDict()
+_LATEST_SIZE = 64
+
+
 def table(data: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
     """One row per record id, the latest delivery winning (as the engine does for subjects)."""
     df = data.get(name)
     if df is None:
         return empty_frame(TABLES[name])
-    if "batch" in df.columns:
-        df = df.sort_values("batch", kind="stable")
+    hit = _LATEST.get((id(df), name))
+    if hit is not None and hit[0] is df:
+        return hit[1]
+    latest = df.sort_values("batch", kind="stable") if "batch" in df.columns else df
     key = TABLES[name].key
-    return df[~df[key].duplicated(keep="last")].reset_index(drop=True)
+    latest = latest[~latest[key].duplicated(keep="last")].reset_index(drop=True)
+    _LATEST[(id(df), name)] = (df, latest)
+    while len(_LATEST) > _LATEST_SIZE:
+        _LATEST.popitem(last=False)
+    return latest
 
 
 def record_codes(
