@@ -16,9 +16,20 @@ tighter than ``or``):
   diagnosis without indicator, whatever its code.
 
 Numerator exclusion: the measure's "Numerator Exclusions" is the same expression as its
-"Denominator Exclusions" (a fall present on admission). Since the numerator is evaluated
-within the denominator minus its exclusions, no encounter can be in both, so the population
-is not declared (it would always be empty); :func:`fall_present_on_admission` is it.
+"Denominator Exclusions" (a fall present on admission). In a ratio measure the numerator is
+not nested in the denominator minus its exclusions (see :mod:`pipelines.compute.engine`), so
+an encounter with a fall present on admission that also meets the numerator criteria is in
+the denominator exclusion, the numerator and the numerator exclusion, as the reference
+engine (fqm-execution >= 1.8.0) reports it; its fall is not counted either way.
+
+Known mismatches with the shared MADiE deck (expected values are entered by the measure
+developer, not computed): DENEXPass-Enc1FallPOAEnc2FallNPOAAndInjuryNPOA (its Claims
+reference ``Encounter/DENEXPass-Enc1FallPOAEnc2FallNPOAAndInjuryNPOA-2``, absent from the
+bundle), DENEXFail-MajorInjuryPOAandNPOA (no claim diagnosis of a fall not present on
+admission, which "Encounter With A Fall Not Present On Admission" requires) and
+NUMEXPass-1stEncExcluded2ndEncNumHit (counts the excluded encounter in the numerator
+exclusion without it meeting the numerator, as fqm-execution did before 1.8.0, while
+DENEXPass-FallPOAisW and DENEXPass-FallDxPOAByIndicatorW expect the later behaviour).
 
 The three value sets missing from the shared copy (Abnormal Weight Loss 1258.2, Malnutrition
 1272.1, Osteoporosis 1200.147) feed risk-variable definitions only, never a population.
@@ -55,29 +66,24 @@ VALUESETS: dict[str, str] = {
     "Not Present On Admission or Documentation Insufficient to Determine": POA_NO,
 }
 
-#: ``encounter_diagnoses.use_code`` of rows that carry Encounter.reasonReference (the CQL's
+#: ``encounter_diagnoses.element`` of rows that carry Encounter.reasonReference (the CQL's
 #: ``encountersDiagnosis()`` follows reasonReference, not Encounter.diagnosis).
-REASON_REFERENCE_USE = "reason-reference"
+REASON_REFERENCE_ELEMENT = "reasonReference"
 
 
 def _reason_conditions(data: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """(encounter_id, condition_id) pairs standing in for Encounter.reasonReference.
+    """(encounter_id, condition_id) pairs of Encounter.reasonReference.
 
-    The CQL's ``encountersDiagnosis()`` follows Encounter.reasonReference, which the tidy
-    tables do not carry (yet): rows of ``encounter_diagnoses`` with use_code
-    ``reason-reference`` are taken when an extractor supplies them, and a Condition whose
-    ``Condition.encounter`` names the encounter (an encounter diagnosis recorded for that
-    stay) stands in for the reference otherwise. The stand-in can only add fall
-    diagnoses that the stay itself documents; the claim-based not-present-on-admission and
-    injury criteria still decide the numerator.
+    Only reasonReference counts: the CQL's ``encountersDiagnosis()`` does not follow
+    Encounter.diagnosis nor Condition.encounter, so a fall Condition that merely names the
+    stay (or that the stay lists as a diagnosis) does not document a fall for it.
     """
     refs = E.table(data, "encounter_diagnoses")
     refs = refs.loc[
-        refs["use_code"].eq(REASON_REFERENCE_USE).fillna(False).to_numpy(dtype=bool),
+        refs["element"].eq(REASON_REFERENCE_ELEMENT).fillna(False).to_numpy(dtype=bool),
         ["encounter_id", "condition_id"],
     ]
-    conditions = E.table(data, "conditions")[["encounter_id", "condition_id"]]
-    pairs = pd.concat([refs, conditions], ignore_index=True).astype("string")
+    pairs = refs.astype("string")
     return pairs.dropna().drop_duplicates(ignore_index=True)
 
 
@@ -199,3 +205,10 @@ def numerator(
     """A documented fall, a fall not present on admission, and a major or moderate injury not
     present on admission, all for the encounter."""
     return fall_with_injury_not_present_on_admission(subjects, data, valuesets)
+
+
+def numerator_exclusion(
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: ValueSetIndex
+) -> np.ndarray:
+    """ "Numerator Exclusions": the same "Encounter With A Fall Present On Admission"."""
+    return fall_present_on_admission(subjects, data, valuesets)

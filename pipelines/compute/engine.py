@@ -10,6 +10,11 @@ Guidance, "Population criteria"): denominator within the initial population,
 denominator exclusion within the denominator, numerator within the denominator minus
 its exclusions, numerator exclusion within the numerator; for continuous measures the
 measure population is within the initial population and its exclusion within it.
+Ratio measures differ: their numerator and denominator are independent subsets of the
+initial population (CQF Measures measure-conformance, Table 3-1; the reference engine
+fqm-execution, ``handleRatioPopulationValues`` in src/calculation/DetailedResultsBuilder.ts
+since v1.8.0), so a denominator exclusion does not remove a subject from the numerator;
+a numerator exclusion still applies only within the numerator.
 Three-valued logic collapses to false: a criterion on a missing value is not met.
 """
 
@@ -323,8 +328,9 @@ def evaluate(
     """Membership of every initial-population subject, in ``INDICATOR_SUBJECTS`` shape.
 
     ``data`` holds warehouse tables shaped like ``tables.TABLES`` (absent tables count
-    as empty). Ratio measures carry ``numerator_events`` and ``denominator_value`` for
-    subjects in the denominator and not excluded; continuous measures carry
+    as empty). Ratio measures carry ``denominator_value`` for subjects in the
+    denominator and not excluded, and ``numerator_events`` for those and for numerator
+    subjects not excluded from the numerator; continuous measures carry
     ``observation`` for the measure population minus its exclusions.
     """
     p = m.Period.parse(period)
@@ -346,9 +352,15 @@ def evaluate(
         m.Population.MEASURE_POPULATION: m.Population.INITIAL_POPULATION,
         m.Population.MEASURE_POPULATION_EXCLUSION: m.Population.MEASURE_POPULATION,
     }
+    if indicator.scoring is m.Scoring.RATIO:  # numerator and denominator independent (module docstring)
+        parent[m.Population.NUMERATOR] = m.Population.INITIAL_POPULATION
     for pop in m.SCORING_POPULATIONS[indicator.scoring][1:]:
         within = flags.get(parent[pop], np.zeros(n, dtype=bool)).copy()
-        if pop is m.Population.NUMERATOR and m.Population.DENOMINATOR_EXCLUSION in flags:
+        if (
+            pop is m.Population.NUMERATOR
+            and indicator.scoring is not m.Scoring.RATIO
+            and m.Population.DENOMINATOR_EXCLUSION in flags
+        ):
             within &= ~flags[m.Population.DENOMINATOR_EXCLUSION]
         definition = indicator.populations.get(pop)
         if definition is None:
@@ -380,14 +392,19 @@ def evaluate(
         flags.get(m.Population.MEASURE_POPULATION_EXCLUSION, np.zeros(n, dtype=bool)),
     )
 
-    def values(column: str | None, dtype: str) -> pd.Series:
+    # A ratio numerator is not nested in the denominator: its events are carried for
+    # numerator subjects not excluded from it even when the denominator excludes them.
+    no = np.zeros(n, dtype=bool)
+    scored = flags.get(m.Population.NUMERATOR, no) & ~flags.get(m.Population.NUMERATOR_EXCLUSION, no)
+
+    def values(column: str | None, dtype: str, where: np.ndarray = counted) -> pd.Series:
         if column is None:
             return pd.Series(pd.NA, index=out.index, dtype=dtype)
         v = ctx.column(column).astype("Float64").reset_index(drop=True)
-        v = v.where(pd.Series(counted), pd.NA)
+        v = v.where(pd.Series(where), pd.NA)
         return v.round().astype("Int64") if dtype == "Int64" else v.astype(dtype)
 
-    out["numerator_events"] = values(indicator.numerator_events, "Int64")
+    out["numerator_events"] = values(indicator.numerator_events, "Int64", counted | scored)
     out["denominator_value"] = values(indicator.denominator_value, "Float64")
     out["observation"] = values(indicator.observation, "Float64")
     log.info("%s %s: %d subjects in the initial population", indicator.id, p.label, n)

@@ -3,8 +3,9 @@
 Which measures must pass is read from ``required.json`` (a list of deck folder names):
 the lead adds a measure once its indicator lands, and from then on a missing indicator
 or any mismatching case FAILS (never skips). ``unmatchable.json`` maps a deck to the case
-files allowed to mismatch because of value sets missing from the shared copy (CMS1017),
-each with its reason; the runner must flag those as possibly due to missing value sets.
+files allowed to mismatch, each with the evidence why no faithful implementation can
+match it (for CMS1017: test data that contradicts the published CQL or another case of
+the same deck); a listed case that starts matching must be removed from the list.
 ``baseline.json`` (written by ``python -m pipelines.conformance.baseline``) lists cases
 known to match: any listed case that stops matching fails, required or not.
 """
@@ -76,8 +77,8 @@ def test_required_measure_matches_every_case(deck: str, shared_data: Path) -> No
     allowed = UNMATCHABLE.get(deck, {})
     unexpected = [r.case for r in run.mismatches if r.case not in allowed]
     assert not unexpected, f"{len(unexpected)} case(s) of {deck} mismatch:\n{_describe(run, unexpected)}"
-    unexplained = [r.case for r in run.mismatches if r.case in allowed and not r.possible_cause]
-    assert not unexplained, f"listed as unmatchable but the indicator uses no missing value set: {unexplained}"
+    now_matching = sorted(set(allowed) - {r.case for r in run.mismatches})
+    assert not now_matching, f"listed as unmatchable but matching now (remove from unmatchable.json): {now_matching}"
 
 
 @pytest.mark.parametrize("deck", DECKS)
