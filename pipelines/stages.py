@@ -268,7 +268,9 @@ def _compute_available(
     return pd.concat(subjects, ignore_index=True), pd.concat(results, ignore_index=True)
 
 
-def compute_stage(period: str, settings: Settings | None = None, *, history: bool = False) -> dict[str, Any]:
+def compute_stage(
+    period: str, settings: Settings | None = None, *, history: bool = False, months: list[str] | None = None
+) -> dict[str, Any]:
     """Evaluate every indicator for ``period`` and revise the months it can complete.
 
     Results for month M are always computed from the batches up to
@@ -284,12 +286,16 @@ def compute_stage(period: str, settings: Settings | None = None, *, history: boo
     engine = make_engine(settings.warehouse_url)
     try:
         create_schema(engine)
-        targets = compute_targets(
-            period,
-            set(list_batches(engine)),
-            revision_months=settings.revision_months,
-            history_months=settings.report_months if history else 0,
-        )
+        loaded = set(list_batches(engine))
+        if months is not None:  # a backfill: every loaded month of the range, once each
+            targets = sorted({m for m in months if m in loaded} | {period})
+        else:
+            targets = compute_targets(
+                period,
+                loaded,
+                revision_months=settings.revision_months,
+                history_months=settings.report_months if history else 0,
+            )
         summary: dict[str, Any] = {"period": period, "indicators": len(indicators), "periods": targets}
         horizon = periods.shift(targets[-1], settings.revision_months)
         deliveries: dict[str, pd.DataFrame] = {}

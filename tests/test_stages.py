@@ -164,3 +164,17 @@ def test_missing_input_names_the_folder_and_the_fix(settings: Settings) -> None:
 
     with pytest.raises(ExtractError, match="careqi generate"):
         stages.extract_stage("2026-10", settings)
+
+
+def test_a_backfill_leaves_the_same_results_as_month_by_month_runs(
+    pipeline: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.cli import main
+
+    monkeypatch.setenv("CAREQI_HOME", str(tmp_path / "backfill"))
+    monkeypatch.setenv("CAREQI_INCOMING_DIR", str(pipeline.incoming_dir))
+    assert main(["backfill", "--from", PERIODS[0], "--to", PERIODS[-1]]) == 0
+    keys = ["indicator_id", "period", "facility_id", "stratifier", "stratum"]
+    expected = read_results(make_engine(pipeline.warehouse_url)).sort_values(keys).reset_index(drop=True)
+    backfilled = make_engine(f"sqlite:///{tmp_path / 'backfill' / 'warehouse.db'}")
+    pd.testing.assert_frame_equal(expected, read_results(backfilled).sort_values(keys).reset_index(drop=True))
