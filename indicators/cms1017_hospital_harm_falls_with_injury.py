@@ -4,7 +4,7 @@ Encounter-based ratio measure. The logic follows the published CQL
 (cqframework/ecqm-content-qicore-2025, ``CMS1017FHIRHHFI.cql`` with ``CQMCommon`` 4.1.000),
 re-expressed as vectorised pandas; the shared building blocks (coding lookup,
 ``hospitalizationWithObservation()``, linked claim diagnoses) are in
-:mod:`pipelines.compute.ecqm`, which documents the timestamp, coding and claim-link
+:mod:`pipelines.compute.cql_blocks`, which documents the timestamp, coding and claim-link
 conventions.
 
 Faithful to the CQL as published, including two precedence effects (CQL ``and`` binds
@@ -42,7 +42,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from pipelines.compute import ecqm as E
+from pipelines.compute import cql_blocks as E
 from pipelines.compute.model import Period
 from pipelines.compute.valuesets import ValueSetIndex
 

@@ -5,7 +5,7 @@ Encounter-based proportion measure. The logic follows the published CQL
 it is re-expressed here as vectorised pandas over the tidy tables, never copied.
 
 The eCQM building blocks it shares with CMS1017 (coding lookup, hospitalization with
-observation and ED, claim diagnoses with POA) are in :mod:`pipelines.compute.ecqm`, which
+observation and ED, claim diagnoses with POA) are in :mod:`pipelines.compute.cql_blocks`, which
 also documents the timestamp, coding and claim-link conventions.
 
 Choices the tidy tables force, documented once here:
@@ -32,7 +32,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from pipelines.compute.ecqm import (
+from pipelines.compute.cql_blocks import (
     EMERGENCY_DEPARTMENT_VISIT,
     ENCOUNTER_INPATIENT,
     FINAL_STATUSES,
