@@ -215,7 +215,8 @@ class WarehouseView(Mapping[str, pd.DataFrame]):
             self._deliveries[name] = read_deliveries(self._engine, name, upto_batch=self._horizon)
         if name not in self._visible:
             df = self._deliveries[name]
-            self._visible[name] = df[df["batch"] <= self._upto]
+            later = df["batch"] > self._upto
+            self._visible[name] = df[~later] if later.any() else df  # no copy when nothing is later
         return self._visible[name]
 
     def __iter__(self) -> Iterator[str]:

@@ -67,7 +67,7 @@ def require_valuesets(valuesets: ValueSetIndex, needed: Mapping[str, str], measu
 #: every call dominated the run). The source frame is kept alongside, so a recycled id can
 #: never return a stale result.
 _LATEST: OrderedDict[tuple[int, str], tuple[pd.DataFrame, pd.DataFrame]] = OrderedDict()
-_LATEST_SIZE = 64
+_LATEST_SIZE = 16  # about one evaluation's tables: older entries would only pin memory
 
 
 def table(data: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
