@@ -21,10 +21,9 @@ from typing import Any
 
 from pipelines.errors import ExportError
 from pipelines.export.measure_report import (
-    IMPROVEMENT_SYSTEM,
     POPULATION_SYSTEM,
-    fhir_id,
     measure_canonical,
+    report_envelope,
     validate_measure_report,
 )
 
@@ -64,24 +63,17 @@ def individual_measure_report(
     }
     if score is not None:
         group["measureScore"] = {"value": float(score)}
-    resource: dict[str, Any] = {
-        "resourceType": "MeasureReport",
-        "id": fhir_id(report_id),
-        "status": "complete",
-        "type": report_type,
-        "measure": measure_url or measure_canonical(indicator),
-        "date": period_end,
-        "reporter": {"display": reporter},
-        "period": {"start": period_start, "end": period_end},
-        "improvementNotation": {
-            "coding": [{"system": IMPROVEMENT_SYSTEM, "code": str(indicator.get("improvement") or "increase")}]
-        },
-        "group": [group],
-    }
-    if subject_reference:
-        resource["subject"] = {"reference": subject_reference}
-    validate_measure_report(resource)
-    return resource
+    return report_envelope(
+        indicator,
+        report_id=report_id,
+        report_type=report_type,
+        measure=measure_url or measure_canonical(indicator),
+        start=period_start,
+        end=period_end,
+        reporter=reporter,
+        group=group,
+        subject_reference=subject_reference,
+    )
 
 
 def _proportion(totals: Mapping[str, int]) -> float | None:

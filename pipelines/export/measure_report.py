@@ -164,12 +164,40 @@ def measure_report_from_counts(
         group["measureScore"] = measure_score
     if stratifiers:
         group["stratifier"] = stratifiers
+    return report_envelope(
+        indicator,
+        report_id=f"{iid}-{period}",
+        report_type=report_type,
+        measure=measure_canonical(indicator),
+        start=start,
+        end=end,
+        reporter=reporter,
+        group=group,
+        subject_reference=subject_reference,
+    )
+
+
+def report_envelope(
+    indicator: Mapping[str, Any],
+    *,
+    report_id: str,
+    report_type: str,
+    measure: str,
+    start: str,
+    end: str,
+    reporter: str,
+    group: dict[str, Any],
+    subject_reference: str | None = None,
+) -> dict[str, Any]:
+    """The MeasureReport around one group, validated: shared by the monthly summaries and
+    the individual/summary reports of the conformance runner. ``date`` is the period end,
+    so re-runs give identical bytes."""
     resource: dict[str, Any] = {
         "resourceType": "MeasureReport",
-        "id": fhir_id(f"{iid}-{period}"),
+        "id": fhir_id(report_id),
         "status": "complete",
         "type": report_type,
-        "measure": measure_canonical(indicator),
+        "measure": measure,
         "date": end,
         "reporter": {"display": reporter},
         "period": {"start": start, "end": end},
