@@ -12,6 +12,9 @@ Monthly quality-indicator run for one reporting month:
   so reruns and backfills never duplicate.
 * Manual and `airflow dags test` runs may carry no data interval; the month is taken
   from the `period` param when given, otherwise from the run's `run_after`.
+* The delivery guard refuses a batch that is empty, short or missing a feed before
+  anything is replaced; the `force` param loads it anyway and `empty` declares
+  tables that are truly empty this month (both recorded with the batch).
 * Tasks pass references (the period, staging paths, counts) through XCom, never data.
   All logic lives in `pipelines.stages`; this file is wiring only.
 """
@@ -66,6 +69,17 @@ REGULATOR_EXPORT = Asset("careqi://exports/monthly")
             type="boolean",
             description="Also recompute the trend window (the report's previous months).",
         ),
+        "force": Param(
+            False,
+            type="boolean",
+            description="Load the delivery even if the delivery guard refuses it (recorded with the batch).",
+        ),
+        "empty": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Tables that are truly empty this month ('*' for the whole batch), accepted by the guard.",
+        ),
     },
 )
 def quality_monthly() -> None:
@@ -81,8 +95,9 @@ def quality_monthly() -> None:
         return _stage("extract_stage", period)
 
     @task
-    def validate(period: str, extracted: str) -> str:
-        return _stage("validate_stage", period)
+    def validate(period: str, extracted: str, params: dict | None = None) -> str:
+        p = params or {}
+        return _stage("validate_stage", period, force=bool(p.get("force")), empty_tables=list(p.get("empty") or []))
 
     @task
     def load(period: str, validated: str) -> dict[str, int]:

@@ -35,8 +35,8 @@ import pandas as pd
 
 from pipelines.compute.model import Period
 from pipelines.compute.valuesets import ValueSetIndex
-from pipelines.errors import ValueSetError
-from pipelines.tables import TABLES, empty_frame
+from pipelines.errors import MissingValueSets
+from pipelines.tables import TABLES, coding_record_keys, empty_frame, latest_delivery, record_keys
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,7 @@ def _table(data: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
         missing = {c: pd.Series(pd.NA, index=df.index, dtype=t) for c, t in spec.dtypes.items() if c not in df}
         if missing:
             df = df.assign(**missing)
-        if "batch" in df.columns:
-            df = df.sort_values("batch", kind="stable")
-        df = df[~df[spec.key].duplicated(keep="last")]
+        df = latest_delivery(df, name)
     return df.reset_index(drop=True)
 
 
@@ -205,7 +203,7 @@ class _Terms:
         hit = np.zeros(len(rows), dtype=bool)
         for name in names:
             hit |= self.vs.mask(self.url(name), rows["system"], rows["code"])
-        return rows.loc[hit, "record_id"].astype("string").to_numpy(dtype=object)
+        return coding_record_keys(rows.loc[hit]).to_numpy(dtype=object)
 
     def mask(
         self,
@@ -232,7 +230,7 @@ class _Terms:
                 out |= _isin(frame[code], codes)
             else:
                 out |= self.vs.mask(self.url(name), frame[system], frame[code])
-        out |= _isin(frame[key], self.coded_ids(table, element, names))
+        out |= _isin(record_keys(table, frame, key), self.coded_ids(table, element, names))
         return out
 
 
@@ -240,9 +238,10 @@ def _require(valuesets: ValueSetIndex) -> None:
     """Fail once, naming every missing set, instead of at the first lookup."""
     missing = [f"{name} ({url})" for name, url in VALUESETS.items() if url not in valuesets]
     if missing:
-        raise ValueSetError(
+        raise MissingValueSets(
             f"CMS108 needs {len(missing)} value set(s) that are not loaded: {'; '.join(missing)} "
-            "(supply the VSAC expansions through CAREQI_VALUESET_DIR)"
+            "(supply the VSAC expansions through CAREQI_VALUESET_DIR)",
+            [url for url in VALUESETS.values() if url not in valuesets],
         )
 
 
@@ -689,9 +688,10 @@ def _low_risk(stays: _Stays) -> np.ndarray:
 
 
 def _direct_code_ids(terms: _Terms, table: str, system: str, code: str) -> np.ndarray:
+    """:func:`tables.record_keys` of the records with a coding equal to (system, code)."""
     c = terms.codings
     hit = _eq(c["table_name"], table) & _eq(c["system"], system) & _eq(c["code"], code)
-    return c.loc[hit, "record_id"].astype("string").to_numpy(dtype=object)
+    return coding_record_keys(c.loc[hit]).to_numpy(dtype=object)
 
 
 def _not_given(stays: _Stays) -> pd.DataFrame:
@@ -725,6 +725,7 @@ def _not_given(stays: _Stays) -> pd.DataFrame:
         recs = pd.DataFrame(
             {
                 "rid": rows[key].astype("string").to_numpy(dtype=object),
+                "rkey": record_keys(table, rows, key).to_numpy(dtype=object),
                 "patient_id": rows["patient_id"].astype("string").to_numpy(dtype=object),
                 "day": _days(at[mask]),
             }
@@ -735,7 +736,7 @@ def _not_given(stays: _Stays) -> pd.DataFrame:
             extra = c[
                 _eq(c["table_name"], table)
                 & _isin(c["element"], ELEMENTS[element])
-                & _isin(c["record_id"], recs["rid"])
+                & _isin(coding_record_keys(c), recs["rkey"])
             ]
             extra = pd.DataFrame(
                 {
@@ -747,7 +748,7 @@ def _not_given(stays: _Stays) -> pd.DataFrame:
             reasons = pd.concat([own, extra], ignore_index=True)
         else:
             reasons = reasons_from[reasons_from["rid"].isin(recs["rid"])]
-        merged = recs.merge(reasons, on="rid", how="inner")
+        merged = recs.drop(columns="rkey").merge(reasons, on="rid", how="inner")
         merged["kind"] = kind
         parts.append(merged)
 
@@ -814,7 +815,7 @@ def _not_given(stays: _Stays) -> pd.DataFrame:
     # order's authoredOn; the order itself must be active.
     task = req[_eq(req["resource_type"], "Task") & _eq(req["status"], "rejected")].reset_index(drop=True)
     fulfill = (_eq(task["code_system"], TASK_CODES) & _eq(task["code"], "fulfill")) | _isin(
-        task["request_id"], _direct_code_ids(terms, "requests", TASK_CODES, "fulfill")
+        record_keys("requests", task), _direct_code_ids(terms, "requests", TASK_CODES, "fulfill")
     )
     task = task[fulfill]
     if not task.empty:
@@ -822,7 +823,7 @@ def _not_given(stays: _Stays) -> pd.DataFrame:
         tc = c[
             _eq(c["table_name"], "requests")
             & _isin(c["element"], ELEMENTS["status_reason"])
-            & _isin(c["record_id"], task["request_id"].astype("string"))
+            & _isin(coding_record_keys(c), record_keys("requests", task))
         ]
         task_reasons = pd.concat(
             [

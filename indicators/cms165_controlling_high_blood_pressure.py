@@ -57,8 +57,8 @@ import pyarrow.compute as pc
 
 from pipelines.compute.model import Period
 from pipelines.compute.valuesets import ValueSetIndex
-from pipelines.errors import ValueSetError
-from pipelines.tables import TABLES, empty_frame
+from pipelines.errors import MissingValueSets
+from pipelines.tables import TABLES, coding_record_keys, empty_frame, latest_delivery, record_keys
 
 VSAC = "http://cts.nlm.nih.gov/fhir/ValueSet/"
 LOINC = "http://loinc.org"
@@ -155,20 +155,18 @@ class _Data:
             df = self._data.get(name)
             if df is None:
                 df = empty_frame(TABLES[name])
-            key = TABLES[name].key
-            if "batch" in df.columns:
-                df = df.sort_values("batch", kind="stable")
-            self._tables[name] = df[~df[key].duplicated(keep="last").to_numpy(dtype=bool)].reset_index(drop=True)
+            self._tables[name] = latest_delivery(df, name)
         return self._tables[name]
 
     def codings(self, table: str, elements: tuple[str, ...]) -> pd.DataFrame:
-        """(record_id, system, code) of every coding of the given elements of ``table``."""
+        """(record_id, system, code) of every coding of the given elements of ``table``;
+        ``record_id`` is the record's :func:`tables.record_keys` key."""
         if (table, elements) not in self._codings:
             cod = self.table("codings")
             cod = cod[_isin(cod["table_name"], [table]) & _isin(cod["element"], elements)]
             self._codings[(table, elements)] = pd.DataFrame(
                 {
-                    "record_id": _str(cod["record_id"]),
+                    "record_id": _str(coding_record_keys(cod)),
                     "system": _str(cod["system"]),
                     "code": _str(cod["code"]),
                 }
@@ -232,7 +230,7 @@ def _rows_in_valueset(
         out |= valuesets.mask(ref, system, code)
         hit_ids.append(others.loc[valuesets.mask(ref, others["system"], others["code"]), "record_id"])
     ids = pd.concat(hit_ids).unique() if hit_ids else []
-    return out | _isin(df[TABLES[table].key], ids)
+    return out | _isin(record_keys(table, df), ids)
 
 
 def _code_mask(system: pd.Series, code: pd.Series, codes: Iterable[tuple[str, str]]) -> np.ndarray:
@@ -246,7 +244,7 @@ def _rows_with_code(t: _Data, table: str, df: pd.DataFrame, codes: Iterable[tupl
     system, code = _own_coding(table, df)
     others = t.codings(table, CODE_ELEMENTS[table])
     ids = others.loc[_code_mask(others["system"], others["code"], codes), "record_id"].unique()
-    return _code_mask(system, code, codes) | _isin(df[TABLES[table].key], ids)
+    return _code_mask(system, code, codes) | _isin(record_keys(table, df), ids)
 
 
 def _value_is(
@@ -344,9 +342,10 @@ def _require(valuesets: ValueSetIndex) -> None:
     """Fail once, naming every VSAC set that is missing, rather than at the first lookup."""
     missing = sorted(url for url in VALUESETS.values() if url not in valuesets)
     if missing:
-        raise ValueSetError(
+        raise MissingValueSets(
             f"CMS165 needs {len(missing)} value set(s) that are not loaded (supply the VSAC "
-            f"expansions, e.g. CAREQI_VALUESET_DIR): {', '.join(missing)}"
+            f"expansions, e.g. CAREQI_VALUESET_DIR): {', '.join(missing)}",
+            missing,
         )
 
 

@@ -111,27 +111,63 @@ def generate(
 
 
 # ------------------------------------------------------------------------------ run
-def _run_one(period: str, settings: Settings, input_dir: Path | None, history: bool, report: bool) -> dict:
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Load the delivery even if the delivery guard or the quarantine fail ratio refuses it "
+        "(recorded with the batch).",
+    ),
+]
+EmptyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--empty",
+        metavar="TABLE",
+        help="Declare a table truly empty this month (repeatable; 'all' for the whole batch), so the "
+        "delivery guard accepts it.",
+    ),
+]
+
+
+def _empty_tables(empty: list[str] | None) -> list[str]:
+    return ["*" if t == "all" else t for t in (empty or [])]
+
+
+def _run_one(
+    period: str,
+    settings: Settings,
+    input_dir: Path | None,
+    history: bool,
+    report: bool,
+    force: bool = False,
+    empty_tables: list[str] | None = None,
+) -> dict:
     from pipelines import stages
 
-    steps: list[tuple[str, object]] = [
-        ("extract", lambda: stages.extract_stage(period, settings, input_dir=input_dir)),
-        ("validate", lambda: stages.validate_stage(period, settings)),
-        ("load", lambda: stages.load_stage(period, settings)),
-        ("compute", lambda: stages.compute_stage(period, settings, history=history)),
-    ]
-    if report:
-        steps += [
-            ("report", lambda: stages.report_stage(period, settings)),
-            ("export", lambda: stages.export_stage(period, settings)),
-        ]
-    outcome: dict = {"period": period}
+    steps = stages.period_steps(
+        period, settings, input_dir=input_dir, history=history, report=report, force=force,
+        empty_tables=empty_tables or [],
+    )  # fmt: skip
     with _stage_progress() as progress:
         task = progress.add_task(f"{period}", total=len(steps))
-        for name, step in steps:
+
+        def step(name: str) -> None:
             progress.update(task, description=f"{period}: {name}")
-            outcome[name] = step()  # type: ignore[operator]
-            progress.advance(task)
+            if name != "extract":
+                progress.advance(task)
+
+        outcome = stages.run_period(
+            period,
+            settings,
+            input_dir=input_dir,
+            history=history,
+            report=report,
+            force=force,
+            empty_tables=empty_tables or [],
+            on_step=step,
+        )
+        progress.advance(task)
         progress.update(task, description=f"{period}: done")
     return outcome
 
@@ -145,10 +181,12 @@ def run(
     ] = None,
     history: Annotated[bool, typer.Option(help="Also recompute the previous months of the trend window.")] = False,
     report: Annotated[bool, typer.Option(help="Render the report and exports.")] = True,
+    force: ForceOpt = False,
+    empty: EmptyOpt = None,
 ) -> None:
     """Run the whole monthly job for one period: extract, validate, load, compute, report, export."""
     period = periods.validate_period(period)
-    outcome = _run_one(period, _settings(), input_dir, history, report)
+    outcome = _run_one(period, _settings(), input_dir, history, report, force, _empty_tables(empty))
     _print_outcome(outcome)
 
 
@@ -169,31 +207,38 @@ def backfill(
     settings = _settings()
     months = periods.span(periods.validate_period(first), periods.validate_period(last))
     with _stage_progress() as progress:
-        task = progress.add_task("loading", total=len(months) + 1)
-        for period in months:
-            progress.update(task, description=f"{period}: extract, validate, load")
-            stages.extract_stage(period, settings)
-            stages.validate_stage(period, settings)
-            stages.load_stage(period, settings)
+        task = progress.add_task("loading", total=3 * len(months) + 1)
+
+        def step(name: str) -> None:
+            progress.update(task, description=name)
             progress.advance(task)
-        progress.update(task, description=f"computing {len(months)} months")
-        computed = stages.compute_stage(months[-1], settings, months=months)
-        progress.advance(task)
+
+        done = stages.backfill(months[0], months[-1], settings, on_step=step)
         progress.update(task, description="done")
-    out.print(f"backfilled {months[0]} .. {months[-1]}: {computed['indicators']} indicators x {len(months)} months")
+    out.print(f"backfilled {months[0]} .. {months[-1]}: {_computed_text(done['compute'])} x {len(months)} months")
     if report:
         for period in months:
             out.print(f"{period}: {stages.report_stage(period, settings)}")
             stages.export_stage(period, settings)
 
 
+def _computed_text(computed: dict) -> str:
+    """``7 indicators computed, 4 not computed (value sets not supplied)``."""
+    total = int(computed.get("indicators", 0))
+    skipped = computed.get("not_computed") or {}
+    text = f"{total - len(skipped)} indicators computed"
+    if skipped:
+        reasons = sorted({str(r).split(":")[0] for r in skipped.values()})
+        text += f", {len(skipped)} not computed ({'; '.join(reasons)})"
+    return text
+
+
 def _print_outcome(outcome: dict, brief: bool = False) -> None:
     loaded = outcome.get("load") or {}
     computed = outcome.get("compute") or {}
-    out.print(
-        f"{outcome['period']}: loaded {sum(loaded.values()):,} rows, "
-        f"{computed.get('indicators', 0)} indicators computed"
-    )
+    out.print(f"{outcome['period']}: loaded {sum(loaded.values()):,} rows, {_computed_text(computed)}")
+    if computed.get("provisional"):
+        out.print(f"{outcome['period']} is provisional: {computed['provisional']}")
     if not brief and "report" in outcome:
         out.print(f"report:  {outcome['report']}")
         written = outcome["export"]
@@ -298,6 +343,21 @@ def indicators_list(
             m.get("owner") or "",
         )
     out.print(table)
+
+
+@indicators_app.command("retire")
+def indicators_retire(
+    indicator_id: Annotated[str, typer.Argument(help="Indicator id whose file was removed.")],
+) -> None:
+    """Archive the stored results of an indicator whose definition was removed, so that
+    months holding its old results can be reported and exported again."""
+    from pipelines.stages import retire_stage
+
+    moved = retire_stage(indicator_id, _settings())
+    out.print(
+        f"retired {indicator_id}: {moved.get('indicator_results', 0):,} result rows and "
+        f"{moved.get('indicator_subjects', 0):,} subject rows archived"
+    )
 
 
 @indicators_app.command("show")
@@ -405,7 +465,30 @@ def main(argv: list[str] | None = None) -> int:
     except CareQIError as exc:
         console.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
         return 2
+    except OSError as exc:  # disk full, read-only folder, permissions: the user can act on it
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        console.print(f"error: {exc.strerror or exc}{where}", highlight=False, soft_wrap=True, markup=False)
+        return 2
+    except Exception as exc:
+        if not _database_error(exc):
+            raise  # a bug: show the traceback
+        from pipelines.load.engine import one_line
+
+        console.print(f"error: warehouse: {one_line(exc)}", highlight=False, soft_wrap=True, markup=False)
+        return 2
     return 0
+
+
+def _database_error(exc: BaseException) -> bool:
+    """A database error that escaped the warehouse room (the server said no): one line,
+    not a traceback. Checked lazily so that ``careqi --help`` does not import SQLAlchemy."""
+    import sys as _sys
+
+    if "sqlalchemy" not in _sys.modules and "psycopg" not in _sys.modules:
+        return False
+    from pipelines.load.engine import DRIVER_ERRORS
+
+    return isinstance(exc, DRIVER_ERRORS)
 
 
 if __name__ == "__main__":

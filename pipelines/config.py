@@ -14,6 +14,9 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pipelines.errors import ConfigError
+from pipelines.localtime import DEFAULT_ZONE, TimeZones, check_zone, parse_facility_zones
+
 #: Repository root: the folder holding ``indicators/``, ``expectations/`` and ``reports/``.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +24,27 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def _path(env: dict[str, str], name: str, default: Path) -> Path:
     value = env.get(name)
     return Path(value).expanduser().resolve() if value else default
+
+
+def _number(env: dict[str, str], name: str, default: float, kind: type, minimum: float) -> float:
+    text = env.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = kind(text.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g}, got {text!r}")
+    return value
+
+
+def _int(env: dict[str, str], name: str, default: int, *, minimum: int) -> int:
+    return int(_number(env, name, default, int, minimum))
+
+
+def _float(env: dict[str, str], name: str, default: float, *, minimum: float) -> float:
+    return float(_number(env, name, default, float, minimum))
 
 
 @dataclass(frozen=True)
@@ -49,6 +73,15 @@ class Settings:
             (a readmission, a late-coded diagnosis). A month's results are computed
             from the batches up to ``month + revision_months`` and are provisional
             until those have been loaded.
+        timezones: the system's time zone and facilities keeping another one
+            (``CAREQI_TIMEZONE``, ``CAREQI_FACILITY_TIMEZONES``): the facility's local
+            day decides months, days of stay and working days.
+        lock_timeout_s: how long a warehouse statement waits for another session's lock.
+        delivery_min_share: a table that delivered rows in the previous batches must
+            deliver at least this share of their median, or the delivery is refused
+            before anything is replaced (see :mod:`pipelines.validate.delivery`).
+        future_days: records may be dated up to this many days after the end of their
+            batch month; a later date is implausible and quarantined.
     """
 
     home: Path
@@ -66,6 +99,10 @@ class Settings:
     report_months: int = 12
     revision_months: int = 2
     small_number_threshold: int = 11
+    timezones: TimeZones = field(default_factory=TimeZones)
+    lock_timeout_s: float = 60.0
+    delivery_min_share: float = 0.5
+    future_days: int = 31
     extra: dict[str, str] = field(default_factory=dict)
 
     def with_home(self, home: Path) -> Settings:
@@ -91,10 +128,17 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         templates_dir=_path(env, "CAREQI_TEMPLATES_DIR", PROJECT_ROOT / "reports"),
         valueset_dirs=tuple(Path(part).expanduser().resolve() for part in vs),
         shared_data_dir=_path(env, "CAREQI_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"),
-        quarantine_fail_ratio=float(env.get("CAREQI_QUARANTINE_FAIL_RATIO", "0.25")),
-        report_months=int(env.get("CAREQI_REPORT_MONTHS", "12")),
-        revision_months=int(env.get("CAREQI_REVISION_MONTHS", "2")),
-        small_number_threshold=int(env.get("CAREQI_SMALL_NUMBER_THRESHOLD", "11")),
+        quarantine_fail_ratio=_float(env, "CAREQI_QUARANTINE_FAIL_RATIO", 0.25, minimum=0.0),
+        report_months=_int(env, "CAREQI_REPORT_MONTHS", 12, minimum=1),
+        revision_months=_int(env, "CAREQI_REVISION_MONTHS", 2, minimum=0),
+        small_number_threshold=_int(env, "CAREQI_SMALL_NUMBER_THRESHOLD", 11, minimum=1),
+        timezones=TimeZones(
+            default=check_zone(env.get("CAREQI_TIMEZONE") or DEFAULT_ZONE, "CAREQI_TIMEZONE"),
+            facilities=parse_facility_zones(env.get("CAREQI_FACILITY_TIMEZONES", "")),
+        ),
+        lock_timeout_s=_float(env, "CAREQI_LOCK_TIMEOUT_S", 60.0, minimum=0.001),
+        delivery_min_share=_float(env, "CAREQI_DELIVERY_MIN_SHARE", 0.5, minimum=0.0),
+        future_days=_int(env, "CAREQI_FUTURE_DAYS", 31, minimum=0),
         extra={k: v for k, v in env.items() if k.startswith("CAREQI_")},
     )
 

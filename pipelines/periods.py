@@ -1,66 +1,207 @@
-"""Reporting months.
+"""Reporting months: the one month type.
 
 A period is a calendar month written ``YYYY-MM``. It names both the export batch that
 delivered records and the month an indicator reports on. Keeping the arithmetic in
-one place avoids the classic off-by-one of "month before the run date".
+one place avoids the classic off-by-one of "month before the run date", and keeps
+every bad month failing the same way (:class:`~pipelines.errors.PeriodError`, one
+message).
+
+Years are limited to :data:`MIN_YEAR` .. :data:`MAX_YEAR`. A hospital reports on
+months of its own history; ``0000-01`` or ``9999-12`` is a typo, and letting one
+through used to load a batch and then crash on year 0 or on ``10000-02``.
+
+Timestamps in the warehouse are the facility's local wall-clock time (see
+:mod:`pipelines.tables`), so a month's bounds are local midnights too.
 """
 
 from __future__ import annotations
 
+import calendar
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from pipelines.errors import ConfigError
+from pipelines.errors import PeriodError
+
+#: Sensible years for a reporting month (and for every shift of one).
+MIN_YEAR = 1900
+MAX_YEAR = 2199
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
-def parse_period(text: str) -> tuple[int, int]:
-    """``"2026-10"`` -> ``(2026, 10)``; anything else is a ConfigError naming the format."""
-    m = _PERIOD.match(str(text).strip())
-    if not m:
-        raise ConfigError(f"period must look like YYYY-MM (e.g. 2026-10), got {text!r}")
-    return int(m.group(1)), int(m.group(2))
+def _message(text: object) -> str:
+    return (
+        f"period must be a month written YYYY-MM between {MIN_YEAR}-01 and {MAX_YEAR}-12 "
+        f"(e.g. 2026-10), got {text!r}"
+    )
 
 
-def validate_period(text: str) -> str:
-    year, month = parse_period(text)
-    return f"{year:04d}-{month:02d}"
+@dataclass(frozen=True, order=True)
+class Month:
+    """One calendar month; ordered, hashable, and printed as ``YYYY-MM``."""
+
+    year: int
+    month: int
+
+    def __post_init__(self) -> None:
+        if not (MIN_YEAR <= self.year <= MAX_YEAR and 1 <= self.month <= 12):
+            raise PeriodError(_message(f"{self.year:04d}-{self.month:02d}"))
+
+    @classmethod
+    def parse(cls, text: object) -> Month:
+        """``"2026-10"`` -> ``Month(2026, 10)``; anything else is a PeriodError."""
+        if isinstance(text, Month):
+            return text
+        m = _PERIOD.match(str(text).strip()) if isinstance(text, str) else None
+        if not m:
+            raise PeriodError(_message(text))
+        return cls(int(m.group(1)), int(m.group(2)))
+
+    @classmethod
+    def of(cls, moment: datetime | date) -> Month:
+        """The month a date falls in."""
+        return cls(moment.year, moment.month)
+
+    @property
+    def label(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def index(self) -> int:
+        return self.year * 12 + self.month - 1
+
+    def shift(self, months: int) -> Month:
+        """The month ``months`` later (negative: earlier); PeriodError outside the range."""
+        index = self.index + months
+        year, month = divmod(index, 12)
+        if not MIN_YEAR <= year <= MAX_YEAR:
+            raise PeriodError(f"{self.label} shifted by {months} months leaves the years {MIN_YEAR}..{MAX_YEAR}")
+        return Month(year, month + 1)
+
+    @property
+    def start(self) -> date:
+        """First day of the month."""
+        return date(self.year, self.month, 1)
+
+    @property
+    def end(self) -> date:
+        """First day of the next month (the bounds are half-open)."""
+        return date(self.year + 1, 1, 1) if self.month == 12 else date(self.year, self.month + 1, 1)
+
+    @property
+    def last_day(self) -> date:
+        return date(self.year, self.month, calendar.monthrange(self.year, self.month)[1])
+
+    @property
+    def days(self) -> int:
+        return calendar.monthrange(self.year, self.month)[1]
+
+    def window(self, months: int) -> list[Month]:
+        """The ``months`` months ending with this one, oldest first."""
+        return [self.shift(-k) for k in range(months - 1, -1, -1)]
+
+    @property
+    def long_label(self) -> str:
+        """``October 2026``."""
+        return f"{calendar.month_name[self.month]} {self.year}"
+
+    @property
+    def short_label(self) -> str:
+        """``Oct 26``."""
+        return f"{calendar.month_abbr[self.month]} {str(self.year)[2:]}"
+
+
+_YEAR = re.compile(r"^(\d{4})$")
+
+
+@dataclass(frozen=True)
+class MeasurementPeriod:
+    """What an indicator is evaluated over: a reporting month (``YYYY-MM``) or, for the
+    annual CMS eCQMs, a calendar year (``YYYY``; the decks use 2026-01-01 .. 2026-12-31).
+    ``start`` inclusive, ``end`` exclusive."""
+
+    label: str
+    start: date
+    end: date
+
+    @classmethod
+    def parse(cls, text: object) -> MeasurementPeriod:
+        if isinstance(text, MeasurementPeriod):
+            return text
+        if isinstance(text, Month):
+            return cls(text.label, text.start, text.end)
+        y = _YEAR.match(str(text).strip()) if isinstance(text, str) else None
+        if y:
+            year = int(y.group(1))
+            if not MIN_YEAR <= year <= MAX_YEAR:
+                raise PeriodError(
+                    f"measurement year must be between {MIN_YEAR} and {MAX_YEAR} (YYYY), "
+                    f"or a month YYYY-MM; got {text!r}"
+                )
+            return cls(f"{year:04d}", date(year, 1, 1), date(year + 1, 1, 1))
+        month = Month.parse(text)
+        return cls(month.label, month.start, month.end)
+
+    @property
+    def annual(self) -> bool:
+        return len(self.label) == 4
+
+
+def parse_period(text: object) -> tuple[int, int]:
+    """``"2026-10"`` -> ``(2026, 10)``."""
+    m = Month.parse(text)
+    return m.year, m.month
+
+
+def validate_period(text: object) -> str:
+    """The canonical ``YYYY-MM`` spelling of a period, or a PeriodError."""
+    return Month.parse(text).label
 
 
 def shift(period: str, months: int) -> str:
     """The period ``months`` months after (negative: before) ``period``."""
-    year, month = parse_period(period)
-    index = year * 12 + (month - 1) + months
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+    return Month.parse(period).shift(months).label
 
 
 def bounds(period: str) -> tuple[date, date]:
     """First day of the month and first day of the next month (half-open interval)."""
-    year, month = parse_period(period)
-    start = date(year, month, 1)
-    ny, nm = parse_period(shift(period, 1))
-    return start, date(ny, nm, 1)
+    m = Month.parse(period)
+    return m.start, m.end
 
 
 def window(end: str, months: int) -> list[str]:
     """The ``months`` periods ending at ``end``, oldest first."""
-    return [shift(end, -k) for k in range(months - 1, -1, -1)]
+    return [m.label for m in Month.parse(end).window(months)]
 
 
 def span(first: str, last: str) -> list[str]:
     """Every period from ``first`` to ``last`` inclusive."""
-    fy, fm = parse_period(first)
-    ly, lm = parse_period(last)
-    n = (ly * 12 + lm) - (fy * 12 + fm)
+    a, b = Month.parse(first), Month.parse(last)
+    n = b.index - a.index
     if n < 0:
-        raise ConfigError(f"period range is backwards: {first} .. {last}")
-    return [shift(first, k) for k in range(n + 1)]
+        raise PeriodError(f"period range is backwards: {a} .. {b}")
+    return [a.shift(k).label for k in range(n + 1)]
 
 
 def previous_month(moment: datetime | date) -> str:
     """The month before ``moment``: a run on 2026-11-05 reports on 2026-10."""
-    return shift(f"{moment.year:04d}-{moment.month:02d}", -1)
+    return Month.of(moment).shift(-1).label
 
 
-__all__ = ["bounds", "parse_period", "previous_month", "shift", "span", "validate_period", "window"]
+__all__ = [
+    "MAX_YEAR",
+    "MIN_YEAR",
+    "MeasurementPeriod",
+    "Month",
+    "bounds",
+    "parse_period",
+    "previous_month",
+    "shift",
+    "span",
+    "validate_period",
+    "window",
+]

@@ -13,11 +13,13 @@ replaces what it wrote before.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,20 @@ import pandas as pd
 
 from pipelines import periods
 from pipelines.config import Settings, load_settings
-from pipelines.errors import ConfigError, ExtractError, ValidationFailed
-from pipelines.tables import QUARANTINE, TABLES, empty_frame
+from pipelines.errors import ConfigError, ExportError, ExtractError, ValidationFailed
+from pipelines.periods import Month
+from pipelines.tables import (
+    ALL_FACILITIES,
+    FINAL,
+    INDICATOR_RESULTS,
+    NOT_COMPUTED,
+    OVERALL,
+    POPULATIONS,
+    PROVISIONAL,
+    QUARANTINE,
+    TABLES,
+    empty_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +50,46 @@ META_FILE = "_meta.json"
 
 def _settings(settings: Settings | None) -> Settings:
     return settings or load_settings()
+
+
+def warehouse(settings: Settings) -> Any:
+    """The warehouse engine for these settings (lock timeout included)."""
+    from pipelines.load import make_engine
+
+    return make_engine(settings.warehouse_url, lock_timeout_s=settings.lock_timeout_s)
+
+
+def check_warehouse(settings: Settings) -> None:
+    """Connect and create the schema now: a wrong URL, a stopped server or an old
+    schema is reported before minutes of extraction, not after."""
+    from pipelines.load import create_schema
+
+    engine = warehouse(settings)
+    try:
+        create_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def delivery_fingerprint(source: Path) -> str:
+    """SHA-256 over the delivered files (relative names and bytes, in sorted order; the
+    ``_``/``.`` files extraction skips are left out): the same delivery gives the same
+    fingerprint, so a reload can tell "same files again" from "a different delivery"."""
+    digest = hashlib.sha256()
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    for path in files:
+        rel = path.name if source.is_file() else path.relative_to(source).as_posix()
+        if any(part.startswith(("_", ".")) for part in Path(rel).parts):
+            continue
+        digest.update(rel.encode("utf-8") + b"\0")
+        try:
+            with open(path, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as exc:
+            raise ExtractError(f"cannot read {rel!r} in {source}: {exc.strerror or exc}") from None
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def stage_dir(settings: Settings, period: str, stage: str) -> Path:
@@ -71,22 +125,25 @@ def extract_stage(period: str, settings: Settings | None = None, *, input_dir: P
 
     settings = _settings(settings)
     period = periods.validate_period(period)
+    check_warehouse(settings)
     source = Path(input_dir) if input_dir else batch_dir(settings, period)
     if not source.is_dir():
         raise ExtractError(
             f"no input for {period}: {source} does not exist (run `careqi generate`, or point "
             "CAREQI_INCOMING_DIR / --input at the folder holding the monthly extract)"
         )
-    result = extract_batch(source)
+    result = extract_batch(source, timezones=settings.timezones)
     out = stage_dir(settings, period, "extract")
     _write_frames(out, result.tables)
     result.quarantine.to_parquet(out / QUARANTINE_FILE, index=False)
     meta = {
         "period": period,
         "source": str(source),
+        "fingerprint": delivery_fingerprint(source),
         "rows_read": {k: int(v) for k, v in result.rows_read.items()},
         "ignored": {k: int(v) for k, v in result.ignored.items()},
         "quarantined": len(result.quarantine),
+        "missing_columns": result.missing_columns,
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
     log.info(
@@ -99,42 +156,97 @@ def extract_stage(period: str, settings: Settings | None = None, *, input_dir: P
 
 
 # -------------------------------------------------------------------------- validate
-def validate_stage(period: str, settings: Settings | None = None) -> str:
-    """Run the GX suites; quarantine failing rows; reconcile read = accepted + quarantined.
+def validate_stage(
+    period: str, settings: Settings | None = None, *, force: bool = False, empty_tables: Sequence[str] = ()
+) -> str:
+    """Run the GX suites and the cross-row checks; quarantine failing rows; reconcile
+    read = accepted + quarantined; then judge the delivery as a whole (the delivery
+    guard, :mod:`pipelines.validate.delivery`) before anything is replaced.
 
-    The validated output is written even when a table fails beyond the threshold, so
-    the quarantine can be inspected; then the stage raises ValidationFailed.
+    The validated output is written even when the batch is refused, so the quarantine
+    can be inspected; then the stage raises. ``force`` accepts a delivery the guard or
+    the fail ratio refuses; ``empty_tables`` declares tables that are truly empty this
+    month (``"*"``: the whole batch). Either is recorded with the batch when loaded.
     """
+    from pipelines.load import list_batches, lookup_records, read_batches
     from pipelines.validate import reconcile, validate_tables
+    from pipelines.validate.delivery import DeliveryRejected, check_delivery, reference_batches
 
     settings = _settings(settings)
     period = periods.validate_period(period)
+    unknown = sorted(set(empty_tables) - set(TABLES) - {"*"})
+    if unknown:
+        raise ConfigError(f"--empty names unknown table(s) {', '.join(unknown)}; tables: {', '.join(TABLES)}")
     src = stage_dir(settings, period, "extract")
     meta = _read_meta(src, "extract", period)
     tables = {name: _read_frame(src / f"{name}.parquet", empty_frame(spec)) for name, spec in TABLES.items()}
     extract_q = _read_frame(src / QUARANTINE_FILE, empty_frame(QUARANTINE))
+    missing_columns = meta.get("missing_columns") or {}
 
-    result = validate_tables(tables, settings.expectations_dir, fail_ratio=settings.quarantine_fail_ratio)
+    engine = warehouse(settings)
+    try:
+        latest = pd.Timestamp(Month.parse(period).end) + pd.Timedelta(days=settings.future_days)
+        result = validate_tables(
+            tables,
+            settings.expectations_dir,
+            fail_ratio=settings.quarantine_fail_ratio,
+            parameters={"latest_plausible": latest},
+            extract_quarantine=extract_q,
+            rows_read=meta["rows_read"],
+            missing_columns=missing_columns,
+            lookup=partial(lookup_records, engine),
+        )
+        refs = reference_batches(period, list_batches(engine))
+        history = read_batches(engine, "reconciliation", refs)
+        history_profiles = read_batches(engine, "column_profiles", refs)
+    finally:
+        engine.dispose()
     quarantine = pd.concat([extract_q, result.quarantine], ignore_index=True)
     reconciliation = reconcile(meta["rows_read"], result.valid, quarantine)
+    problems = check_delivery(
+        {name: len(df) for name, df in result.valid.items()},
+        result.profiles,
+        history,
+        history_profiles,
+        missing_columns=missing_columns,
+        min_share=settings.delivery_min_share,
+        empty_tables=empty_tables,
+    )
 
     out = stage_dir(settings, period, "validate")
     _write_frames(out, result.valid)
     quarantine.to_parquet(out / QUARANTINE_FILE, index=False)
     reconciliation.to_parquet(out / "_reconciliation.parquet", index=False)
     result.checks.to_parquet(out / "_checks.parquet", index=False)
+    result.profiles.to_parquet(out / "_profiles.parquet", index=False)
+    refused = bool(problems or result.failed_tables)
+    accepted_as = ""
+    if refused and force:
+        accepted_as = "forced: " + "; ".join(
+            [p.message for p in problems] + [f"{t} above the quarantine fail ratio" for t in result.failed_tables]
+        )
+    elif empty_tables:
+        accepted_as = "declared empty: " + ", ".join(sorted(empty_tables))
     status = {
         "period": period,
         "failed_tables": list(result.failed_tables),
         "balanced": bool(reconciliation["balanced"].all()) if len(reconciliation) else True,
         "accepted": int(sum(len(df) for df in result.valid.values())),
         "quarantined": len(quarantine),
+        "delivery_problems": [p.message for p in problems],
+        "refused": refused and not force,
+        "accepted_as": accepted_as,
+        "fingerprint": meta.get("fingerprint"),
     }
     (out / META_FILE).write_text(json.dumps(status, indent=2, sort_keys=True))
     if not status["balanced"]:
         bad = reconciliation.loc[~reconciliation["balanced"].astype(bool), "table_name"].tolist()
         raise ValidationFailed(f"reconciliation does not balance for {period}: {', '.join(bad)}")
-    if result.failed_tables:
+    if force and refused:
+        log.warning("delivery %s accepted with --force: %s", period, accepted_as)
+    elif problems:
+        raise DeliveryRejected(period, problems)
+    elif result.failed_tables:
         shares = []
         for name in result.failed_tables:
             row = reconciliation.loc[reconciliation["table_name"] == name]
@@ -145,8 +257,9 @@ def validate_stage(period: str, settings: Settings | None = None) -> str:
             else:
                 shares.append(name)
         raise ValidationFailed(
-            f"validation failed for {period}: {'; '.join(shares)} (more than "
-            f"{settings.quarantine_fail_ratio:.0%} of the table; see {out / QUARANTINE_FILE})"
+            f"validation failed for {period}, nothing replaced: {'; '.join(shares)} (more than "
+            f"{settings.quarantine_fail_ratio:.0%} of the table; see {out / QUARANTINE_FILE}; "
+            "rerun with --force to load it anyway)"
         )
     log.info("validated %s: %d accepted, %d quarantined", period, status["accepted"], status["quarantined"])
     return str(out)
@@ -155,14 +268,20 @@ def validate_stage(period: str, settings: Settings | None = None) -> str:
 # ------------------------------------------------------------------------------ load
 def load_stage(period: str, settings: Settings | None = None) -> dict[str, int]:
     """Replace the period's batch in the warehouse with the validated rows."""
-    from pipelines.load import create_schema, make_engine, replace_batch
+    from pipelines.load import create_schema, replace_batch
 
     settings = _settings(settings)
     period = periods.validate_period(period)
     src = stage_dir(settings, period, "validate")
-    _read_meta(src, "validate", period)
+    status = _read_meta(src, "validate", period)
+    if status.get("refused"):
+        raise ValidationFailed(
+            f"the delivery for {period} was refused by validation ({'; '.join(status.get('delivery_problems') or [])}"
+            f"{'; failed tables: ' + ', '.join(status['failed_tables']) if status.get('failed_tables') else ''}); "
+            "nothing was replaced: fix it and rerun, or rerun with --force"
+        )
     tables = {name: _read_frame(src / f"{name}.parquet", empty_frame(spec)) for name, spec in TABLES.items()}
-    engine = make_engine(settings.warehouse_url)
+    engine = warehouse(settings)
     try:
         create_schema(engine)
         written = replace_batch(
@@ -172,6 +291,9 @@ def load_stage(period: str, settings: Settings | None = None) -> dict[str, int]:
             quarantine=pd.read_parquet(src / QUARANTINE_FILE),
             reconciliation=pd.read_parquet(src / "_reconciliation.parquet"),
             checks=pd.read_parquet(src / "_checks.parquet"),
+            profiles=pd.read_parquet(src / "_profiles.parquet") if (src / "_profiles.parquet").exists() else None,
+            fingerprint=status.get("fingerprint"),
+            accepted_as=str(status.get("accepted_as") or ""),
         )
     finally:
         engine.dispose()
@@ -239,34 +361,99 @@ def compute_targets(period: str, loaded: set[str], *, revision_months: int, hist
     return [p for p in candidates if p in loaded or p == period]
 
 
+def not_computed_row(indicator: Any, period: str, reason: str) -> pd.DataFrame:
+    """The one result row an indicator that could not be evaluated leaves for a month:
+    system-wide, no counts, no score, state ``not_computed`` with the reason. Reports and
+    exports show "not computed", never an earlier figure."""
+    row: dict[str, Any] = {
+        "indicator_id": indicator.id,
+        "period": period,
+        "facility_id": ALL_FACILITIES,
+        "stratifier": OVERALL[0],
+        "stratum": OVERALL[1],
+        **dict.fromkeys(POPULATIONS, 0),
+        "numerator_events": pd.NA,
+        "denominator_value": pd.NA,
+        "measure_score": pd.NA,
+        "ci_low": pd.NA,
+        "ci_high": pd.NA,
+        "target": indicator.target,
+        "status": pd.NA,
+        "censored": 0,
+        "state": NOT_COMPUTED,
+        "state_reason": reason,
+    }
+    frame = pd.DataFrame([row])
+    return frame.astype(INDICATOR_RESULTS.dtypes)[INDICATOR_RESULTS.column_names]
+
+
 def _compute_available(
-    indicators: list[Any], data: Mapping[str, pd.DataFrame], period: str, valuesets: Any, summary: dict[str, Any]
+    indicators: list[Any],
+    data: Mapping[str, pd.DataFrame],
+    period: str,
+    valuesets: Any,
+    summary: dict[str, Any],
+    data_end: pd.Timestamp | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compute every indicator whose value sets are available.
 
     eCQM indicators name VSAC value sets that the project does not ship (users supply
-    them through CAREQI_VALUESET_DIR). Without them such an indicator is reported as
-    not computed, with the reason, instead of failing the whole monthly run.
+    them through CAREQI_VALUESET_DIR). Without them such an indicator is stored as not
+    computed, with the reason and the missing canonicals, instead of failing the whole
+    monthly run (and instead of keeping its previous figure).
     """
     from pipelines.compute import compute_period
-    from pipelines.errors import IndicatorDefinitionError, ValueSetError
+    from pipelines.errors import MissingValueSets
 
     subjects, results = [], []
     skipped = summary.setdefault("not_computed", {})
     for ind in indicators:
         try:
-            s, r = compute_period([ind], data, period, valuesets)
-        except (ValueSetError, IndicatorDefinitionError) as exc:
-            if "value set" not in str(exc).lower():
-                raise
-            skipped[ind.id] = f"value sets not supplied (set CAREQI_VALUESET_DIR): {exc}"
+            s, r = compute_period([ind], data, period, valuesets, data_end=data_end)
+        except MissingValueSets as exc:
+            reason = f"value sets not supplied (set CAREQI_VALUESET_DIR): {', '.join(exc.missing) or exc}"
+            skipped[ind.id] = reason
             log.warning("%s not computed for %s: %s", ind.id, period, exc)
+            results.append(not_computed_row(ind, period, reason))
             continue
         subjects.append(s)
         results.append(r)
-    if not results:
-        return compute_period([], data, period, valuesets)
-    return pd.concat(subjects, ignore_index=True), pd.concat(results, ignore_index=True)
+    empty_s, empty_r = compute_period([], data, period, valuesets)
+    return (
+        pd.concat([empty_s, *subjects], ignore_index=True) if subjects else empty_s,
+        pd.concat([empty_r, *results], ignore_index=True) if results else empty_r,
+    )
+
+
+def open_to_revision(period: str, loaded: Iterable[str], revision_months: int) -> str | None:
+    """Why ``period`` is still provisional (None once final): the batch that closes
+    its revision window has not been loaded yet."""
+    closing = periods.shift(period, revision_months)
+    if revision_months and closing not in set(loaded):
+        return f"open to revision until batch {closing} is loaded"
+    return None
+
+
+def data_end(period: str, loaded: Iterable[str], revision_months: int) -> pd.Timestamp:
+    """When the data a month is computed from ends: the end of the latest loaded batch
+    within its horizon (``period`` + ``revision_months``). A deadline after it has not
+    passed yet."""
+    horizon = periods.shift(period, revision_months)
+    latest = max([b for b in loaded if b <= horizon] or [period])
+    return pd.Timestamp(Month.parse(latest).end)
+
+
+def mark_provisional(results: pd.DataFrame, reason: str) -> pd.DataFrame:
+    """Results of a month open to revision: provisional, not graded."""
+    out = results.copy()
+    final = (out["state"] == FINAL).to_numpy(dtype=bool, na_value=False)
+    out.loc[final, "state"] = PROVISIONAL
+    waiting = (out["state"] == PROVISIONAL).to_numpy(dtype=bool, na_value=False)
+    out["state_reason"] = out["state_reason"].astype("string")
+    prior = out.loc[waiting, "state_reason"]
+    out.loc[waiting, "state_reason"] = [reason if pd.isna(p) else f"{reason}; {p}" for p in prior]
+    out.loc[waiting, "status"] = pd.NA
+    return out
 
 
 def compute_stage(
@@ -277,14 +464,15 @@ def compute_stage(
     Results for month M are always computed from the batches up to
     ``M + revision_months`` (never from anything loaded later), so rerunning any
     period reproduces the same warehouse, and a month becomes final once that many
-    later batches have arrived.
+    later batches have arrived (until then its results are ``provisional``). Each
+    month's results are replaced as a set.
     """
-    from pipelines.load import create_schema, list_batches, make_engine, replace_results
+    from pipelines.load import create_schema, list_batches, replace_results
 
     settings = _settings(settings)
     period = periods.validate_period(period)
     indicators, valuesets = indicator_catalogue(settings)
-    engine = make_engine(settings.warehouse_url)
+    engine = warehouse(settings)
     try:
         create_schema(engine)
         loaded = set(list_batches(engine))
@@ -302,14 +490,27 @@ def compute_stage(
         deliveries: dict[str, pd.DataFrame] = {}
         for target in targets:
             view = WarehouseView(engine, periods.shift(target, settings.revision_months), deliveries, horizon)
-            subjects, results = _compute_available(indicators, view, target, valuesets, summary)
+            end = data_end(target, loaded, settings.revision_months)
+            subjects, results = _compute_available(indicators, view, target, valuesets, summary, end)
+            reason = open_to_revision(target, loaded, settings.revision_months)
+            if reason is not None:
+                results = mark_provisional(results, reason)
             replace_results(engine, target, subjects=subjects, results=results)
             if target == period:
                 summary["subjects"] = len(subjects)
                 summary["results"] = len(results)
+                summary["provisional"] = reason
     finally:
         engine.dispose()
-    log.info("computed %d indicators for %s", len(indicators), ", ".join(targets))
+    skipped = summary.get("not_computed", {})
+    summary["computed"] = len(indicators) - len(skipped)
+    log.info(
+        "computed %d of %d indicators for %s (%d not computed)",
+        summary["computed"],
+        len(indicators),
+        ", ".join(targets),
+        len(skipped),
+    )
     return summary
 
 
@@ -327,10 +528,10 @@ class _ReportInputs:
 
 
 def _report_inputs(period: str, settings: Settings) -> _ReportInputs:
-    from pipelines.load import make_engine, read_batch, read_results, read_subjects, read_table
+    from pipelines.load import read_batch, read_results, read_subjects, read_table
 
     indicators, _ = indicator_catalogue(settings)
-    engine = make_engine(settings.warehouse_url)
+    engine = warehouse(settings)
     try:
         results = read_results(engine, periods=periods.window(period, settings.report_months))
         if not (results["period"] == period).any():
@@ -353,7 +554,10 @@ def _report_inputs(period: str, settings: Settings) -> _ReportInputs:
 
 
 def report_stage(period: str, settings: Settings | None = None, *, generated_at: str | None = None) -> str:
-    """Render the monthly quality-committee report; returns the HTML path."""
+    """Render the monthly quality-committee report; returns the HTML path. The report
+    folder is published as a whole (:mod:`pipelines.outputs`): a failure leaves the
+    previous report in place."""
+    from pipelines.outputs import publish_folder
     from pipelines.publish import build_report_context, render_report
 
     settings = _settings(settings)
@@ -370,35 +574,105 @@ def report_stage(period: str, settings: Settings | None = None, *, generated_at:
         facilities=inputs.facilities,
         wards=inputs.wards,
         generated_at=generated_at or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        months=settings.report_months,
     )
-    path = render_report(context, settings.templates_dir, settings.reports_dir / period)
+    target = settings.reports_dir / period
+    with publish_folder(target, f"the report for {period}") as folder:
+        written = render_report(context, settings.templates_dir, folder)
+    path = target / written.name
     log.info("report for %s written to %s", period, path)
     return str(path)
 
 
 def export_stage(period: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Write the regulator exports: aggregate CSV and one FHIR MeasureReport per indicator."""
+    """Write the regulator exports: aggregate CSV and one FHIR MeasureReport per
+    indicator, published together or not at all."""
     from pipelines.export import export_csv, export_measure_reports
-    from pipelines.load import make_engine, read_results
+    from pipelines.load import read_results
+    from pipelines.outputs import publish_folder
 
     settings = _settings(settings)
     period = periods.validate_period(period)
     indicators, _ = indicator_catalogue(settings)
-    engine = make_engine(settings.warehouse_url)
+    engine = warehouse(settings)
     try:
         results = read_results(engine, periods=[period])
     finally:
         engine.dispose()
-    computed = set(results["indicator_id"])
-    meta = [i.metadata() for i in indicators if i.id in computed]
     if results.empty:
         raise ConfigError(f"no indicator results for {period}: run the compute stage for this period first")
-    out = settings.exports_dir / period
+    known = {i.id for i in indicators}
+    orphans = sorted(set(results["indicator_id"].dropna()) - known)
+    if orphans:
+        raise ExportError(
+            f"results for {period} hold indicator(s) with no definition: {', '.join(orphans)}; if they were "
+            f"withdrawn, run `careqi indicators retire {orphans[0]}` (archives their results), else restore the file"
+        )
+    computed = set(results["indicator_id"])
+    meta = [i.metadata() for i in indicators if i.id in computed]
+    target = settings.exports_dir / period
     threshold = settings.small_number_threshold
-    csv_path = export_csv(results, meta, period, out, small_number_threshold=threshold)
-    reports = export_measure_reports(results, meta, period, out, small_number_threshold=threshold)
-    log.info("exports for %s written to %s", period, out)
-    return {"csv": str(csv_path), "measure_reports": [str(p) for p in reports]}
+    with publish_folder(target, f"the exports for {period}") as folder:
+        csv_path = export_csv(results, meta, period, folder, small_number_threshold=threshold)
+        reports = export_measure_reports(results, meta, period, folder, small_number_threshold=threshold)
+    log.info("exports for %s written to %s", period, target)
+    return {"csv": str(target / csv_path.name), "measure_reports": [str(target / p.name) for p in reports]}
+
+
+def retire_stage(indicator_id: str, settings: Settings | None = None) -> dict[str, int]:
+    """Archive every stored result of a withdrawn indicator (``careqi indicators retire``).
+
+    Only an indicator whose definition is gone can be retired: a defined one would be
+    computed again by the next run.
+    """
+    from pipelines.load import retire_indicator, stored_indicator_ids
+
+    settings = _settings(settings)
+    indicators, _ = indicator_catalogue(settings)
+    if any(i.id == indicator_id for i in indicators):
+        raise ConfigError(
+            f"indicator {indicator_id!r} is still defined in {settings.indicators_dir}; remove its file first, "
+            "or the next run computes it again"
+        )
+    engine = warehouse(settings)
+    try:
+        if indicator_id not in stored_indicator_ids(engine):
+            raise ConfigError(f"the warehouse holds no results for indicator {indicator_id!r}")
+        moved = retire_indicator(engine, indicator_id)
+    finally:
+        engine.dispose()
+    log.info("retired %s: %s", indicator_id, moved)
+    return moved
+
+
+#: A step of the monthly job: (name, function of the period's run).
+Step = tuple[str, Callable[[], Any]]
+
+
+def period_steps(
+    period: str,
+    settings: Settings,
+    *,
+    input_dir: Path | None = None,
+    history: bool = False,
+    report: bool = True,
+    force: bool = False,
+    empty_tables: Sequence[str] = (),
+) -> list[Step]:
+    """The monthly job as named steps, in order: the one sequence the CLI (``run``),
+    the DAG's task order and the tests follow."""
+    steps: list[Step] = [
+        ("extract", lambda: extract_stage(period, settings, input_dir=input_dir)),
+        ("validate", lambda: validate_stage(period, settings, force=force, empty_tables=empty_tables)),
+        ("load", lambda: load_stage(period, settings)),
+        ("compute", lambda: compute_stage(period, settings, history=history)),
+    ]
+    if report:
+        steps += [
+            ("report", lambda: report_stage(period, settings)),
+            ("export", lambda: export_stage(period, settings)),
+        ]
+    return steps
 
 
 def run_period(
@@ -408,29 +682,61 @@ def run_period(
     input_dir: Path | None = None,
     history: bool = False,
     report: bool = True,
+    force: bool = False,
+    empty_tables: Sequence[str] = (),
+    on_step: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """The whole monthly job in one process (what the DAG does, without a scheduler)."""
+    """The whole monthly job in one process (what the DAG does, without a scheduler).
+    ``on_step`` is told each step's name before it runs (progress display)."""
     settings = _settings(settings)
-    extract_stage(period, settings, input_dir=input_dir)
-    validate_stage(period, settings)
-    loaded = load_stage(period, settings)
-    computed = compute_stage(period, settings, history=history)
-    outcome: dict[str, Any] = {"period": period, "loaded": loaded, "computed": computed}
-    if report:
-        outcome["report"] = report_stage(period, settings)
-        outcome["exports"] = export_stage(period, settings)
+    period = periods.validate_period(period)
+    outcome: dict[str, Any] = {"period": period}
+    for name, step in period_steps(
+        period, settings, input_dir=input_dir, history=history, report=report, force=force, empty_tables=empty_tables
+    ):
+        if on_step is not None:
+            on_step(name)
+        outcome[name] = step()
     return outcome
 
 
+def backfill(
+    first: str,
+    last: str,
+    settings: Settings | None = None,
+    *,
+    on_step: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Load a range of months in order, then compute each month once from its own batch
+    horizon (the same results as month-by-month runs, without recomputing every month
+    three times)."""
+    settings = _settings(settings)
+    months = periods.span(periods.validate_period(first), periods.validate_period(last))
+    for month in months:
+        for name, step in period_steps(month, settings, report=False)[:3]:
+            if on_step is not None:
+                on_step(f"{month}: {name}")
+            step()
+    if on_step is not None:
+        on_step(f"computing {len(months)} months")
+    return {"months": months, "compute": compute_stage(months[-1], settings, months=months)}
+
+
 __all__ = [
+    "backfill",
     "batch_dir",
+    "check_warehouse",
     "compute_stage",
+    "delivery_fingerprint",
     "export_stage",
     "extract_stage",
     "indicator_catalogue",
     "load_stage",
+    "period_steps",
     "report_stage",
+    "retire_stage",
     "run_period",
     "stage_dir",
     "validate_stage",
+    "warehouse",
 ]

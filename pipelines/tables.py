@@ -63,7 +63,9 @@ survey_responses, complaints: CSV files (``survey_responses.csv``, ``complaints.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 POA_EXTENSION = "http://hl7.org/fhir/us/qicore/StructureDefinition/qicore-encounter-diagnosisPresentOnAdmission"
@@ -108,11 +110,26 @@ class Column:
 
 @dataclass(frozen=True)
 class TableSpec:
+    """One table of the contract.
+
+    ``key`` is the record id column. A table fed by several FHIR resource types
+    (medications: MedicationAdministration and MedicationRequest) names the column
+    holding the type in ``type_column``: FHIR ids are unique per type only, so such a
+    record is identified by (type, id) - :attr:`key_columns` - and two resources of
+    different types with the same id are two records, not a duplicate.
+    """
+
     name: str
-    key: str  # the record id column (unique within a batch)
+    key: str
     columns: tuple[Column, ...]
     grain: str
     provenance: bool = True
+    type_column: str | None = None
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The columns that identify a record within a batch."""
+        return (self.type_column, self.key) if self.type_column else (self.key,)
 
     @property
     def column_names(self) -> list[str]:
@@ -216,7 +233,7 @@ TABLES: dict[str, TableSpec] = {
             "medication_id",
             (
                 _c("medication_id", nullable=False),
-                _c("resource_type", doc="MedicationAdministration | MedicationRequest"),
+                _c("resource_type", nullable=False, doc="MedicationAdministration | MedicationRequest"),
                 _c("patient_id", nullable=False),
                 _c("encounter_id"),
                 _c("code"),
@@ -234,6 +251,7 @@ TABLES: dict[str, TableSpec] = {
                 _c("recorded_at", TS, doc="QI-Core recorded extension (when a not-done event was documented)"),
             ),
             "one row per medication administration or request",
+            type_column="resource_type",
         ),
         TableSpec(
             "observations",
@@ -353,9 +371,14 @@ ECQM_TABLES: dict[str, TableSpec] = {
             "codings",
             "coding_id",
             (
-                _c("coding_id", nullable=False, doc="<table>/<record_id>/<element>/<n>"),
+                _c(
+                    "coding_id",
+                    nullable=False,
+                    doc="<table>/<record_id>/<element>/<n> (<table>/<record_type>/<record_id>/... for typed tables)",
+                ),
                 _c("table_name", nullable=False, doc="tidy table of the record"),
                 _c("record_id", nullable=False),
+                _c("record_type", doc="resource type of the record, in tables holding several (medications, requests)"),
                 _c("element", nullable=False, doc="code | type | reasonCode | category | statusReason | ..."),
                 _c("system"),
                 _c("code"),
@@ -436,7 +459,7 @@ ECQM_TABLES: dict[str, TableSpec] = {
             "request_id",
             (
                 _c("request_id", nullable=False),
-                _c("resource_type", doc="ServiceRequest | DeviceRequest | Task"),
+                _c("resource_type", nullable=False, doc="ServiceRequest | DeviceRequest | Task"),
                 _c("patient_id"),
                 _c("encounter_id"),
                 _c("code", doc="code / codeCodeableConcept .coding[0]"),
@@ -451,6 +474,7 @@ ECQM_TABLES: dict[str, TableSpec] = {
                 _c("focus_id", doc="Task.focus reference id"),
             ),
             "one row per ServiceRequest, DeviceRequest or Task",
+            type_column="resource_type",
         ),
     ]
 }
@@ -510,6 +534,22 @@ VALIDATION_CHECKS = TableSpec(
     provenance=False,
 )
 
+#: How full each contract column of a batch's accepted rows is: the delivery guard
+#: compares a batch with its neighbours (a column that was filled and is now empty is a
+#: broken feed), and the data-quality report can show completeness over time.
+COLUMN_PROFILES = TableSpec(
+    "column_profiles",
+    "column_name",
+    (
+        _c("table_name", nullable=False),
+        _c("column_name", nullable=False),
+        _c("rows", "Int64", nullable=False, doc="accepted rows of the table in the batch"),
+        _c("filled", "Int64", nullable=False, doc="of which have a value in the column"),
+    ),
+    "one row per table x column per batch",
+    provenance=False,
+)
+
 POPULATIONS = (
     "initial_population",
     "denominator",
@@ -541,6 +581,11 @@ INDICATOR_SUBJECTS = TableSpec(
         _c("ward_id"),
         _c("service"),
         *(_c(p, "boolean", nullable=False) for p in POPULATIONS),
+        _c(
+            "censored",
+            "boolean",
+            doc="the subject's deadline (follow_up) had not passed by the end of the data: out of the denominator",
+        ),
         _c("numerator_events", "Int64", doc="ratio measures: qualifying events counted for this subject"),
         _c("denominator_value", "Float64", doc="ratio measures: exposure, e.g. patient-days"),
         _c("observation", "Float64", doc="continuous measures: the per-subject value"),
@@ -567,7 +612,10 @@ INDICATOR_RESULTS = TableSpec(
         _c("ci_low", "Float64"),
         _c("ci_high", "Float64"),
         _c("target", "Float64"),
-        _c("status", doc="green | amber | red | grey (no data)"),
+        _c("status", doc="green | amber | red | grey (no data); null when the state is not final (not graded)"),
+        _c("censored", "Int64", doc="subjects left out of the denominator until their deadline has passed"),
+        _c("state", nullable=False, doc="final | provisional | not_computed"),
+        _c("state_reason", doc="why a result is provisional or not computed, in plain language"),
     ),
     "one row per indicator x period x facility x stratum",
     provenance=False,
@@ -575,6 +623,43 @@ INDICATOR_RESULTS = TableSpec(
 
 ALL_FACILITIES = "ALL"
 OVERALL = ("overall", "all")
+#: Result states: ``final`` (no later batch can change it), ``provisional`` (open to
+#: revision, or cases still within their deadline: shown, not graded), ``not_computed``
+#: (the indicator could not be evaluated this time; never its old value).
+FINAL, PROVISIONAL, NOT_COMPUTED = "final", "provisional", "not_computed"
+STATES = (FINAL, PROVISIONAL, NOT_COMPUTED)
+
+
+def record_keys(table: str, frame: pd.DataFrame, id_column: str | None = None) -> pd.Series:
+    """The identity of each row's record within ``table``: its id, or ``Type/id`` where
+    the table holds several resource types (see :class:`TableSpec`). Compare these with
+    :func:`coding_record_keys` to tie a coding to its record exactly."""
+    spec = TABLES[table]
+    ids = frame[id_column or spec.key].astype("string")
+    if spec.type_column is None or spec.type_column not in frame.columns:
+        return ids
+    return frame[spec.type_column].astype("string") + "/" + ids
+
+
+def coding_record_keys(codings: pd.DataFrame) -> pd.Series:
+    """The :func:`record_keys` of the record each ``codings`` row belongs to."""
+    ids = codings["record_id"].astype("string")
+    if "record_type" not in codings.columns:
+        return ids
+    typed = codings["record_type"].astype("string")
+    return (typed + "/" + ids).fillna(ids)
+
+
+def latest_delivery(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """One row per record: the latest ``batch`` wins (rows without a ``batch`` column
+    are taken as delivered once). Sources re-send Patients in every batch and correct
+    records later; raw rows would double-count in joins."""
+    spec = TABLES[name]
+    if "batch" in df.columns:
+        df = df.sort_values("batch", kind="stable")
+    keys = [c for c in spec.key_columns if c in df.columns]
+    dup = df.duplicated(subset=keys, keep="last").to_numpy(dtype=bool)
+    return df[~dup].reset_index(drop=True) if dup.any() else df.reset_index(drop=True)
 
 
 def empty_frame(spec: TableSpec) -> pd.DataFrame:
@@ -582,33 +667,117 @@ def empty_frame(spec: TableSpec) -> pd.DataFrame:
     return pd.DataFrame({n: pd.Series(dtype=t) for n, t in spec.dtypes.items()})
 
 
-def conform(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.Series]:
+#: FHIR date / dateTime shapes (also accepted in the feedback CSVs): a year, a month, a
+#: day, or a day with a time and optionally seconds, fractions and an offset. Anything
+#: else ("10/10/2026", an integer 20261010, "20261010") is unreadable, never guessed.
+ISO_TIMESTAMP = r"\d{4}(?:-\d{2}(?:-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?)?)?"
+_HAS_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+#: C0 control characters other than tab, newline and carriage return, and DEL.
+#: PostgreSQL cannot store NUL in text and SQLite can, so both get the same text:
+#: each such character becomes U+FFFD (the replacement character), visibly.
+CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+REPLACEMENT = "\ufffd"
+
+
+def clean_text(col: pd.Series) -> pd.Series:
+    """``col`` (string dtype) with control characters replaced and blank strings null.
+
+    FHIR forbids empty strings ("" is not a value), and a whitespace-only id or code
+    would otherwise count as a real one; a NUL would store on SQLite and fail the
+    whole month on PostgreSQL.
+    """
+    if not len(col):
+        return col
+    if col.str.contains(CONTROL_CHARACTERS, regex=True).any():
+        col = col.str.replace(CONTROL_CHARACTERS, REPLACEMENT, regex=True)
+    blank = col.str.strip().eq("").fillna(False)
+    if blank.any():
+        col = col.mask(blank)
+    return col
+
+
+def _timestamps(raw: pd.Series, zones: pd.Series | str) -> tuple[pd.Series, pd.Series]:
+    """Typed timestamps and a mask of present-but-unreadable values (see :func:`conform`).
+
+    Only text in a FHIR date/dateTime shape is parsed; a number or a boolean where a
+    date belongs is unreadable (an integer used to become 1970-01-01). Datetimes read
+    back from the warehouse are kept as they are: they are already local.
+    """
+    from pipelines.localtime import to_local
+
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        col = raw.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(raw.dt, "tz", None) else raw
+        return col.astype(TS), pd.Series(False, index=raw.index)
+    present = raw.notna().to_numpy(dtype=bool)
+    moments: pd.Series | None = None
+    if raw.dtype == object:
+        kinds = raw.map(type, na_action="ignore")
+        is_text = kinds.eq(str).fillna(False).to_numpy(dtype=bool)
+        is_moment = kinds.map(lambda k: isinstance(k, type) and issubclass(k, datetime)).fillna(False)
+        is_moment = is_moment.to_numpy(dtype=bool)
+        if is_moment.any():
+            moments = pd.to_datetime(raw.where(is_moment), errors="coerce")
+            if getattr(moments.dt, "tz", None) is not None:
+                moments = moments.dt.tz_convert("UTC").dt.tz_localize(None)
+        text = raw.where(is_text).astype("string")
+        not_text = present & ~is_text & ~is_moment
+    else:
+        text = raw.astype("string")
+        not_text = np.zeros(len(raw), dtype=bool)
+    text = text.str.strip()
+    shaped = text.str.fullmatch(ISO_TIMESTAMP).to_numpy(dtype=bool, na_value=False)
+    parsed = pd.to_datetime(text.where(shaped), errors="coerce", utc=True, format="ISO8601")
+    col = parsed.dt.tz_localize(None).astype(TS)
+    offset = shaped & text.str.contains(_HAS_OFFSET, regex=True).to_numpy(dtype=bool, na_value=False)
+    if offset.any() and not (isinstance(zones, str) and zones == "UTC"):
+        local = to_local(col[offset], zones if isinstance(zones, str) else zones[offset])
+        col = col.copy()
+        col[offset] = local.to_numpy()
+    if moments is not None:
+        col = col.where(~pd.Series(is_moment, index=col.index), moments.astype(TS))
+    blank = text.eq("").to_numpy(dtype=bool, na_value=False)
+    bad = (present & ~blank & col.isna().to_numpy(dtype=bool)) | not_text
+    return col, pd.Series(bad, index=raw.index)
+
+
+def conform(
+    df: pd.DataFrame, spec: TableSpec, *, zones: pd.Series | str | None = None
+) -> tuple[pd.DataFrame, pd.Series]:
     """Return ``df`` with exactly the spec's columns (missing ones null) and dtypes,
     plus a per-row string naming every value that could not be converted.
 
     Extractors build rows as plain dicts; this is the single place where they become
     typed columns, so that a source lacking an optional field still yields the table
     shape every later stage expects. A value that is present but unreadable (a date
-    like ``2026-13-45``, ``"abc"`` in a number column) is never silently turned into a
-    null: the second return value says which row and field, so the caller can
-    quarantine the row (``""`` means the row converted cleanly).
+    like ``2026-13-45`` or ``20261010``, ``"abc"`` in a number column) is never
+    silently turned into a null: the second return value says which row and field, so
+    the caller can quarantine the row (``""`` means the row converted cleanly).
+
+    ``zones`` (one IANA zone, or one per row) is the facility's clock: timestamps that
+    carry an offset are converted to its wall-clock time (:mod:`pipelines.localtime`);
+    without ``zones`` they are converted to UTC. Timestamps without an offset are kept
+    as written. Text loses control characters and blank strings (:func:`clean_text`).
     """
     out = pd.DataFrame(index=df.index)
     failures = pd.Series("", index=df.index, dtype="object")
     for name, dtype in spec.dtypes.items():
         raw = df[name] if name in df.columns else pd.Series(pd.NA, index=df.index, dtype="object")
         if dtype == TS:
-            col = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
-            col = col.astype(TS)
+            col, bad = _timestamps(raw, zones if zones is not None else "UTC")
         elif dtype in ("Int64", "Float64"):
             col = pd.to_numeric(raw, errors="coerce")
             if dtype == "Int64":
                 frac = col.notna() & (col != col.round())
                 col = col.mask(frac)
             col = col.astype(dtype)
+            bad = raw.notna() & ~raw.astype("string").str.strip().eq("").fillna(False) & col.isna()
+        elif dtype == "string":
+            col = clean_text(raw.astype(dtype))
+            bad = pd.Series(False, index=df.index)
         else:
             col = raw.astype(dtype)
-        bad = raw.notna() & ~raw.astype("string").str.strip().eq("").fillna(False) & col.isna()
+            bad = raw.notna() & ~raw.astype("string").str.strip().eq("").fillna(False) & col.isna()
+        bad = bad.fillna(False).astype(bool)
         if bad.any():
             failures[bad] = failures[bad] + f"unreadable {dtype} value in {name}; "
         out[name] = col
@@ -617,6 +786,11 @@ def conform(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.Series]
 
 __all__ = [
     "ALL_FACILITIES",
+    "COLUMN_PROFILES",
+    "FINAL",
+    "NOT_COMPUTED",
+    "PROVISIONAL",
+    "STATES",
     "ECQM_TABLES",
     "FEEDBACK_FILES",
     "HARM_EXTENSION",
@@ -635,6 +809,10 @@ __all__ = [
     "VALIDATION_CHECKS",
     "Column",
     "TableSpec",
+    "clean_text",
+    "coding_record_keys",
     "conform",
     "empty_frame",
+    "latest_delivery",
+    "record_keys",
 ]

@@ -14,7 +14,7 @@ import pytest
 from pipelines import stages
 from pipelines.config import Settings
 from pipelines.generate import generate
-from pipelines.load import make_engine, read_batch, read_results, table_counts
+from pipelines.load import list_batches, make_engine, read_batch, read_results, table_counts
 
 PERIODS = ["2026-08", "2026-09", "2026-10"]
 
@@ -151,12 +151,14 @@ def test_a_broken_feed_fails_the_run_with_a_clear_message(settings: Settings) ->
 
     generate(settings.incoming_dir, patients=150, months=1, seed=2, end_period="2026-10", defect_rate=0.45)
     stages.extract_stage("2026-10", settings)
-    with pytest.raises(ValidationFailed, match=r"validation failed for 2026-10: .*rows quarantined.*more than 25%"):
+    with pytest.raises(ValidationFailed, match=r"validation failed for 2026-10, nothing replaced: .*more than 25%"):
         stages.validate_stage("2026-10", settings)
     # The evidence is kept for inspection, and nothing was loaded.
     folder = stages.stage_dir(settings, "2026-10", "validate")
     assert len(pd.read_parquet(folder / stages.QUARANTINE_FILE)) > 0
-    assert not Path(settings.warehouse_url.removeprefix("sqlite:///")).exists()
+    with pytest.raises(ValidationFailed, match="refused"):
+        stages.load_stage("2026-10", settings)
+    assert list_batches(make_engine(settings.warehouse_url)) == []
 
 
 def test_missing_input_names_the_folder_and_the_fix(settings: Settings) -> None:

@@ -34,8 +34,8 @@ import pandas as pd
 from pipelines.compute.engine import completed_years
 from pipelines.compute.model import Period
 from pipelines.compute.valuesets import ValueSetIndex
-from pipelines.errors import ValueSetError
-from pipelines.tables import POA_SYSTEM, TABLES, empty_frame
+from pipelines.errors import MissingValueSets
+from pipelines.tables import POA_SYSTEM, TABLES, coding_record_keys, empty_frame, latest_delivery, record_keys
 
 VS = "http://cts.nlm.nih.gov/fhir/ValueSet/"
 ENCOUNTER_INPATIENT = VS + "2.16.840.1.113883.3.666.5.307"
@@ -55,9 +55,10 @@ def require_valuesets(valuesets: ValueSetIndex, needed: Mapping[str, str], measu
     expansions are licensed content supplied through CAREQI_VALUESET_DIR, never shipped."""
     missing = [f"{name} ({url})" for name, url in needed.items() if url not in valuesets]
     if missing:
-        raise ValueSetError(
+        raise MissingValueSets(
             f"{measure} needs {len(missing)} value set(s) that are not loaded: {'; '.join(missing)} "
-            "(supply the VSAC expansions through CAREQI_VALUESET_DIR)"
+            "(supply the VSAC expansions through CAREQI_VALUESET_DIR)",
+            [url for url in needed.values() if url not in valuesets],
         )
 
 
@@ -78,9 +79,7 @@ def table(data: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
     hit = _LATEST.get((id(df), name))
     if hit is not None and hit[0] is df:
         return hit[1]
-    latest = df.sort_values("batch", kind="stable") if "batch" in df.columns else df
-    key = TABLES[name].key
-    latest = latest[~latest[key].duplicated(keep="last")].reset_index(drop=True)
+    latest = latest_delivery(df, name)
     _LATEST[(id(df), name)] = (df, latest)
     while len(_LATEST) > _LATEST_SIZE:
         _LATEST.popitem(last=False)
@@ -97,6 +96,9 @@ def record_codes(
 ) -> pd.DataFrame:
     """(record_id, system, code) for every coding of a record's coded element.
 
+    ``record_id`` is :func:`tables.record_keys` (``Type/id`` in tables holding several
+    resource types), so compare it with ``record_keys`` of the frame, not its raw id.
+
     ``elements`` selects ``codings.element`` values (None: all but ``exclude_elements``);
     ``first`` names the record's own (system, code) columns, always included so that a
     record is matched even when no ``codings`` rows were supplied for it.
@@ -108,12 +110,12 @@ def record_codes(
         c = c[c["element"].isin(list(elements))]
     if exclude_elements:
         c = c[~c["element"].isin(list(exclude_elements))]
-    parts.append(pd.DataFrame({"record_id": c["record_id"], "system": c["system"], "code": c["code"]}))
+    parts.append(pd.DataFrame({"record_id": coding_record_keys(c), "system": c["system"], "code": c["code"]}))
     if first is not None:
         src = table(data, table_name)
-        key = TABLES[table_name].key
         system_col, code_col = first
-        parts.append(pd.DataFrame({"record_id": src[key], "system": src[system_col], "code": src[code_col]}))
+        keys = record_keys(table_name, src)
+        parts.append(pd.DataFrame({"record_id": keys, "system": src[system_col], "code": src[code_col]}))
     out = pd.concat(parts, ignore_index=True).astype("string")
     return out.dropna(subset=["record_id", "code"]).drop_duplicates(ignore_index=True)
 

@@ -32,8 +32,8 @@ import pandas as pd
 from pipelines.compute import model as m
 from pipelines.compute.registry import BASIS_TABLE
 from pipelines.compute.valuesets import ValueSetIndex
-from pipelines.errors import IndicatorDefinitionError
-from pipelines.tables import INDICATOR_SUBJECTS, TABLES, empty_frame
+from pipelines.errors import IndicatorDefinitionError, MissingValueSets
+from pipelines.tables import INDICATOR_SUBJECTS, TABLES, empty_frame, latest_delivery
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +56,13 @@ class _Env:
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def table(self, name: str) -> pd.DataFrame:
-        """The table with one row per record id: the latest delivery wins (Patient resources
-        are re-sent in every batch, so raw rows would double-count in joins)."""
+        """The table with one row per record: the latest delivery wins."""
         if name not in self._tables:
             df = self.data.get(name)
             if df is None:
                 log.warning("table %s not supplied; treating it as empty", name)
                 df = empty_frame(TABLES[name])
-            key = TABLES[name].key
-            if "batch" in df.columns:
-                df = df.sort_values("batch", kind="stable")
-            dup = df[key].duplicated(keep="last")
-            if dup.any():
-                log.info("table %s: %d superseded re-deliveries ignored", name, int(dup.sum()))
-                df = df[~dup]
-            self._tables[name] = df.reset_index(drop=True)
+            self._tables[name] = latest_delivery(df, name)
         return self._tables[name]
 
 
@@ -322,8 +314,36 @@ def _population_mask(pop: m.PopulationDef, ctx: _Context) -> np.ndarray:
     return mask(pop.criteria, ctx)
 
 
+def deadline_days(start: pd.Series, days: int, by: m.DayCount) -> np.ndarray:
+    """The (local) day by which a rule counted ``days`` after ``start`` must be met:
+    ``days`` calendar days later, or the ``days``-th working day after the start day
+    (Monday to Friday; the day after receipt is working day 1, as ``DayCount.WORKING``
+    counts). NaT where ``start`` is missing."""
+    d = _datetimes(start).astype("datetime64[D]")
+    out = np.full(len(d), np.datetime64("NaT"), dtype="datetime64[D]")
+    ok = ~np.isnat(d)
+    if by is m.DayCount.WORKING:
+        out[ok] = np.busday_offset(d[ok] + 1, max(days, 1) - 1, roll="forward") if days else d[ok]
+    else:
+        out[ok] = d[ok] + np.timedelta64(days, "D")
+    return out
+
+
+def censored_subjects(start: pd.Series, follow_up: m.FollowUp, data_end: pd.Timestamp) -> np.ndarray:
+    """Subjects whose deadline day had not wholly passed when the data ends (``data_end``,
+    exclusive): their outcome is not known yet (see :class:`model.FollowUp`)."""
+    due = deadline_days(start, follow_up.days, follow_up.by)
+    end_day = np.datetime64(data_end.to_datetime64(), "D")
+    return ~np.isnat(due) & (due >= end_day)
+
+
 def evaluate(
-    indicator: m.Indicator, data: Mapping[str, pd.DataFrame], period: str, valuesets: ValueSetIndex
+    indicator: m.Indicator,
+    data: Mapping[str, pd.DataFrame],
+    period: str,
+    valuesets: ValueSetIndex,
+    *,
+    data_end: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Membership of every initial-population subject, in ``INDICATOR_SUBJECTS`` shape.
 
@@ -332,12 +352,16 @@ def evaluate(
     denominator and not excluded, and ``numerator_events`` for those and for numerator
     subjects not excluded from the numerator; continuous measures carry
     ``observation`` for the measure population minus its exclusions.
+
+    ``data_end`` (exclusive) is when the data ends: a subject of an indicator with a
+    ``follow_up`` whose deadline has not passed by then is censored - kept in the
+    initial population, out of every other population - until a later run sees it.
     """
     p = m.Period.parse(period)
     env = _Env(data, p, valuesets)
-    missing = [ref for ref in indicator.valuesets if ref not in valuesets]
+    missing = sorted(ref for ref in indicator.valuesets if ref not in valuesets)
     if missing:
-        raise IndicatorDefinitionError(f"{indicator.id}: value set(s) not loaded: {', '.join(sorted(missing))}")
+        raise MissingValueSets(f"{indicator.id}: value set(s) not loaded: {', '.join(missing)}", missing)
     full = _Context(subject_frame(indicator.basis, env), env, indicator.derive)
     ip = _population_mask(indicator.populations[m.Population.INITIAL_POPULATION], full)
     ctx = full.subset(ip)
@@ -369,6 +393,14 @@ def evaluate(
             continue
         flags[pop] = within & _population_mask(definition, ctx)
 
+    censored = np.zeros(n, dtype=bool)
+    if indicator.follow_up is not None and data_end is not None and n:
+        censored = censored_subjects(ctx.column(indicator.follow_up.start), indicator.follow_up, data_end)
+        if censored.any():
+            for pop in list(flags):
+                if pop is not m.Population.INITIAL_POPULATION:
+                    flags[pop] = flags[pop] & ~censored
+
     out = pd.DataFrame(
         {
             "indicator_id": pd.Series([indicator.id] * n, dtype="string"),
@@ -386,6 +418,7 @@ def evaluate(
     for col in ("denominator", "denominator_exclusion", "numerator", "numerator_exclusion"):
         if col not in out.columns:
             out[col] = pd.array(np.zeros(n, dtype=bool), dtype="boolean")
+    out["censored"] = pd.array(censored, dtype="boolean")
     counted = flags.get(m.Population.DENOMINATOR, flags.get(m.Population.MEASURE_POPULATION, np.zeros(n, dtype=bool)))
     counted = counted & ~flags.get(
         m.Population.DENOMINATOR_EXCLUSION,
@@ -411,4 +444,12 @@ def evaluate(
     return out[INDICATOR_SUBJECTS.column_names]
 
 
-__all__ = ["completed_years", "day_difference", "evaluate", "mask", "subject_frame"]
+__all__ = [
+    "censored_subjects",
+    "completed_years",
+    "day_difference",
+    "deadline_days",
+    "evaluate",
+    "mask",
+    "subject_frame",
+]

@@ -14,8 +14,6 @@ evaluated as code (see STYLE.md, Anchor 3).
 
 from __future__ import annotations
 
-import calendar
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.errors import ConfigError
+from pipelines.periods import MeasurementPeriod
 from pipelines.tables import POPULATION_CODES
 
 
@@ -129,15 +127,14 @@ SUBJECT_COLUMN: dict[Population, str] = {
 
 
 # ----------------------------------------------------------------------------- period
-_PERIOD = re.compile(r"^(\d{4})(?:-(0[1-9]|1[0-2]))?$")
-
-
 @dataclass(frozen=True)
 class Period:
-    """A reporting period: ``start`` inclusive, ``end`` exclusive (naive UTC midnight).
+    """A reporting period: ``start`` inclusive, ``end`` exclusive (local midnight).
 
     Monthly runs use ``YYYY-MM``; eCQM measurement periods are calendar years, written
-    ``YYYY`` (CMS test decks use 2026-01-01 .. 2026-12-31).
+    ``YYYY`` (CMS test decks use 2026-01-01 .. 2026-12-31). Parsing is
+    :class:`pipelines.periods.MeasurementPeriod`'s; this adds the pandas timestamps the
+    engine compares with.
     """
 
     label: str
@@ -146,16 +143,8 @@ class Period:
 
     @classmethod
     def parse(cls, text: str) -> Period:
-        m = _PERIOD.match(str(text).strip())
-        if not m:
-            raise ConfigError(f"period must look like YYYY-MM (e.g. 2026-10) or YYYY, got {text!r}")
-        year = int(m.group(1))
-        if m.group(2) is None:
-            return cls(f"{year:04d}", pd.Timestamp(year, 1, 1), pd.Timestamp(year + 1, 1, 1))
-        month = int(m.group(2))
-        start = pd.Timestamp(year, month, 1)
-        end = start + pd.Timedelta(days=calendar.monthrange(year, month)[1])
-        return cls(f"{year:04d}-{month:02d}", start, end)
+        p = MeasurementPeriod.parse(text)
+        return cls(p.label, pd.Timestamp(p.start), pd.Timestamp(p.end))
 
 
 # --------------------------------------------------------------------------- criteria
@@ -361,6 +350,23 @@ PopulationFunction = Callable[[pd.DataFrame, Mapping[str, pd.DataFrame], Period]
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """How long after ``start`` a subject's outcome is known (a rule's deadline).
+
+    A complaint received on the last working day of the month cannot yet have failed
+    "acknowledged within 2 working days"; a discharge on the 25th cannot yet show a
+    30-day readmission. Until ``days`` (counted ``by`` calendar or working days) after
+    the subject's ``start`` have passed by the end of the data, the subject is
+    *censored*: left out of the denominator, counted, and the result is provisional.
+    """
+
+    sentence: str
+    start: str
+    days: int
+    by: DayCount
+
+
+@dataclass(frozen=True)
 class PopulationDef:
     population: Population
     sentence: str
@@ -393,6 +399,7 @@ class Indicator:
     numerator_events: str | None = None
     denominator_value: str | None = None
     observation: str | None = None
+    follow_up: FollowUp | None = None
     source: Path | None = None
 
     def population(self, name: Population | str) -> PopulationDef | None:
@@ -431,6 +438,11 @@ class Indicator:
             "grain": self.grain,
             "references": list(self.references),
             "populations": {p.value: d.sentence for p, d in self.populations.items()},
+            "follow_up": (
+                None
+                if self.follow_up is None
+                else {"sentence": self.follow_up.sentence, "days": self.follow_up.days, "by": self.follow_up.by.value}
+            ),
             "population_codes": {p.value: p.code for p in self.populations},
             "subject_columns": {p.value: SUBJECT_COLUMN[p] for p in self.populations},
         }
@@ -457,6 +469,7 @@ __all__ = [
     "Domain",
     "Equals",
     "Exists",
+    "FollowUp",
     "Improvement",
     "InPeriod",
     "InValueSet",

@@ -72,7 +72,7 @@ STRATIFIABLE = ("ward_id", "service")
 TOP_KEYS = {
     "id", "title", "description", "domain", "owner", "scoring", "basis", "improvement", "target", "unit",
     "multiplier", "aggregate", "stratifiers", "cms_id", "grain", "references", "derive", "populations",
-    "numerator_events", "denominator_value", "observation",
+    "numerator_events", "denominator_value", "observation", "follow_up",
 }  # fmt: skip
 REQUIRED_KEYS = (
     "id", "title", "description", "domain", "owner", "scoring", "basis", "improvement", "target", "unit",
@@ -451,6 +451,23 @@ def parse_indicator(doc: Any, path: Path, valuesets: ValueSetIndex | None = None
     cms_id = spec.get("cms_id")
     if cms_id is not None:
         cms_id = p.text(cms_id, "cms_id")
+    follow_up = None
+    if "follow_up" in spec:
+        if scoring is m.Scoring.CONTINUOUS:
+            raise p.fail("follow_up", "only proportion and ratio measures have a denominator to censor")
+        node = p.mapping(spec["follow_up"], "follow_up", ("sentence", "from", "days", "by"))
+        days = p.number(node["days"], "follow_up.days")
+        if days < 0 or days != int(days):
+            raise p.fail("follow_up.days", f"must be a whole number of days, got {days}")
+        by = p.enum(m.DayCount, node["by"], "follow_up.by")
+        if by is m.DayCount.ELAPSED:
+            raise p.fail("follow_up.by", "a deadline is counted in calendar or working days")
+        follow_up = m.FollowUp(
+            sentence=p.text(node["sentence"], "follow_up.sentence"),
+            start=p.column(node["from"], subject, "follow_up.from", ("datetime",)),
+            days=int(days),
+            by=by,
+        )
 
     return m.Indicator(
         id=ind_id,
@@ -474,6 +491,7 @@ def parse_indicator(doc: Any, path: Path, valuesets: ValueSetIndex | None = None
         numerator_events=numerator_events,
         denominator_value=denominator_value,
         observation=observation,
+        follow_up=follow_up,
         source=path,
     )
 

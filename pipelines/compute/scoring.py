@@ -33,7 +33,15 @@ from pipelines.analyse.status import rag_status
 from pipelines.compute import model as m
 from pipelines.compute.engine import evaluate
 from pipelines.compute.valuesets import ValueSetIndex
-from pipelines.tables import ALL_FACILITIES, INDICATOR_RESULTS, INDICATOR_SUBJECTS, OVERALL, POPULATIONS
+from pipelines.tables import (
+    ALL_FACILITIES,
+    FINAL,
+    INDICATOR_RESULTS,
+    INDICATOR_SUBJECTS,
+    OVERALL,
+    POPULATIONS,
+    PROVISIONAL,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,8 @@ def _long(indicator: m.Indicator, s: pd.DataFrame) -> pd.DataFrame:
     b = {p: s[p].fillna(False).to_numpy(dtype=bool) for p in POPULATIONS}
     counted = b["denominator"] & ~b["denominator_exclusion"]
     values = pd.DataFrame({p: b[p].astype(np.int64) for p in POPULATIONS})
+    censored = s["censored"] if "censored" in s.columns else pd.Series(False, index=s.index)
+    values["censored"] = censored.fillna(False).to_numpy(dtype=bool).astype(np.int64)
     if indicator.scoring is m.Scoring.RATIO:
         scored = b["numerator"] & ~b["numerator_exclusion"]
         values["events"] = np.where(scored, s["numerator_events"].to_numpy(dtype=np.float64, na_value=0.0), 0.0)
@@ -87,6 +97,7 @@ def aggregate(indicator: m.Indicator, subjects: pd.DataFrame, period: str) -> pd
         long = pd.DataFrame(
             {
                 **{p: [0] for p in POPULATIONS},
+                "censored": [0],
                 "facility_id": [ALL_FACILITIES],
                 "stratifier": [OVERALL[0]],
                 "stratum": [OVERALL[1]],
@@ -97,7 +108,7 @@ def aggregate(indicator: m.Indicator, subjects: pd.DataFrame, period: str) -> pd
         )
     grouped = long.groupby(_KEYS, sort=False)
     codes = grouped.ngroup().to_numpy()
-    sums = [c for c in long.columns if c in (*POPULATIONS, "events", "exposure")]
+    sums = [c for c in long.columns if c in (*POPULATIONS, "censored", "events", "exposure")]
     res = grouped[sums].sum().reset_index()
     n = len(res)
     out = res[_KEYS].copy()
@@ -130,6 +141,12 @@ def aggregate(indicator: m.Indicator, subjects: pd.DataFrame, period: str) -> pd
     out["ci_high"] = pd.array(np.where(np.isnan(score), np.nan, high), dtype="Float64")
     out["target"] = pd.array(np.full(n, indicator.target), dtype="Float64")
     out["status"] = rag_status(score, low, high, indicator.target, indicator.improvement.value)
+    out["censored"] = res["censored"].astype("Int64")
+    waiting = res["censored"].to_numpy(dtype=np.int64) > 0
+    out["state"] = np.where(waiting, PROVISIONAL, FINAL)
+    reason = None if indicator.follow_up is None else f"still within the follow-up: {indicator.follow_up.sentence}"
+    out["state_reason"] = pd.array([reason if w else None for w in waiting], dtype="string")
+    out.loc[waiting, "status"] = None  # shown, not graded
     out["indicator_id"] = indicator.id
     out["period"] = label
 
@@ -142,12 +159,18 @@ def aggregate(indicator: m.Indicator, subjects: pd.DataFrame, period: str) -> pd
 
 
 def compute_period(
-    indicators: Sequence[m.Indicator], data: Mapping[str, pd.DataFrame], period: str, valuesets: ValueSetIndex
+    indicators: Sequence[m.Indicator],
+    data: Mapping[str, pd.DataFrame],
+    period: str,
+    valuesets: ValueSetIndex,
+    *,
+    data_end: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(subjects, results) for every indicator in one month."""
+    """(subjects, results) for every indicator in one month; ``data_end`` censors
+    subjects whose deadline had not passed (see :func:`engine.evaluate`)."""
     subjects, results = [], []
     for indicator in indicators:
-        subj = evaluate(indicator, data, period, valuesets)
+        subj = evaluate(indicator, data, period, valuesets, data_end=data_end)
         subjects.append(subj)
         results.append(aggregate(indicator, subj, period))
     all_subjects = pd.concat(subjects, ignore_index=True) if subjects else pd.DataFrame()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import ValueSetError
+from pipelines.errors import MissingValueSets, ValueSetError
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class ValueSetIndex:
     def get(self, ref: str) -> ValueSet:
         vs = self._find(ref)
         if vs is None:
-            raise ValueSetError(f"value set {ref!r} not found among {len(self._sets)} loaded value sets")
+            raise MissingValueSets(f"value set {ref!r} not found among {len(self._sets)} loaded value sets", [ref])
         if vs.problem:
             raise ValueSetError(vs.problem)
         return vs

@@ -6,6 +6,14 @@ places, ``\\n`` line endings, UTF-8 without BOM, and no run timestamp anywhere (
 period columns say what the file is about). Only aggregates are written, after
 small-number suppression (:mod:`suppression`); the ``suppressed`` column lists the
 blanked fields of the row (``;``-separated, empty when none).
+
+``state`` says whether a row is ``final``, ``provisional`` (the month is still open to
+revision, or cases are within their deadline: no status is given) or
+``not_computed`` (counts and score blank, never an old figure), with the reason.
+
+Text cells come from source systems (a ward id, a stratum), so a cell a spreadsheet
+would read as a formula - starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return - is written with a leading apostrophe, as OWASP's CSV-injection guidance says.
 """
 
 from __future__ import annotations
@@ -21,14 +29,22 @@ import pandas as pd
 
 from pipelines.export.period import indicator_index, period_bounds, period_results
 from pipelines.export.suppression import apply_suppression, flag_column, suppressed_fields
-from pipelines.tables import POPULATIONS
+from pipelines.tables import FINAL, NOT_COMPUTED, POPULATIONS
 
 log = logging.getLogger(__name__)
 
 COLUMNS = [
     "indicator_id", "cms_id", "title", "period_start", "period_end", "facility_id", "stratifier", "stratum",
     "scoring", "unit", *POPULATIONS, "measure_score", "ci_low", "ci_high", "target", "status", "suppressed",
+    "state", "state_reason",
 ]  # fmt: skip
+#: First characters that make a spreadsheet evaluate a cell (OWASP CSV injection).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: str) -> str:
+    """Text that no spreadsheet evaluates: a leading apostrophe where it would start a formula."""
+    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
 
 
 def format_decimal(value: Any) -> str:
@@ -50,6 +66,7 @@ def csv_rows(results: pd.DataFrame, indicators: list[dict], period: str, thresho
     rows: list[dict[str, str]] = []
     for rec in frame.to_dict("records"):
         ind = index[rec["indicator_id"]]
+        computed = rec["state"] != NOT_COMPUTED
         row = {
             "indicator_id": rec["indicator_id"],
             "cms_id": str(ind.get("cms_id") or ""),
@@ -63,13 +80,16 @@ def csv_rows(results: pd.DataFrame, indicators: list[dict], period: str, thresho
             "unit": str(ind.get("unit") or ""),
         }
         for c in POPULATIONS:
-            row[c] = "" if rec[flag_column(c)] else str(int(rec[c]))
+            row[c] = "" if rec[flag_column(c)] or not computed else str(int(rec[c]))
         for c in ("measure_score", "ci_low", "ci_high"):
             row[c] = "" if rec[flag_column(c)] else format_decimal(rec[c])
         row["target"] = format_decimal(rec["target"])
-        row["status"] = "" if rec["status"] is pd.NA else str(rec["status"])
+        graded = rec["state"] == FINAL and not rec[flag_column("status")]
+        row["status"] = str(rec["status"]) if graded and rec["status"] is not pd.NA else ""
         row["suppressed"] = ";".join(suppressed_fields(rec))
-        rows.append(row)
+        row["state"] = str(rec["state"])
+        row["state_reason"] = "" if rec["state_reason"] is pd.NA else str(rec["state_reason"])
+        rows.append({k: safe_cell(v) if isinstance(v, str) else v for k, v in row.items()})
     return rows
 
 
@@ -98,4 +118,4 @@ def export_csv(
     return path
 
 
-__all__ = ["COLUMNS", "csv_rows", "export_csv", "format_decimal"]
+__all__ = ["COLUMNS", "FORMULA_TRIGGERS", "csv_rows", "export_csv", "format_decimal", "safe_cell"]

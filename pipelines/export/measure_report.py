@@ -21,6 +21,10 @@ Shape (checked against ``fhir.resources.R4B`` before anything is written):
   extension with code ``masked``.
 * ``date`` is the last day of the period, not the run time: re-running the export for a
   month gives byte-identical files.
+* ``status`` follows the result's state: ``complete`` when final, ``pending`` while the
+  month is open to revision (or cases are within their deadline), ``error`` for an
+  indicator that could not be computed (its counts then carry the data-absent-reason
+  ``not-performed``: there is no figure, and certainly not an old one).
 """
 
 from __future__ import annotations
@@ -39,7 +43,15 @@ from pipelines.errors import ExportError
 from pipelines.export.csv_export import format_decimal
 from pipelines.export.period import indicator_index, period_bounds, period_results
 from pipelines.export.suppression import apply_suppression, flag_column
-from pipelines.tables import ALL_FACILITIES, OVERALL, POPULATION_CODES, POPULATIONS
+from pipelines.tables import (
+    ALL_FACILITIES,
+    FINAL,
+    NOT_COMPUTED,
+    OVERALL,
+    POPULATION_CODES,
+    POPULATIONS,
+    PROVISIONAL,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +62,9 @@ IMPROVEMENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-improvement-
 DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 CI_EXTENSION = "https://careqi.example.org/fhir/StructureDefinition/measure-score-ci95"
 MASKED = {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "masked"}]}
+NOT_PERFORMED = {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "not-performed"}]}
+#: Result state -> MeasureReport.status (complete | pending | error).
+REPORT_STATUS = {FINAL: "complete", PROVISIONAL: "pending", NOT_COMPUTED: "error"}
 #: CMS short ids -> MADiE measure names (the canonical URL uses the full name), per the
 #: eCQM QI-Core 2025 content (e.g. ``https://madie.cms.gov/Measure/CMS108FHIRVTEProphylaxis``).
 CMS_MEASURE_NAMES = {
@@ -90,13 +105,17 @@ def _decimal(value: Any) -> float | None:
     return float(text) if text else None
 
 
-def _populations(counts: Mapping[str, Any], scoring: str, suppressed: Iterable[str]) -> list[dict[str, Any]]:
+def _populations(
+    counts: Mapping[str, Any], scoring: str, suppressed: Iterable[str], computed: bool = True
+) -> list[dict[str, Any]]:
     hidden = set(suppressed)
     out = []
     for col, code in population_columns(scoring):
         entry: dict[str, Any] = {"code": {"coding": [{"system": POPULATION_SYSTEM, "code": code}]}}
         value = counts.get(col)
-        if col in hidden:
+        if not computed:
+            entry["_count"] = NOT_PERFORMED
+        elif col in hidden:
             entry["_count"] = MASKED
         elif value is not None and value is not pd.NA:
             entry["count"] = int(value)
@@ -145,18 +164,19 @@ def measure_report_from_counts(
     subject_reference: str | None = None,
     reporter: str = "CareQI",
     stratifiers: list[dict[str, Any]] | None = None,
+    state: str = FINAL,
 ) -> dict[str, Any]:
     """One validated MeasureReport dict for a single set of population counts.
 
     ``suppressed`` names counts (and/or ``measure_score``) to mask. ``report_type``
     ``individual`` with ``subject_reference`` gives a per-patient report (internal use;
-    never for regulator export).
+    never for regulator export). ``state`` sets the report's status.
     """
     start, end = period_bounds(period)
     iid = str(indicator["id"])
     scoring = str(indicator.get("scoring"))
     hidden = set(suppressed)
-    group: dict[str, Any] = {"population": _populations(counts, scoring, hidden)}
+    group: dict[str, Any] = {"population": _populations(counts, scoring, hidden, computed=state != NOT_COMPUTED)}
     measure_score, ext = _score(score, ci, indicator, "measure_score" in hidden)
     if ext:
         group["extension"] = ext
@@ -174,6 +194,7 @@ def measure_report_from_counts(
         reporter=reporter,
         group=group,
         subject_reference=subject_reference,
+        status=REPORT_STATUS[state],
     )
 
 
@@ -188,6 +209,7 @@ def report_envelope(
     reporter: str,
     group: dict[str, Any],
     subject_reference: str | None = None,
+    status: str = "complete",
 ) -> dict[str, Any]:
     """The MeasureReport around one group, validated: shared by the monthly summaries and
     the individual/summary reports of the conformance runner. ``date`` is the period end,
@@ -195,7 +217,7 @@ def report_envelope(
     resource: dict[str, Any] = {
         "resourceType": "MeasureReport",
         "id": fhir_id(report_id),
-        "status": "complete",
+        "status": status,
         "type": report_type,
         "measure": measure,
         "date": end,
@@ -282,6 +304,7 @@ def summary_measure_report(
             "the compute stage must emit one row per indicator and month, with zero counts if need be"
         )
     rec = system.iloc[0].to_dict()
+    state = str(rec.get("state") or FINAL) if rec.get("state") is not pd.NA else FINAL
     return measure_report_from_counts(
         indicator,
         period,
@@ -291,6 +314,7 @@ def summary_measure_report(
         suppressed=_row_hidden(rec),
         reporter=reporter,
         stratifiers=_stratifiers(rows, indicator),
+        state=state,
     )
 
 

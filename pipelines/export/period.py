@@ -9,18 +9,16 @@ patient list in disguise.
 
 from __future__ import annotations
 
-import calendar
 import re
 from collections.abc import Mapping
-from datetime import date
 from typing import Any
 
 import pandas as pd
 
 from pipelines.errors import ExportError
-from pipelines.tables import ALL_FACILITIES, INDICATOR_RESULTS, OVERALL, POPULATIONS
+from pipelines.periods import Month
+from pipelines.tables import ALL_FACILITIES, FINAL, INDICATOR_RESULTS, OVERALL, POPULATIONS, STATES
 
-PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 SAFE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: Column / stratifier names that would identify a person or a record.
 IDENTIFYING = frozenset(
@@ -48,11 +46,8 @@ AGGREGATE_COLUMNS = [c.name for c in INDICATOR_RESULTS.columns]
 
 def period_bounds(period: str) -> tuple[str, str]:
     """First and last day of the reporting month (ISO dates)."""
-    m = PERIOD_RE.match(str(period))
-    if not m:
-        raise ExportError(f"period must look like YYYY-MM (e.g. 2026-10), got {period!r}")
-    year, month = int(m.group(1)), int(m.group(2))
-    return date(year, month, 1).isoformat(), date(year, month, calendar.monthrange(year, month)[1]).isoformat()
+    m = Month.parse(period)
+    return m.start.isoformat(), m.last_day.isoformat()
 
 
 def indicator_index(indicators: list[dict]) -> dict[str, Mapping[str, Any]]:
@@ -88,9 +83,8 @@ def period_results(results: pd.DataFrame, indicators: list[dict], period: str) -
     """The reporting month's aggregate rows, typed, checked and sorted."""
     period_bounds(period)
     index = indicator_index(indicators)
-    missing = [
-        c for c in AGGREGATE_COLUMNS if c not in results.columns and c not in ("numerator_events", "denominator_value")
-    ]
+    optional = ("numerator_events", "denominator_value", "censored", "state", "state_reason")
+    missing = [c for c in AGGREGATE_COLUMNS if c not in results.columns and c not in optional]
     if missing:
         raise ExportError(f"indicator results lack column(s) {', '.join(missing)}")
     frame = results[results["period"].astype("string") == period].copy()
@@ -98,14 +92,18 @@ def period_results(results: pd.DataFrame, indicators: list[dict], period: str) -
         if col not in frame.columns:
             frame[col] = pd.NA
     frame = frame[AGGREGATE_COLUMNS]
-    for col in ("indicator_id", "period", "facility_id", "stratifier", "stratum", "status"):
+    for col in ("indicator_id", "period", "facility_id", "stratifier", "stratum", "status", "state", "state_reason"):
         frame[col] = frame[col].astype("string")
+    frame["state"] = frame["state"].fillna(FINAL)
+    unknown_states = sorted(set(frame["state"]) - set(STATES))
+    if unknown_states:
+        raise ExportError(f"indicator results hold unknown state(s) {unknown_states}; expected {', '.join(STATES)}")
     for col in POPULATIONS:
         values = pd.to_numeric(frame[col], errors="coerce")
         if values.isna().any() or (values < 0).any():
             raise ExportError(f"indicator results: {col} must be a non-negative count in every row")
         frame[col] = values.astype("Int64")
-    for col in ("numerator_events",):
+    for col in ("numerator_events", "censored"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
     for col in ("denominator_value", "measure_score", "ci_low", "ci_high", "target"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Float64")

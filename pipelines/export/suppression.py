@@ -15,9 +15,12 @@ CMS cell-size policy of suppressing 1-10):
    a zero member. Suppressing a cell can break another equation (a facility total is
    also a member of the system equation), so the pass repeats until nothing changes.
    The flag does not say which cells were primary, since that would reveal the range.
-3. Derived values: a row's measure score and confidence interval are blanked when any
-   count that enters the score (denominator, exclusions, numerator) is suppressed, or
-   when a ratio's event count is itself 1..t-1: score x exposure would give it back.
+3. Derived values: a row's measure score, confidence interval and red/amber/green
+   status are blanked when any count that enters the score (denominator, exclusions,
+   numerator) is suppressed, or when a ratio's event count is itself 1..t-1: score x
+   exposure would give it back. The status goes with the score: "green" on a row whose
+   target is 100% says the score is 100%, and with a small published denominator a
+   status narrows a suppressed numerator to a few candidates.
 
 Equations are treated as exact even where strata might not partition the total
 (e.g. a stratum left out for a missing ward); that only ever suppresses more.
@@ -35,7 +38,7 @@ from pipelines.tables import ALL_FACILITIES, OVERALL, POPULATIONS
 
 #: Counts that enter a measure score (initial population alone does not).
 SCORE_INPUTS = ("denominator", "denominator_exclusion", "numerator", "numerator_exclusion")
-DERIVED = ("measure_score", "ci_low", "ci_high")
+DERIVED = ("measure_score", "ci_low", "ci_high", "status")
 
 
 def flag_column(name: str) -> str:

@@ -11,19 +11,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import orjson
 import pandas as pd
 
 from pipelines.errors import ExtractError
-from pipelines.extract.collector import Collector, payload_text
+from pipelines.extract.collector import Collector
 from pipelines.extract.feedback import read_feedback
 from pipelines.extract.fhir_bundle import read_bundle
 from pipelines.extract.fhir_ndjson import read_ndjson
 from pipelines.extract.sources import base_name
+from pipelines.localtime import TimeZones
 from pipelines.tables import FEEDBACK_FILES, QUARANTINE, TABLES, conform, empty_frame
 
 log = logging.getLogger(__name__)
@@ -44,27 +44,38 @@ class ExtractResult:
         ignored: resource types present but not used (Immunization, Coverage ...) -> count,
             plus ``Claim without diagnosis or procedure`` (claims that yield neither a
             claim_diagnoses nor a claim_procedures row).
+        missing_columns: per table, optional contract columns a CSV header lacked.
     """
 
     tables: dict[str, pd.DataFrame]
     quarantine: pd.DataFrame
     rows_read: dict[str, int]
     ignored: dict[str, int]
+    missing_columns: dict[str, list[str]] = field(default_factory=dict)
 
 
-def extract_batch(batch_dir: Path, *, validate_sample: int = 25) -> ExtractResult:
+def extract_batch(
+    batch_dir: Path, *, validate_sample: int = 25, timezones: TimeZones | None = None
+) -> ExtractResult:
     """Extract one batch folder; provenance paths are relative to it."""
     batch_dir = Path(batch_dir)
     if not batch_dir.is_dir():
         raise ExtractError(f"batch folder {str(batch_dir)!r} does not exist or is not a folder")
-    return extract_paths([batch_dir], root=batch_dir, validate_sample=validate_sample)
+    return extract_paths([batch_dir], root=batch_dir, validate_sample=validate_sample, timezones=timezones)
 
 
-def extract_paths(paths: Iterable[Path], *, root: Path | None = None, validate_sample: int = 25) -> ExtractResult:
+def extract_paths(
+    paths: Iterable[Path],
+    *,
+    root: Path | None = None,
+    validate_sample: int = 25,
+    timezones: TimeZones | None = None,
+) -> ExtractResult:
     """Extract any mix of files and folders (folders are walked recursively, sorted).
 
     ``root`` anchors ``source_file``; by default each folder argument is its own root
-    and a file argument is named relative to its parent folder.
+    and a file argument is named relative to its parent folder. ``timezones`` decides
+    the local clock of each record's facility (default: UTC for every facility).
     """
     sink = Collector(validate_sample=validate_sample)
     seen: set[Path] = set()
@@ -80,7 +91,7 @@ def extract_paths(paths: Iterable[Path], *, root: Path | None = None, validate_s
                 continue
             seen.add(key)
             _read_file(file, _relative(file, base), sink)
-    return finish(sink)
+    return finish(sink, timezones or TimeZones())
 
 
 def _walk(folder: Path) -> list[Path]:
@@ -143,12 +154,56 @@ def _empty(name: str) -> pd.DataFrame:
 CHILD_TABLES = ("encounter_locations", "encounter_diagnoses", "codings")
 
 
-def finish(sink: Collector) -> ExtractResult:
+class _Clock:
+    """The zone of each row's facility (:mod:`pipelines.localtime`): a facility column
+    where the table has one, else the facility of the row's encounter in this delivery,
+    else the patient's managing organisation, else the system's zone."""
+
+    FACILITY_COLUMNS = {
+        "encounters": "facility_id",
+        "complaints": "facility_id",
+        "survey_responses": "facility_id",
+        "patients": "organization_id",
+    }
+
+    def __init__(self, timezones: TimeZones) -> None:
+        self.tz = timezones
+        self.by_encounter: dict[str, str] = {}
+        self.by_patient: dict[str, str] = {}
+
+    def zones(self, name: str, frame: pd.DataFrame) -> pd.Series | str:
+        if self.tz.single:
+            return self.tz.default
+        column = self.FACILITY_COLUMNS.get(name)
+        if column is not None:
+            return self.tz.zone_of(frame[column])
+        zones = pd.Series(pd.NA, index=frame.index, dtype="string")
+        if "encounter_id" in frame.columns:
+            zones = frame["encounter_id"].astype("string").map(self.by_encounter).astype("string")
+        if "patient_id" in frame.columns:
+            zones = zones.fillna(frame["patient_id"].astype("string").map(self.by_patient).astype("string"))
+        return zones.fillna(self.tz.default).astype("string")
+
+    def learn(self, name: str, typed: pd.DataFrame) -> None:
+        if self.tz.single:
+            return
+        if name == "patients":
+            zones = self.tz.zone_of(typed["organization_id"])
+            self.by_patient = dict(zip(typed["patient_id"].astype("string"), zones, strict=True))
+        elif name == "encounters":
+            zones = self.tz.zone_of(typed["facility_id"])
+            self.by_encounter = dict(zip(typed["encounter_id"].astype("string"), zones, strict=True))
+
+
+def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult:
     """Build one DataFrame per table, conform it, and quarantine unreadable rows.
 
     Parent tables go first: a parent row quarantined here removes its child rows
     (locations, diagnoses, codings) before they are counted, so they were never read.
+    Patients and encounters go before the tables that point at them, so that every
+    timestamp is read on its facility's clock.
     """
+    clock = _Clock(timezones or TimeZones())
     _fill_poa_from_encounters(sink.rows.get("conditions", []), sink.poa)
     tables: dict[str, pd.DataFrame] = {}
     rejected: dict[str, set[int]] = {}
@@ -163,7 +218,7 @@ def finish(sink: Collector) -> ExtractResult:
             tables[name] = _empty(name).copy()
             continue
         frame = pd.DataFrame.from_records(rows, columns=spec.column_names)
-        typed, failures = conform(frame, spec)
+        typed, failures = conform(frame, spec, zones=clock.zones(name, frame))
         bad = failures.ne("").to_numpy()
         if bad.any():
             positions = bad.nonzero()[0]
@@ -172,15 +227,12 @@ def finish(sink: Collector) -> ExtractResult:
                 row = rows[i]
                 if not isinstance(row, dict):
                     row = dict(zip(spec.column_names, row, strict=True))
+                kept = {k: v for k, v in row.items() if k not in ("source_file", "source_line")}
                 sink.reject(
-                    name,
-                    row.get(spec.key),
-                    str(failures.iat[i]),
-                    payload_text(orjson.dumps(row, default=str)),
-                    row.get("source_file"),
-                    row.get("source_line"),
+                    name, row.get(spec.key), str(failures.iat[i]), kept, row.get("source_file"), row.get("source_line")
                 )
             typed = typed.loc[~bad].reset_index(drop=True)
+        clock.learn(name, typed)
         tables[name] = typed
     tables = {name: tables[name] for name in TABLES}
     quarantine = (
@@ -198,7 +250,13 @@ def finish(sink: Collector) -> ExtractResult:
         len(quarantine),
         ", ".join(f"{k}={v}" for k, v in ignored.items()) or "nothing",
     )
-    return ExtractResult(tables=tables, quarantine=quarantine, rows_read=rows_read, ignored=ignored)
+    return ExtractResult(
+        tables=tables,
+        quarantine=quarantine,
+        rows_read=rows_read,
+        ignored=ignored,
+        missing_columns={t: list(c) for t, c in sorted(sink.missing_columns.items()) if c},
+    )
 
 
 __all__ = ["CHILD_TABLES", "UNRECOGNISED", "ExtractResult", "extract_batch", "extract_paths", "finish"]

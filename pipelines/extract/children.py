@@ -48,8 +48,8 @@ from pipelines.extract.flatten import (
 from pipelines.extract.references import contained_id, ref_display, ref_id
 from pipelines.tables import POA_EXTENSION, RESOURCE_TABLES, TABLES
 
-#: (coding_id, table_name, record_id, element, system, code)
-CodingTuple = tuple[str, str, str, str, Any, Any]
+#: (coding_id, table_name, record_id, record_type, element, system, code)
+CodingTuple = tuple[str, str, str, str | None, str, Any, Any]
 
 #: Coded elements whose codings all go to ``codings``, per resource type: (element
 #: name, path). A path step that meets a list continues into every item.
@@ -138,18 +138,29 @@ def _each_coding(concept: Any) -> Iterator[dict[str, Any]]:
 
 
 def add_codings(
-    out: list[CodingTuple], table: str, record_id: str, element: str, concepts: Iterator[Any] | list[Any]
+    out: list[CodingTuple],
+    table: str,
+    record_id: str,
+    element: str,
+    concepts: Iterator[Any] | list[Any],
+    record_type: str | None = None,
 ) -> None:
-    """Append one tuple per coding of ``concepts`` (numbered 1.. within the element)."""
+    """Append one tuple per coding of ``concepts`` (numbered 1.. within the element).
+
+    ``record_type`` is set for tables holding several resource types (their ids are
+    unique per type only), and is then part of the coding id.
+    """
     n = 0
+    owner = f"{table}/{record_id}" if record_type is None else f"{table}/{record_type}/{record_id}"
     for concept in concepts:
         for coding in _each_coding(concept):
             n += 1
             out.append(
                 (
-                    f"{table}/{record_id}/{element}/{n}",
+                    f"{owner}/{element}/{n}",
                     table,
                     record_id,
+                    record_type,
                     element,
                     _scalar(coding.get("system")),
                     _scalar(coding.get("code")),
@@ -171,14 +182,15 @@ def _medication_concept(r: dict[str, Any]) -> Any:
 
 def resource_codings(rtype: str, r: dict[str, Any], table: str, record_id: str) -> list[CodingTuple]:
     out: list[CodingTuple] = []
+    typed = rtype if TABLES[table].type_column else None
     if rtype in ("MedicationAdministration", "MedicationRequest"):
-        add_codings(out, table, record_id, MEDICATION_ELEMENT, [_medication_concept(r)])
+        add_codings(out, table, record_id, MEDICATION_ELEMENT, [_medication_concept(r)], typed)
     for element, path in CODED_ELEMENTS.get(rtype, ()):
-        add_codings(out, table, record_id, element, _walk(r, path))
+        add_codings(out, table, record_id, element, _walk(r, path), typed)
     if rtype == "ServiceRequest":
         ext = _extension(r, DO_NOT_PERFORM_REASON_EXTENSION)
         if ext is not None:
-            add_codings(out, table, record_id, "doNotPerformReason", [ext.get("valueCodeableConcept")])
+            add_codings(out, table, record_id, "doNotPerformReason", [ext.get("valueCodeableConcept")], typed)
     return out
 
 

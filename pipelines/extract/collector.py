@@ -28,18 +28,45 @@ CODINGS = "codings"
 _FLATTEN_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
 
 
-def payload_text(value: Any) -> str:
-    """Raw line (bytes/str) or a structure as JSON, truncated for the quarantine table."""
-    if isinstance(value, bytes):
-        text = value.decode("utf-8", errors="replace")
-    elif isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
-        except (TypeError, orjson.JSONEncodeError):
-            text = repr(value)
-    return text.rstrip("\r\n")[:MAX_PAYLOAD]
+def payload_text(value: Any) -> str | None:
+    """An allowed-fields record as JSON, truncated for the quarantine table (None: nothing kept).
+
+    Only structures are accepted: the quarantine never holds a raw line, because a raw
+    FHIR resource carries what the project must not keep (a Patient's name, MRN,
+    telecom and address; free text anywhere). See :func:`allowed_fields`.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (bytes, str)):
+        raise TypeError("quarantine payloads are allowed-field records, never raw text")
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        text = orjson.dumps({"unserialisable": type(value).__name__}).decode()
+    return text[:MAX_PAYLOAD]
+
+
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int, float, bool)) else None
+
+
+def allowed_fields(resource: Any) -> dict[str, Any] | None:
+    """What a rejected resource may leave in the quarantine: the fields its table keeps
+    (the flattened row, exactly what an accepted record would have stored), or just its
+    type and id when it cannot even be flattened."""
+    if not isinstance(resource, dict):
+        return None
+    rtype = resource.get("resourceType")
+    skeleton = {"resourceType": rtype if isinstance(rtype, str) else None, "id": _plain(resource.get("id"))}
+    if not isinstance(rtype, str) or rtype not in RESOURCE_TABLES:
+        return skeleton
+    try:
+        produced = records(rtype, resource)
+    except _FLATTEN_ERRORS:
+        return skeleton
+    if not produced:
+        return skeleton
+    return {"resourceType": rtype, **produced[0].row}
 
 
 @dataclass
@@ -55,6 +82,8 @@ class Collector:
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     quarantined: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
+    #: table -> optional contract columns a CSV header lacked (read as null).
+    missing_columns: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     #: condition id -> POA code found on an Encounter.diagnosis (first seen wins).
     poa: dict[str, Any] = field(default_factory=dict)
 
@@ -70,7 +99,7 @@ class Collector:
         self.quarantine.append(
             {
                 "table_name": table,
-                "record_id": None if record_id is None else str(record_id),
+                "record_id": None if not isinstance(record_id, (str, int)) else str(record_id),
                 "stage": "extract",
                 "reasons": reason,
                 "payload": payload_text(payload),
@@ -86,7 +115,6 @@ class Collector:
         source_file: str,
         source_line: int,
         sampled: Counter[str],
-        raw: Any = None,
     ) -> None:
         """Flatten one resource into its table (or count it as ignored).
 
@@ -102,14 +130,7 @@ class Collector:
             sampled[rtype] += 1
             error = structure_error(resource)
             if error is not None:
-                self.reject(
-                    table,
-                    resource.get("id"),
-                    error,
-                    resource if raw is None else raw,
-                    source_file,
-                    source_line,
-                )
+                self.reject(table, resource.get("id"), error, allowed_fields(resource), source_file, source_line)
                 return
         try:
             produced = records(rtype, resource)
@@ -119,7 +140,7 @@ class Collector:
                 table,
                 resource.get("id"),
                 f"unreadable structure: {type(exc).__name__}: {exc}",
-                resource if raw is None else raw,
+                {"resourceType": rtype, "id": _plain(resource.get("id"))},
                 source_file,
                 source_line,
             )

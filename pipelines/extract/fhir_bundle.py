@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 
 from pipelines.extract.collector import BUNDLE_TABLE, Collector
+from pipelines.extract.fhir_ndjson import BOM
 from pipelines.extract.references import ref_id
 from pipelines.extract.sources import read_bytes
 
@@ -24,13 +25,15 @@ NO_RESOURCE = "Bundle.entry without resource"
 
 def read_bundle(path: Path, rel: str, sink: Collector) -> None:
     data = read_bytes(path, rel)
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        sink.reject(BUNDLE_TABLE, None, f"malformed JSON: {exc}", data, rel, 1)
+        sink.reject(BUNDLE_TABLE, None, f"malformed JSON: {exc}", None, rel, 1)
         return
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
-        sink.reject(BUNDLE_TABLE, None, "not a FHIR resource: no resourceType", data, rel, 1)
+        sink.reject(BUNDLE_TABLE, None, "not a FHIR resource: no resourceType", None, rel, 1)
         return
     sampled: Counter[str] = Counter()
     if doc["resourceType"] != "Bundle":
@@ -38,18 +41,18 @@ def read_bundle(path: Path, rel: str, sink: Collector) -> None:
         return
     entries = doc.get("entry") or []
     if not isinstance(entries, list):
-        sink.reject(BUNDLE_TABLE, doc.get("id"), "Bundle.entry is not a list", data, rel, 1)
+        sink.reject(BUNDLE_TABLE, doc.get("id"), "Bundle.entry is not a list", None, rel, 1)
         return
     for index, entry in enumerate(entries, 1):
         if not isinstance(entry, dict):
-            sink.reject(BUNDLE_TABLE, None, f"Bundle.entry[{index}] is not an object", entry, rel, index)
+            sink.reject(BUNDLE_TABLE, None, f"Bundle.entry[{index}] is not an object", None, rel, index)
             continue
         resource = entry.get("resource")
         if resource is None:
             sink.ignored[NO_RESOURCE] += 1
             continue
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-            sink.reject(BUNDLE_TABLE, None, f"Bundle.entry[{index}].resource has no resourceType", entry, rel, index)
+            sink.reject(BUNDLE_TABLE, None, f"Bundle.entry[{index}].resource has no resourceType", None, rel, index)
             continue
         if resource.get("id") is None:
             # A transaction POST may leave id out; fullUrl (urn:uuid:<id>) then names it,

@@ -3,7 +3,13 @@
 Files are streamed line by line so that memory stays flat for any export size. The
 Bulk Data spec ties each output file to one resource type (named in the manifest and,
 by convention, in the file name), so a line of another type is a sender error and is
-quarantined rather than silently routed elsewhere.
+quarantined rather than silently routed elsewhere. A UTF-8 byte-order mark (some
+Windows tools write one at the start of a file, or of every appended chunk) is not
+part of the JSON and is dropped before parsing.
+
+A rejected line is quarantined with its file, line and reason, and only the fields
+its table keeps (:func:`~pipelines.extract.collector.allowed_fields`), never the raw
+line: it may be a Patient with a name and an address.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ from pathlib import Path
 import orjson
 
 from pipelines.errors import ExtractError
-from pipelines.extract.collector import Collector
+from pipelines.extract.collector import Collector, allowed_fields
 from pipelines.extract.sources import base_name, open_binary
 from pipelines.extract.structure import is_fhir_type
 from pipelines.tables import RESOURCE_TABLES
+
+#: UTF-8 byte-order mark.
+BOM = b"\xef\xbb\xbf"
 
 
 def file_resource_type(path: Path) -> str:
@@ -41,28 +50,30 @@ def read_ndjson(path: Path, rel: str, sink: Collector) -> None:
     sampled: Counter[str] = Counter()
     with open_binary(path, rel) as fh:
         for line_no, line in enumerate(fh, 1):
+            if line.startswith(BOM):
+                line = line[len(BOM) :]
             if not line.strip():
                 continue
             try:
                 resource = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
-                sink.reject(table, None, f"malformed JSON: {exc}", line, rel, line_no)
+                sink.reject(table, None, f"malformed JSON: {exc}", None, rel, line_no)
                 continue
             if not isinstance(resource, dict):
-                sink.reject(table, None, f"not a FHIR resource: JSON {type(resource).__name__}", line, rel, line_no)
+                sink.reject(table, None, f"not a FHIR resource: JSON {type(resource).__name__}", None, rel, line_no)
                 continue
             found = resource.get("resourceType")
             if found != rtype:
                 sink.reject(
                     table,
                     resource.get("id"),
-                    f"resourceType mismatch: {found!r} in a {rtype} file",
-                    line,
+                    f"resourceType mismatch: {str(found)[:64]!r} in a {rtype} file",
+                    allowed_fields(resource),
                     rel,
                     line_no,
                 )
                 continue
-            sink.add_resource(resource, rel, line_no, sampled, raw=line)
+            sink.add_resource(resource, rel, line_no, sampled)
 
 
 __all__ = ["file_resource_type", "read_ndjson"]

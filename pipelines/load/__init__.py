@@ -7,28 +7,36 @@ back; nothing outside this package writes SQL.
 from __future__ import annotations
 
 from pipelines.load.batches import (
+    batch_records,
     list_batches,
+    lookup_records,
     read_batch,
+    read_batches,
     read_deliveries,
     read_table,
     replace_batch,
     table_counts,
 )
 from pipelines.load.engine import make_engine
-from pipelines.load.results import read_results, read_subjects, replace_results
+from pipelines.load.results import read_results, read_subjects, replace_results, retire_indicator, stored_indicator_ids
 from pipelines.load.schema import SCHEMA_VERSION, create_schema
 
 __all__ = [
     "SCHEMA_VERSION",
+    "batch_records",
     "create_schema",
     "list_batches",
+    "lookup_records",
     "make_engine",
     "read_batch",
+    "read_batches",
     "read_deliveries",
     "read_results",
     "read_subjects",
     "read_table",
     "replace_batch",
     "replace_results",
+    "retire_indicator",
+    "stored_indicator_ids",
     "table_counts",
 ]

@@ -16,7 +16,7 @@ batch so that a past month can be recomputed exactly as it was known then.
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Sequence
 
 import pandas as pd
 import sqlalchemy as sa
@@ -27,18 +27,16 @@ from pipelines.errors import WarehouseError
 from pipelines.load import schema as S
 from pipelines.load.engine import read_connection, write_transaction
 from pipelines.load.frames import insert_frame, prepare, read_typed
+from pipelines.periods import Month
 
 log = logging.getLogger(__name__)
 
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-
 
 def check_month(value: str, what: str) -> str:
-    """Batches and periods are calendar months ``YYYY-MM``; they sort as text, which
-    the "latest batch wins" rule relies on."""
-    if not isinstance(value, str) or not _MONTH.match(value):
-        raise WarehouseError(f"{what} must be a month written YYYY-MM, got {value!r}")
-    return value
+    """Batches and periods are calendar months ``YYYY-MM`` (:class:`periods.Month`); they
+    sort as text, which the "latest batch wins" rule relies on."""
+    del what  # every bad month gets the one PeriodError message
+    return Month.parse(value).label
 
 
 def _batch_table(name: str) -> tuple[sa.Table, T.TableSpec]:
@@ -55,12 +53,17 @@ def replace_batch(
     quarantine: pd.DataFrame,
     reconciliation: pd.DataFrame,
     checks: pd.DataFrame,
+    profiles: pd.DataFrame | None = None,
+    fingerprint: str | None = None,
+    accepted_as: str = "",
 ) -> dict[str, int]:
     """Replace everything ``batch`` holds in the warehouse with these frames.
 
     Source tables missing from ``tables`` end up empty for this batch (the batch did
     not deliver them). Every frame is checked against the contract before anything is
     written. Returns rows written per table (every batch table, zeros included).
+    ``fingerprint`` (of the delivered files) and ``accepted_as`` (how the delivery
+    guard was passed) are recorded in ``load_batches``.
     """
     check_month(batch, "batch")
     unknown = sorted(set(tables) - set(T.TABLES))
@@ -70,10 +73,18 @@ def replace_batch(
     frames: dict[str, pd.DataFrame] = {}
     for name, spec in T.TABLES.items():
         df = tables.get(name)
-        frames[name] = prepare(df if df is not None else T.empty_frame(spec), spec, unique=[spec.key], fixed=fixed)
+        frames[name] = prepare(
+            df if df is not None else T.empty_frame(spec), spec, unique=list(spec.key_columns), fixed=fixed
+        )
     frames[T.QUARANTINE.name] = prepare(quarantine, T.QUARANTINE, fixed=fixed)
     frames[T.RECONCILIATION.name] = prepare(reconciliation, T.RECONCILIATION, unique=["table_name"], fixed=fixed)
     frames[T.VALIDATION_CHECKS.name] = prepare(checks, T.VALIDATION_CHECKS, unique=["table_name", "check"], fixed=fixed)
+    frames[T.COLUMN_PROFILES.name] = prepare(
+        profiles if profiles is not None else T.empty_frame(T.COLUMN_PROFILES),
+        T.COLUMN_PROFILES,
+        unique=["table_name", "column_name"],
+        fixed=fixed,
+    )
 
     written: dict[str, int] = {}
     with write_transaction(engine, f"loading batch {batch}") as conn:
@@ -83,7 +94,13 @@ def replace_batch(
         conn.execute(sa.delete(S.load_batches).where(S.load_batches.c[S.BATCH] == batch))
         conn.execute(
             sa.insert(S.load_batches),
-            {S.BATCH: batch, "loaded_at": S.utc_now(), "rows_written": sum(written.values())},
+            {
+                S.BATCH: batch,
+                "loaded_at": S.utc_now(),
+                "rows_written": sum(written.values()),
+                "fingerprint": fingerprint,
+                "accepted_as": accepted_as,
+            },
         )
     log.info("batch %s loaded: %d rows", batch, sum(written.values()))
     return written
@@ -97,15 +114,16 @@ def read_table(engine: Engine, name: str, *, upto_batch: str | None = None) -> p
         raise WarehouseError(f"unknown source table {name!r}; expected one of {', '.join(T.TABLES)}")
     spec = T.TABLES[name]
     table = S.SOURCE_TABLES[name]
-    key, bcol = table.c[spec.key], table.c[S.BATCH]
-    latest = sa.select(key.label("k"), sa.func.max(bcol).label("b")).group_by(key)
+    keys, bcol = [table.c[c] for c in spec.key_columns], table.c[S.BATCH]
+    latest = sa.select(*(k.label(f"k{i}") for i, k in enumerate(keys)), sa.func.max(bcol).label("b")).group_by(*keys)
     if upto_batch is not None:
         latest = latest.where(bcol <= check_month(upto_batch, "upto_batch"))
     latest_sq = latest.subquery("latest")
+    on = [k == latest_sq.c[f"k{i}"] for i, k in enumerate(keys)]
     stmt = (
         sa.select(*(table.c[c] for c in spec.column_names), bcol)
-        .join(latest_sq, sa.and_(key == latest_sq.c.k, bcol == latest_sq.c.b))
-        .order_by(bcol, table.c.source_file, table.c.source_line, key)
+        .join(latest_sq, sa.and_(*on, bcol == latest_sq.c.b))
+        .order_by(bcol, table.c.source_file, table.c.source_line, *keys)
     )
     with read_connection(engine, f"reading {name}") as conn:
         return read_typed(conn, stmt, spec, {S.BATCH: "string"})
@@ -121,7 +139,7 @@ def read_deliveries(engine: Engine, name: str, *, upto_batch: str | None = None)
     table = S.SOURCE_TABLES[name]
     bcol = table.c[S.BATCH]
     stmt = sa.select(*(table.c[c] for c in spec.column_names), bcol).order_by(
-        bcol, table.c.source_file, table.c.source_line, table.c[spec.key]
+        bcol, table.c.source_file, table.c.source_line, *(table.c[c] for c in spec.key_columns)
     )
     if upto_batch is not None:
         stmt = stmt.where(bcol <= check_month(upto_batch, "upto_batch"))
@@ -146,6 +164,60 @@ def read_batch(engine: Engine, name: str, batch: str) -> pd.DataFrame:
     )
     with read_connection(engine, f"reading {name} for batch {batch}") as conn:
         return read_typed(conn, stmt, spec, {S.BATCH: "string"})
+
+
+def read_batches(engine: Engine, name: str, batches: Sequence[str]) -> pd.DataFrame:
+    """Rows several batches wrote to one batch table (``reconciliation``,
+    ``column_profiles`` ...), with their ``batch``: the delivery guard's history."""
+    table, spec = _batch_table(name)
+    wanted = [check_month(b, "batch") for b in batches]
+    stmt = sa.select(*(table.c[c] for c in spec.column_names), table.c[S.BATCH]).where(table.c[S.BATCH].in_(wanted))
+    stmt = stmt.order_by(table.c[S.BATCH], *(table.c[c] for c in table.primary_key.columns.keys() if c != S.BATCH))
+    with read_connection(engine, f"reading {name}") as conn:
+        return read_typed(conn, stmt, spec, {S.BATCH: "string"})
+
+
+#: Ids per query when looking records up by id (well under SQLite's variable limit).
+_LOOKUP_CHUNK = 5_000
+
+
+def lookup_records(engine: Engine, name: str, ids: Sequence[str], columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The latest delivery of each of ``ids`` in a source table, with the key and
+    ``columns``: how validation resolves a reference to a record loaded earlier. Only
+    the ids asked for are read (parameterised, in chunks), never the whole table."""
+    if name not in T.TABLES:
+        raise WarehouseError(f"unknown source table {name!r}; expected one of {', '.join(T.TABLES)}")
+    spec = T.TABLES[name]
+    table = S.SOURCE_TABLES[name]
+    key = table.c[spec.key]
+    wanted = [spec.key, *[c for c in columns if c != spec.key]]
+    parts = []
+    unique = sorted({str(i) for i in ids})
+    with read_connection(engine, f"looking up {name}") as conn:
+        for start in range(0, len(unique), _LOOKUP_CHUNK):
+            chunk = unique[start : start + _LOOKUP_CHUNK]
+            stmt = (
+                sa.select(*(table.c[c] for c in wanted), table.c[S.BATCH])
+                .where(key.in_(chunk))
+                .order_by(key, table.c[S.BATCH])
+            )
+            rows = conn.execute(stmt).fetchall()
+            parts.append(pd.DataFrame(rows, columns=[*wanted, S.BATCH]))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*wanted, S.BATCH])
+    out = out.drop_duplicates(spec.key, keep="last").reset_index(drop=True)
+    for c in wanted:
+        dtype = spec.dtypes[c]
+        out[c] = pd.to_datetime(out[c]).astype(dtype) if dtype == T.TS else out[c].astype(dtype)
+    return out[wanted]
+
+
+def batch_records(engine: Engine) -> pd.DataFrame:
+    """``load_batches``: every loaded batch, when, how many rows, its fingerprint and
+    how it passed the delivery guard."""
+    t = S.load_batches
+    with read_connection(engine, "listing batches") as conn:
+        rows = conn.execute(sa.select(*t.c).order_by(t.c[S.BATCH])).fetchall()
+    return pd.DataFrame(rows, columns=[c.name for c in t.c])
 
 
 def list_batches(engine: Engine) -> list[str]:

@@ -14,6 +14,10 @@ code must behave identically on both. SQLite needs help for that:
   lock up front lets the busy timeout do its job when two DAG tasks overlap.
 * WAL journal mode lets report readers run while a batch is being loaded.
 
+PostgreSQL sessions set ``lock_timeout`` to the same wait (:data:`LOCK_TIMEOUT_S`, or
+``CAREQI_LOCK_TIMEOUT_S``): without it a load queued behind a ``LOCK TABLE`` held by
+another session waits silently for ever, where SQLite gives up with a message.
+
 Errors are turned into :class:`~pipelines.errors.WarehouseError` with one line that
 names the database (password hidden) and what to check, because the CLI prints the
 message instead of a traceback.
@@ -36,8 +40,10 @@ from pipelines.errors import WarehouseError
 
 log = logging.getLogger(__name__)
 
-#: How long a SQLite writer waits for another writer before giving up.
-SQLITE_BUSY_TIMEOUT_S = 60.0
+#: How long a writer waits for another session's lock before giving up (SQLite busy
+#: timeout, PostgreSQL lock_timeout): the default of ``make_engine``.
+LOCK_TIMEOUT_S = 60.0
+SQLITE_BUSY_TIMEOUT_S = LOCK_TIMEOUT_S
 #: Fail fast when a PostgreSQL server is down instead of hanging a DAG task.
 PG_CONNECT_TIMEOUT_S = 10
 #: Execution option marking a connection whose transaction will write.
@@ -60,13 +66,32 @@ def safe_url(engine_or_url: Engine | URL) -> str:
 
 def one_line(exc: BaseException, password: str | None = None) -> str:
     """The first line of the driver's message (PostgreSQL puts row values in DETAIL
-    lines, which may be patient identifiers), with any password removed."""
+    lines, which may be patient identifiers), with any password removed, and a hint
+    when the cause is a lock held by another session."""
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()
     line = text[0].strip() if text else type(orig).__name__
     if password:
         line = line.replace(password, "***")
+    if "lock timeout" in line or "database is locked" in line:
+        line += (
+            " (another session holds a lock on the warehouse: wait for it to finish or stop it; "
+            "the wait is CAREQI_LOCK_TIMEOUT_S)"
+        )
     return line
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "the database said no": SQLAlchemy's, and psycopg's own, which the
+    COPY fast path (frames.insert_frame) raises without SQLAlchemy wrapping them."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return (SQLAlchemyError,)
+    return (SQLAlchemyError, psycopg.Error)
+
+
+DRIVER_ERRORS = _driver_errors()
 
 
 def _normalise(url: URL) -> URL:
@@ -82,7 +107,7 @@ def _is_file_sqlite(url: URL) -> bool:
     return db not in ("", ":memory:") and not db.startswith("file:")
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, lock_timeout_s: float) -> Engine:
     if _is_file_sqlite(url):
         path = Path(url.database or "").expanduser()
         try:
@@ -92,7 +117,7 @@ def _sqlite_engine(url: URL) -> Engine:
                 f"cannot create the folder for SQLite warehouse {path}: {exc.strerror or exc}"
             ) from None
         url = url.set(database=str(path))
-    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    engine = sa.create_engine(url, connect_args={"timeout": lock_timeout_s})
     file_db = _is_file_sqlite(url)
 
     @event.listens_for(engine, "connect")
@@ -115,19 +140,30 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def _postgres_engine(url: URL) -> Engine:
+def _postgres_engine(url: URL, lock_timeout_s: float) -> Engine:
     connect_args: dict[str, object] = {"application_name": "careqi"}
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
-    return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    timeout_ms = max(1, int(lock_timeout_s * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # SET is not parameterisable; the value is an int we formatted ourselves.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {timeout_ms}")
+        dbapi_connection.commit()
+
+    return engine
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, lock_timeout_s: float = LOCK_TIMEOUT_S) -> Engine:
     """Create and check a warehouse engine for ``url`` (SQLite or PostgreSQL).
 
     The engine is connected once here so that a wrong URL, a stopped server or a bad
     credential is reported at start-up as a :class:`WarehouseError` rather than deep
-    inside a load.
+    inside a load. ``lock_timeout_s`` bounds how long any statement waits for a lock
+    another session holds.
     """
     try:
         parsed = _normalise(make_url(url))
@@ -141,13 +177,14 @@ def make_engine(url: str) -> Engine:
             f"PostgreSQL ({_EXAMPLES})"
         )
     try:
-        engine = _sqlite_engine(parsed) if backend == "sqlite" else _postgres_engine(parsed)
+        build = _sqlite_engine if backend == "sqlite" else _postgres_engine
+        engine = build(parsed, lock_timeout_s)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise WarehouseError(f"invalid warehouse URL {shown}: {one_line(exc, parsed.password)}") from None
     try:
         with engine.connect() as conn:
             conn.execute(sa.select(sa.literal(1)))
-    except SQLAlchemyError as exc:
+    except DRIVER_ERRORS as exc:
         engine.dispose()
         raise WarehouseError(f"cannot connect to warehouse {shown}: {one_line(exc, parsed.password)}") from None
     log.info("warehouse engine ready: %s", shown)
@@ -163,7 +200,7 @@ def write_transaction(engine: Engine, action: str) -> Iterator[Connection]:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 yield conn
-    except SQLAlchemyError as exc:
+    except DRIVER_ERRORS as exc:
         raise WarehouseError(f"{action} failed on {safe_url(engine)}: {one_line(exc, engine.url.password)}") from None
 
 
@@ -173,7 +210,7 @@ def read_connection(engine: Engine, action: str) -> Iterator[Connection]:
     try:
         with engine.connect() as conn:
             yield conn
-    except SQLAlchemyError as exc:
+    except DRIVER_ERRORS as exc:
         raise WarehouseError(
             f"{action} failed on {safe_url(engine)}: {one_line(exc, engine.url.password)} "
             "(has create_schema been run on this warehouse?)"

@@ -32,7 +32,11 @@ from pipelines.load.engine import write_transaction
 #: requests) and new columns on medications, procedures, observations, conditions, locations.
 #: 3: claim_procedures; encounter_diagnoses.element (diagnosis | reasonReference, part of
 #: its key); procedures.recorded_at and medications.recorded_at (QI-Core recorded).
-SCHEMA_VERSION = 3
+#: 4: (resource_type, id) keys for medications and requests, codings.record_type;
+#: column_profiles; load_batches.fingerprint and accepted_as; timestamps in the
+#: facility's local time; indicator results with a state (final, provisional, not
+#: computed), its reason and censored counts.
+SCHEMA_VERSION = 4
 #: Arbitrary constant: PostgreSQL advisory lock serialising concurrent create_schema calls.
 _DDL_LOCK_KEY = 7_140_221_901
 
@@ -103,14 +107,14 @@ def _source_table(spec: T.TableSpec) -> Table:
     for col in DATE_INDEXES.get(spec.name, ()):
         if col not in names:
             raise WarehouseError(f"date index column {spec.name}.{col} is not in the table contract")
-    indexes = [Index(None, c) for c in _JOIN_COLUMNS if c in names and c != spec.key]
+    indexes = [Index(None, c) for c in _JOIN_COLUMNS if c in names and c not in spec.key_columns]
     indexes += [Index(None, c) for c in DATE_INDEXES.get(spec.name, ())]
     return Table(
         spec.name,
         metadata,
         _batch_column(),
         *_columns(spec),
-        PrimaryKeyConstraint(BATCH, spec.key),
+        PrimaryKeyConstraint(BATCH, *spec.key_columns),
         *indexes,
     )
 
@@ -140,6 +144,14 @@ reconciliation = Table(
     PrimaryKeyConstraint(BATCH, "table_name"),
 )
 
+column_profiles = Table(
+    T.COLUMN_PROFILES.name,
+    metadata,
+    _batch_column(),
+    *_columns(T.COLUMN_PROFILES),
+    PrimaryKeyConstraint(BATCH, "table_name", "column_name"),
+)
+
 validation_checks = Table(
     T.VALIDATION_CHECKS.name,
     metadata,
@@ -164,12 +176,34 @@ indicator_results = Table(
     Index(None, "period"),
 )
 
+retired_indicator_results = Table(
+    "retired_indicator_results",
+    metadata,
+    *_columns(T.INDICATOR_RESULTS, short=("period",)),
+    Column("retired_at", sa.DateTime(timezone=False), nullable=False),
+    PrimaryKeyConstraint("indicator_id", "period", "facility_id", "stratifier", "stratum"),
+)
+
+retired_indicator_subjects = Table(
+    "retired_indicator_subjects",
+    metadata,
+    *_columns(T.INDICATOR_SUBJECTS, short=("period",)),
+    Column("retired_at", sa.DateTime(timezone=False), nullable=False),
+    PrimaryKeyConstraint("indicator_id", "period", "subject_id"),
+)
+
 load_batches = Table(
     "load_batches",
     metadata,
     Column(BATCH, sa.String(7), primary_key=True),
     Column("loaded_at", sa.DateTime(timezone=False), nullable=False),
     Column("rows_written", sa.BigInteger(), nullable=False),
+    # SHA-256 over the delivered files (names and bytes): the same delivery loaded twice
+    # has the same fingerprint, and an export can say which input produced it.
+    Column("fingerprint", sa.String(64), nullable=True),
+    # How the delivery guard was passed: "" when it passed, else "forced" or
+    # "empty: <tables>" as the operator declared (pipelines.validate.delivery).
+    Column("accepted_as", sa.Text(), nullable=True),
 )
 
 schema_version = Table(
@@ -185,6 +219,7 @@ BATCH_TABLES: dict[str, tuple[Table, T.TableSpec]] = {
     T.QUARANTINE.name: (quarantine, T.QUARANTINE),
     T.RECONCILIATION.name: (reconciliation, T.RECONCILIATION),
     T.VALIDATION_CHECKS.name: (validation_checks, T.VALIDATION_CHECKS),
+    T.COLUMN_PROFILES.name: (column_profiles, T.COLUMN_PROFILES),
 }
 
 

@@ -37,12 +37,18 @@ STATUS_COLOURS: dict[str, str] = {
     "amber": "#ed8b00",
     "red": "#d5281b",
     "grey": "#768692",
+    "provisional": "#005eb8",  # drawn hollow: shown, not graded
+    "not_computed": "#aeb7bd",
 }
 LINE_COLOUR = "#005eb8"
 BAND_COLOUR = "#b8d4ef"
 TARGET_COLOUR = "#425563"
 
 _RC = {
+    # Labels come from indicator files and sources: never read "$...$" in them as
+    # mathtext (an unknown command used to crash the whole report).
+    "text.parse_math": False,
+    "text.usetex": False,
     "svg.fonttype": "none",
     "font.family": "sans-serif",
     "font.size": 9,
@@ -112,13 +118,14 @@ def trend_chart_svg(
                     if not math.isnan(v) and t.get("status") == status
                 ]
                 if pts:
+                    hollow = status == "provisional"
                     ax.scatter(
                         [p[0] for p in pts],
                         [p[1] for p in pts],
                         s=34,
-                        color=colour,
-                        edgecolors="white",
-                        linewidths=0.8,
+                        color="white" if hollow else colour,
+                        edgecolors=colour if hollow else "white",
+                        linewidths=1.4 if hollow else 0.8,
                         zorder=3,
                     )
             if not has_data:
@@ -155,6 +162,17 @@ def trend_chart_svg(
                     label=lbl,
                 )
                 for s, lbl in (("green", "On target"), ("amber", "Near"), ("red", "Off target"))
+            ] + [
+                Line2D(
+                    [0],
+                    [0],
+                    marker="o",
+                    color="white",
+                    markerfacecolor="white",
+                    markeredgecolor=STATUS_COLOURS["provisional"],
+                    markersize=7,
+                    label="Provisional",
+                )
             ]
             ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
             fig.tight_layout()

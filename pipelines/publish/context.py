@@ -23,22 +23,19 @@ Display rules (one place, so the scorecard, tables and charts agree):
 
 from __future__ import annotations
 
-import calendar
 import logging
 import math
 import re
 from collections.abc import Mapping
-from datetime import date
 from typing import Any
 
 import pandas as pd
 
 from pipelines.errors import CareQIError
+from pipelines.periods import Month
 from pipelines.tables import ALL_FACILITIES, INDICATOR_RESULTS, OVERALL, POPULATIONS
 
 log = logging.getLogger(__name__)
-
-PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 DOMAIN_LABELS: dict[str, str] = {
     "patient_safety": "Patient safety",
@@ -51,7 +48,11 @@ STATUS_LABELS: dict[str, str] = {
     "amber": "Near target",
     "red": "Off target",
     "grey": "No data",
+    "provisional": "Provisional",
+    "not_computed": "Not computed",
 }
+#: Statuses that grade a month against its target (only final results are graded).
+GRADED = ("green", "amber", "red", "grey")
 POPULATION_LABELS: dict[str, str] = {
     "initial_population": "Initial population",
     "denominator": "Denominator",
@@ -69,35 +70,28 @@ QUARANTINE_REASON_LIMIT = 20
 
 
 def parse_period(period: str) -> tuple[int, int]:
-    """``"2026-10"`` -> ``(2026, 10)``; anything else is a user error."""
-    m = PERIOD_RE.match(str(period))
-    if not m:
-        raise CareQIError(f"period must look like YYYY-MM (e.g. 2026-10), got {period!r}")
-    return int(m.group(1)), int(m.group(2))
+    """``"2026-10"`` -> ``(2026, 10)``; anything else is a PeriodError."""
+    m = Month.parse(period)
+    return m.year, m.month
 
 
 def period_bounds(period: str) -> tuple[str, str]:
     """First and last calendar day of a reporting month, as ISO dates."""
-    year, month = parse_period(period)
-    last = calendar.monthrange(year, month)[1]
-    return date(year, month, 1).isoformat(), date(year, month, last).isoformat()
+    m = Month.parse(period)
+    return m.start.isoformat(), m.last_day.isoformat()
 
 
 def month_window(period: str, months: int) -> list[str]:
     """The ``months`` reporting months ending with ``period``, oldest first."""
-    year, month = parse_period(period)
-    index = year * 12 + (month - 1)
-    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index - months + 1, index + 1)]
+    return [m.label for m in Month.parse(period).window(months)]
 
 
 def period_label(period: str) -> str:
-    year, month = parse_period(period)
-    return f"{calendar.month_name[month]} {year}"
+    return Month.parse(period).long_label
 
 
 def short_month(period: str) -> str:
-    year, month = parse_period(period)
-    return f"{calendar.month_abbr[month]} {str(year)[2:]}"
+    return Month.parse(period).short_label
 
 
 def _num(value: Any) -> float | None:
@@ -193,9 +187,14 @@ def change_vs_previous(current: float | None, previous: float | None, indicator:
     }
 
 
-def _status(value: Any) -> str:
+def _status(value: Any, state: Any = "final") -> str:
+    """The badge a result gets: its red/amber/green status when final; ``provisional``
+    (shown, not graded) or ``not_computed`` otherwise."""
+    st = _text(state).strip().lower() or "final"
+    if st in ("provisional", "not_computed"):
+        return st
     s = _text(value).strip().lower()
-    return s if s in STATUS_LABELS else "grey"
+    return s if s in GRADED else "grey"
 
 
 def _require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -220,7 +219,9 @@ def _row_summary(row: Mapping[str, Any] | None, indicator: Mapping[str, Any]) ->
         "ci_low": low,
         "ci_high": high,
         "ci_text": format_ci(low, high, indicator),
-        "status": _status(row.get("status")),
+        "status": _status(row.get("status"), row.get("state")),
+        "state": _text(row.get("state")) or ("final" if row else ""),
+        "state_reason": _text(row.get("state_reason")),
         "counts": counts,
         "numerator_events": _int(row.get("numerator_events")),
         "denominator_value": _num(row.get("denominator_value")),
@@ -380,6 +381,7 @@ def _indicator_section(
                 "ci_low": s["ci_low"],
                 "ci_high": s["ci_high"],
                 "status": s["status"] if row is not None else "grey",
+                "state": s["state"],
                 "target": _num(row.get("target")) if row is not None else None,
             }
         )
@@ -388,7 +390,11 @@ def _indicator_section(
     target = _num(current_row.get("target")) if current_row is not None else None
     if target is None:
         target = _num(indicator.get("target"))
-    previous = trend[-2]["value"] if len(trend) > 1 else None
+    # Month-on-month change only between two final months: a provisional figure is not
+    # comparable with a final one (it may still grow as later batches arrive).
+    comparable = len(trend) > 1 and trend[-1]["state"] == "final" and trend[-2]["state"] == "final"
+    previous = trend[-2]["value"] if comparable else None
+    last_final = next((t for t in reversed(trend) if t["state"] == "final"), None)
 
     now = results[(results["indicator_id"].astype("string") == iid) & (results["period"].astype("string") == period)]
     fac_rows = []
@@ -470,7 +476,18 @@ def _indicator_section(
         + ("%" if is_percent(indicator) and target is not None else ""),
         "current": {**current, "status": status, "status_label": STATUS_LABELS[status]},
         "previous_value": previous,
-        "change": change_vs_previous(current["value"], previous, indicator),
+        "change": change_vs_previous(current["value"] if comparable else None, previous, indicator),
+        "last_final": (
+            None
+            if last_final is None
+            else {
+                "period": last_final["period"],
+                "label": last_final["label"],
+                "status": last_final["status"],
+                "status_label": STATUS_LABELS[last_final["status"]],
+                "value_text": format_value(last_final["value"], indicator),
+            }
+        ),
         "trend": trend,
         "populations": populations,
         "extra_counts": extra_counts,
@@ -649,6 +666,8 @@ def build_report_context(
                 "target_short": s["target_short"],
                 "status": s["current"]["status"],
                 "status_label": s["current"]["status_label"],
+                "state_reason": s["current"]["state_reason"],
+                "last_final": s["last_final"],
                 "change": s["change"],
                 "improvement_text": s["improvement_text"],
                 "spark": [t["value"] for t in s["trend"]],

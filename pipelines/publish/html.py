@@ -38,17 +38,29 @@ def make_environment(templates_dir: Path) -> Environment:
     )
 
 
+#: Shown instead of a chart matplotlib could not draw: one chart must not cost the report.
+CHART_UNAVAILABLE = (
+    '<svg class="chart" viewBox="0 0 547 60" role="img" aria-label="chart unavailable" '
+    'xmlns="http://www.w3.org/2000/svg"><text x="273" y="34" text-anchor="middle" '
+    'fill="#4c6272">Chart unavailable (see the run log); the figures are in the tables below.</text></svg>'
+)
+
+
 def _charts(context: dict[str, Any]) -> dict[str, dict[str, Markup]]:
     charts: dict[str, dict[str, Markup]] = {}
     for section in context.get("indicators", []):
-        trend = trend_chart_svg(
-            section["trend"],
-            scale=section["scale"],
-            y_label=section["unit"],
-            target=section["target"],
-            percent=section["percent"],
-            salt=f"careqi-{section['id']}",
-        )
+        try:
+            trend = trend_chart_svg(
+                section["trend"],
+                scale=section["scale"],
+                y_label=section["unit"],
+                target=section["target"],
+                percent=section["percent"],
+                salt=f"careqi-{section['id']}",
+            )
+        except (ValueError, RuntimeError, OverflowError) as exc:  # matplotlib's failures on odd input
+            log.warning("trend chart for %s not drawn: %s", section["id"], str(exc).splitlines()[0][:200])
+            trend = CHART_UNAVAILABLE
         charts[section["id"]] = {"trend": Markup(trend)}
     for domain in context.get("domains", []):
         for row in domain["rows"]:

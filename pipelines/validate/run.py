@@ -27,6 +27,7 @@ order that column-pair checks compare. The frames handed back are the originals.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,15 @@ import pandas as pd
 
 from pipelines.errors import ConfigError, ValidationFailed
 from pipelines.tables import QUARANTINE, TABLES, VALIDATION_CHECKS, TableSpec
-from pipelines.validate.suites import build_expectation, check_name, expectation_columns, load_suites
+from pipelines.validate.relations import Delivered, Lookup, Relation, evaluate
+from pipelines.validate.suites import (
+    build_expectation,
+    check_name,
+    condition_columns,
+    expectation_columns,
+    load_suites,
+    suite_relations,
+)
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -54,13 +63,15 @@ _NS_MAX = pd.Timestamp("2262-04-11")
 
 @dataclass
 class ValidationResult:
-    """What validation hands to load (valid), to the data owners (quarantine) and to
-    the data-quality report (checks)."""
+    """What validation hands to load (valid), to the data owners (quarantine), to the
+    data-quality report (checks) and to the delivery guard (profiles: how full each
+    column of the accepted rows is)."""
 
     valid: dict[str, pd.DataFrame]
     quarantine: pd.DataFrame
     checks: pd.DataFrame
     failed_tables: list[str] = field(default_factory=list)
+    profiles: pd.DataFrame = field(default_factory=lambda: pd.DataFrame())
 
 
 @dataclass
@@ -82,14 +93,33 @@ def _table_fail_ratio(suite: object, default: float) -> float:
     return float(value) if value is not None else default
 
 
+#: Without a batch (a one-off validation of files), dates are only bounded absolutely.
+NO_BATCH_LATEST = pd.Timestamp("2100-01-01")
+
+
 def validate_tables(
-    tables: dict[str, pd.DataFrame], expectations_dir: Path, *, fail_ratio: float = 0.25
+    tables: dict[str, pd.DataFrame],
+    expectations_dir: Path,
+    *,
+    fail_ratio: float = 0.25,
+    parameters: Mapping[str, Any] | None = None,
+    extract_quarantine: pd.DataFrame | None = None,
+    rows_read: Mapping[str, int] | None = None,
+    missing_columns: Mapping[str, Sequence[str]] | None = None,
+    lookup: Lookup | None = None,
 ) -> ValidationResult:
     """Validate every frame against ``expectations/<table>.json``.
 
     ``tables`` holds frames conformed to ``tables.TABLES`` (see ``tables.conform``).
     Missing or empty tables are fine. A table without a suite is a configuration
     error: unvalidated data must not reach the warehouse silently.
+
+    ``parameters`` are the suites' expectation parameters (``suites.PARAMETERS``).
+    ``extract_quarantine`` and ``rows_read`` come from extraction: rows already
+    quarantined there count towards a table's fail ratio (a feed of garbage lines must
+    fail, not load nothing), and their record ids resolve references. A column in
+    ``missing_columns`` (absent from a CSV header) is a failed completeness check.
+    ``lookup`` resolves references to records held in the warehouse.
     """
     suites = load_suites(expectations_dir)
     for name in tables:
@@ -97,28 +127,74 @@ def validate_tables(
             raise ConfigError(f"validate: {name!r} is not a table in pipelines/tables.py")
         if name not in suites:
             raise ConfigError(f"validate: no expectation suite {name}.json in {expectations_dir}")
+    params = {"latest_plausible": NO_BATCH_LATEST, **(parameters or {})}
+    early = extract_quarantine if extract_quarantine is not None else pd.DataFrame(columns=["table_name", "record_id"])
+    delivered = Delivered(
+        tables=tables,
+        quarantined_ids={
+            str(t): set(g["record_id"].dropna().astype(str)) for t, g in early.groupby("table_name", sort=False)
+        },
+        lookup=lookup,
+    )
 
     datasource = _datasource() if any(len(df) for df in tables.values()) else None
     outcomes: dict[str, _TableOutcome] = {}
     for name, df in tables.items():
-        outcomes[name] = _validate_table(TABLES[name], df, suites[name], datasource)
+        outcomes[name] = _validate_table(
+            TABLES[name], df, suites[name], datasource, params, suite_relations(suites[name], name), delivered
+        )
 
     failed = []
+    early_counts = early["table_name"].value_counts() if len(early) else pd.Series(dtype="int64")
     for name, df in tables.items():
-        n_bad = len(outcomes[name].quarantine)
-        if len(df):
-            log.info("validate %s: %d rows, %d quarantined", name, len(df), n_bad)
+        n_bad = len(outcomes[name].quarantine) + int(early_counts.get(name, 0))
+        read = int(rows_read[name]) if rows_read is not None and name in rows_read else len(df)
+        if read:
+            log.info("validate %s: %d rows read, %d quarantined", name, read, n_bad)
         limit = _table_fail_ratio(suites[name], fail_ratio)
-        if len(df) and n_bad / len(df) > limit:
-            log.warning("validate %s: %d of %d rows quarantined, above %.0f%%", name, n_bad, len(df), 100 * limit)
+        if read and n_bad / read > limit:
+            log.warning("validate %s: %d of %d rows quarantined, above %.0f%%", name, n_bad, read, 100 * limit)
             failed.append(name)
 
+    column_checks = [
+        _missing_column_check(name, column, len(tables.get(name, ())))
+        for name, columns in sorted((missing_columns or {}).items())
+        for column in columns
+    ]
     return ValidationResult(
         valid={name: o.valid for name, o in outcomes.items()},
         quarantine=_concat([o.quarantine for o in outcomes.values()], QUARANTINE.dtypes),
-        checks=_concat([o.checks for o in outcomes.values()], VALIDATION_CHECKS.dtypes),
+        checks=_concat([o.checks for o in outcomes.values()] + [pd.DataFrame(column_checks)], VALIDATION_CHECKS.dtypes),
         failed_tables=failed,
+        profiles=column_profiles({name: o.valid for name, o in outcomes.items()}),
     )
+
+
+def _missing_column_check(table: str, column: str, rows: int) -> dict[str, Any]:
+    return {
+        "table_name": table,
+        "check": f"column_present({column})",
+        "description": f"The delivery has the {column} column; without it every row reads as empty there",
+        "category": "completeness",
+        "violated": rows,
+        "denominator": rows,
+        "pct": 100.0 if rows else 0.0,
+        "status": "fail",
+    }
+
+
+def column_profiles(valid: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per table and contract column: accepted rows and how many have a value. The
+    delivery guard compares these with earlier batches (a column that was filled and
+    now is empty is a broken feed), and the report can show completeness trends."""
+    rows = []
+    for name, df in valid.items():
+        spec = TABLES[name]
+        n = len(df)
+        for col in spec.columns:
+            filled = int(df[col.name].notna().sum()) if n and col.name in df.columns else 0
+            rows.append({"table_name": name, "column_name": col.name, "rows": n, "filled": filled})
+    return pd.DataFrame(rows, columns=["table_name", "column_name", "rows", "filled"])
 
 
 def _datasource() -> PandasDatasource:
@@ -140,25 +216,34 @@ def _datasource() -> PandasDatasource:
 
 
 def _validate_table(
-    spec: TableSpec, df: pd.DataFrame, suite: gx.ExpectationSuite, datasource: PandasDatasource | None
+    spec: TableSpec,
+    df: pd.DataFrame,
+    suite: gx.ExpectationSuite,
+    datasource: PandasDatasource | None,
+    parameters: Mapping[str, Any],
+    relations: list[Relation],
+    delivered: Delivered,
 ) -> _TableOutcome:
     expectations = list(suite.expectations)
     n = len(df)
     if n == 0 or datasource is None:
         checks = [_check_row(spec.name, e, 0, n) for e in expectations]
+        checks += [
+            _relation_row(spec.name, r, 0, n) for r in relations if not r.table or delivered.can_resolve(r.table)
+        ]
         return _TableOutcome(
             df.reset_index(drop=True),
             _concat([], QUARANTINE.dtypes),
             _concat([pd.DataFrame(checks)], VALIDATION_CHECKS.dtypes),
         )
 
-    needed = sorted({c for e in expectations for c in expectation_columns(e)})
+    needed = sorted({c for e in expectations for c in expectation_columns(e)} | _condition_columns(expectations))
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise ValidationFailed(
             f"validate {spec.name}: frame lacks column(s) {missing}; conform it with tables.conform first"
         )
-    flagged = _run_gx(spec.name, _gx_view(df, needed), expectations, datasource)
+    flagged = _run_gx(spec.name, _gx_view(df, needed), expectations, datasource, parameters)
 
     positions: list[np.ndarray] = []
     orders: list[np.ndarray] = []
@@ -167,7 +252,7 @@ def _validate_table(
     for i, (expectation, rows) in enumerate(zip(expectations, flagged, strict=True)):
         reason = f"{check_name(expectation)}: {expectation.meta['description']}"
         if (expectation.meta or {}).get("keep") == "first":
-            rows, texts = _later_copies(df, expectation_columns(expectation)[0], rows)
+            rows, texts = _later_copies(df, expectation_columns(expectation), rows)
             text = np.array([f"{check_name(expectation)}: {t}" for t in texts], dtype=object)
         else:
             text = np.full(len(rows), reason, dtype=object)
@@ -175,6 +260,14 @@ def _validate_table(
         orders.append(np.full(len(rows), i))
         reasons.append(text)
         checks.append(_check_row(spec.name, expectation, len(rows), n))
+    for j, relation in enumerate(relations, len(expectations)):
+        if relation.table and not delivered.can_resolve(relation.table):
+            continue
+        rows = evaluate(relation, df, delivered)
+        positions.append(rows)
+        orders.append(np.full(len(rows), j))
+        reasons.append(np.full(len(rows), f"{relation.name}: {relation.description}", dtype=object))
+        checks.append(_relation_row(spec.name, relation, len(rows), n))
 
     bad = pd.DataFrame(
         {"pos": np.concatenate(positions), "order": np.concatenate(orders), "reason": np.concatenate(reasons)}
@@ -189,8 +282,17 @@ def _validate_table(
     )
 
 
+def _condition_columns(expectations: list[Expectation]) -> set[str]:
+    """Columns named in GX ``row_condition``s, so the view GX sees carries them."""
+    return set().union(*(condition_columns(e.configuration.kwargs.get("row_condition")) for e in expectations))
+
+
 def _run_gx(
-    table: str, view: pd.DataFrame, expectations: list[Expectation], datasource: PandasDatasource
+    table: str,
+    view: pd.DataFrame,
+    expectations: list[Expectation],
+    datasource: PandasDatasource,
+    parameters: Mapping[str, Any],
 ) -> list[np.ndarray]:
     """Run the suite once; per expectation, the sorted row positions GX flagged."""
     import great_expectations as gx
@@ -213,7 +315,11 @@ def _run_gx(
     asset = datasource.add_dataframe_asset(name=table)
     batch_definition = asset.add_batch_definition_whole_dataframe("whole")
     batch = batch_definition.get_batch(batch_parameters={"dataframe": view})
-    result = batch.validate(tagged, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]})
+    result = batch.validate(
+        tagged,
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]},
+        expectation_parameters=dict(parameters),
+    )
     flagged: list[np.ndarray | None] = [None] * len(expectations)
     for r in result.results:
         i = r.expectation_config.meta[_TAG]
@@ -258,16 +364,17 @@ def _gx_view(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return view
 
 
-def _later_copies(df: pd.DataFrame, column: str, flagged: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def _later_copies(df: pd.DataFrame, columns: list[str], flagged: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Of the rows GX flagged as non-unique, the ones after the first copy (source
     order = frame order), each with where the kept copy came from."""
-    values = df[column].reset_index(drop=True)
+    values = df[columns].reset_index(drop=True)
     later = values.duplicated(keep="first").to_numpy()
     rows = flagged[later[flagged]]
     if len(rows) == 0:
         return rows, []
-    first_pos = pd.Series(np.arange(len(values)), index=values).groupby(level=0).first()
-    firsts = first_pos.loc[values.iloc[rows]].to_numpy()
+    group = values.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
+    first_of_group = pd.Series(np.arange(len(values))).groupby(group).first()
+    firsts = first_of_group.loc[group[rows]].to_numpy()
     return rows, [f"duplicate record id: first seen at {_location(df, p)}" for p in firsts]
 
 
@@ -305,6 +412,19 @@ def _quarantine_rows(spec: TableSpec, df: pd.DataFrame, rows: np.ndarray, reason
         }
     )
     return out.astype(QUARANTINE.dtypes)[QUARANTINE.column_names]
+
+
+def _relation_row(table: str, relation: Relation, violated: int, denominator: int) -> dict[str, Any]:
+    return {
+        "table_name": table,
+        "check": relation.name,
+        "description": relation.description,
+        "category": relation.category,
+        "violated": violated,
+        "denominator": denominator,
+        "pct": 100.0 * violated / denominator if denominator else 0.0,
+        "status": "fail" if violated else "pass",
+    }
 
 
 def _check_row(table: str, expectation: Expectation, violated: int, denominator: int) -> dict[str, Any]:

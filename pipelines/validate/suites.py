@@ -10,8 +10,15 @@ the quarantine needs them:
 * every expectation's ``meta`` carries a plain-language ``description`` and a Kahn
   data-quality ``category`` (conformance, completeness, plausibility, uniqueness;
   Kahn et al., eGEMs 2016) -- the description becomes the quarantine reason;
-* ``meta.keep == "first"`` is allowed only on ``expect_column_values_to_be_unique``:
-  GX flags every copy of a duplicated id, the runner keeps the first copy.
+* ``meta.keep == "first"`` is allowed only on ``expect_column_values_to_be_unique`` and
+  ``expect_compound_columns_to_be_unique`` (a (type, id) key): GX flags every copy of a
+  duplicated id, the runner keeps the first copy.
+
+Cross-row checks (references that must resolve, dates after another record's,
+durations) live in the same file under ``meta.relations``
+(:mod:`pipelines.validate.relations`). Date bounds relative to the batch are GX
+expectation parameters: ``{"$PARAMETER": "latest_plausible"}`` is the end of the batch
+month plus ``CAREQI_FUTURE_DAYS`` (:data:`PARAMETERS`).
 
 Files use the GX 1.x serialisation (``name``, ``expectations[].type/kwargs/meta``);
 the 0.x keys (``expectation_suite_name``, ``expectation_type``) are rejected with a hint.
@@ -30,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import ConfigError
 from pipelines.tables import TABLES, TS, TableSpec
+from pipelines.validate.relations import Relation, parse_relations
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -40,7 +48,13 @@ if TYPE_CHECKING:
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 CATEGORIES = ("conformance", "completeness", "plausibility", "uniqueness")
+#: Expectation parameters a suite may use (``{"$PARAMETER": name}``), set per batch by
+#: the validate stage: what each one means.
+PARAMETERS = {
+    "latest_plausible": "the latest plausible timestamp for the batch: its month's end plus CAREQI_FUTURE_DAYS",
+}
 UNIQUE = "expect_column_values_to_be_unique"
+COMPOUND_UNIQUE = "expect_compound_columns_to_be_unique"
 _SUITE_KEYS = {"name", "id", "expectations", "meta", "notes", "suite_parameters"}
 _EXPECTATION_KEYS = {"type", "kwargs", "meta", "id", "severity", "notes", "rendered_content"}
 _OLD_KEYS = {"expectation_suite_name": "name", "expectation_type": "type"}
@@ -60,8 +74,44 @@ def load_suites(expectations_dir: Path) -> dict[str, gx.ExpectationSuite]:
 
 
 def check_name(expectation: Expectation) -> str:
-    """The check's identity in quarantine reasons and the checks table: type(columns)."""
-    return f"{expectation.expectation_type}({', '.join(expectation_columns(expectation))})"
+    """The check's identity in quarantine reasons and the checks table: type(columns),
+    plus ``where <condition>`` for a conditional expectation (one per code and unit)."""
+    name = f"{expectation.expectation_type}({', '.join(expectation_columns(expectation))})"
+    condition = row_condition(expectation)
+    return f"{name} where {condition}" if condition else name
+
+
+def row_condition(expectation: Expectation) -> str | None:
+    """A readable form of a conditional expectation's ``row_condition`` (GX 1.x Condition
+    objects, serialised as ``{"type": "comparison", "column": {"name": ...}, ...}`` or
+    ``{"type": "and", "conditions": [...]}``), else None."""
+    condition = expectation.configuration.kwargs.get("row_condition")
+    return _condition_text(condition) if condition else None
+
+
+def condition_columns(condition: Any) -> set[str]:
+    """Columns a serialised GX Condition reads."""
+    if hasattr(condition, "model_dump"):
+        condition = condition.model_dump()
+    if isinstance(condition, dict):
+        if condition.get("type") in ("and", "or"):
+            return set().union(*(condition_columns(c) for c in condition.get("conditions") or []))
+        column = condition.get("column")
+        if isinstance(column, dict) and isinstance(column.get("name"), str):
+            return {column["name"]}
+    return set()
+
+
+def _condition_text(condition: Any) -> str:
+    if hasattr(condition, "model_dump"):
+        condition = condition.model_dump()
+    if isinstance(condition, dict):
+        kind = condition.get("type")
+        if kind in ("and", "or"):
+            return f" {kind} ".join(_condition_text(c) for c in condition.get("conditions") or [])
+        column = (condition.get("column") or {}).get("name")
+        return f"{column} {condition.get('operator')} {condition.get('parameter')!r}"
+    return str(condition)
 
 
 def expectation_columns(expectation: Expectation) -> list[str]:
@@ -88,7 +138,13 @@ def _load_suite(path: Path) -> gx.ExpectationSuite:
         raise ConfigError(f"expectation suite {path.name}: the same expectation is listed twice")
     for expectation in suite.expectations:
         _check_expectation(path.name, spec, expectation)
+    parse_relations((data.get("meta") or {}).get("relations"), spec, f"expectation suite {path.name}")
     return suite
+
+
+def suite_relations(suite: gx.ExpectationSuite, table: str) -> list[Relation]:
+    """The cross-row checks declared in a loaded suite's ``meta.relations``."""
+    return parse_relations((suite.meta or {}).get("relations"), TABLES[table], f"expectation suite {table}.json")
 
 
 def build_expectation(item: dict[str, Any], where: str) -> Expectation:
@@ -169,11 +225,20 @@ def _check_expectation(file_name: str, spec: TableSpec, expectation: Expectation
     if meta.get("category") not in CATEGORIES:
         raise ConfigError(f"{at}: meta.category must be one of {', '.join(CATEGORIES)}")
     keep = meta.get("keep")
-    if keep is not None and (keep != "first" or expectation.expectation_type != UNIQUE):
-        raise ConfigError(f"{at}: meta.keep='first' is only supported on {UNIQUE}")
+    if keep is not None and (keep != "first" or expectation.expectation_type not in (UNIQUE, COMPOUND_UNIQUE)):
+        raise ConfigError(f"{at}: meta.keep='first' is only supported on {UNIQUE} and {COMPOUND_UNIQUE}")
     _check_bounds(at, spec, expectation)
+    if isinstance(expectation.configuration.kwargs.get("row_condition"), str):
+        raise ConfigError(f"{at}: write row_condition as a GX Condition object, not a string (deprecated in GX 1.9)")
+    unknown = [c for c in _row_condition_columns(expectation) if c not in spec.column_names]
+    if unknown:
+        raise ConfigError(f"{at}: row_condition names column(s) {unknown} that table {spec.name} does not have")
     if getattr(expectation, "mostly", 1) != 1:
         raise ConfigError(f"{at}: 'mostly' below 1 would accept rows that break the rule; row checks use 1.0")
+
+
+def _row_condition_columns(expectation: Expectation) -> set[str]:
+    return condition_columns(expectation.configuration.kwargs.get("row_condition"))
 
 
 def _check_bounds(at: str, spec: TableSpec, expectation: Expectation) -> None:
@@ -187,6 +252,11 @@ def _check_bounds(at: str, spec: TableSpec, expectation: Expectation) -> None:
     for bound in ("min_value", "max_value"):
         value = kwargs.get(bound)
         if value is None or dtype is None:
+            continue
+        if isinstance(value, dict):
+            name = value.get("$PARAMETER")
+            if set(value) != {"$PARAMETER"} or name not in PARAMETERS:
+                raise ConfigError(f"{at}: {bound} parameter must be one of {', '.join(PARAMETERS)}, got {value!r}")
             continue
         if dtype == TS and not isinstance(value, datetime):
             raise ConfigError(f"{at}: {bound} must be a timestamp such as '1900-01-01T00:00:00', got {value!r}")

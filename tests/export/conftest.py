@@ -28,6 +28,8 @@ def row(
     events: int | None = None,
     exposure: float | None = None,
     period: str = PERIOD,
+    state: str = "final",
+    reason: str | None = None,
 ) -> dict[str, Any]:
     if score is None and den:
         score = num / den
@@ -48,7 +50,10 @@ def row(
         "ci_low": None if score is None else score * 0.9,
         "ci_high": None if score is None else min(score * 1.1, 1.0),
         "target": target,
-        "status": status,
+        "status": status if state == "final" else None,
+        "censored": 0,
+        "state": state,
+        "state_reason": reason,
     }
 
 

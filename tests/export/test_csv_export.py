@@ -6,7 +6,7 @@ import io
 import pandas as pd
 import pytest
 
-from pipelines.errors import ExportError
+from pipelines.errors import ExportError, PeriodError
 from pipelines.export import export_csv
 from pipelines.export.csv_export import COLUMNS
 
@@ -44,7 +44,8 @@ def test_small_counts_are_blank_and_flagged(results, indicators, tmp_path):
     w1 = find(rows, "vte", "F1", "ward", "W1")
     assert w1["numerator"] == "" and w1["measure_score"] == "" and w1["ci_low"] == "" and w1["ci_high"] == ""
     assert w1["denominator"] == "60"
-    assert w1["suppressed"] == "numerator;measure_score;ci_low;ci_high"
+    assert w1["status"] == ""  # the status goes with the score: "red" would say the score is below target
+    assert w1["suppressed"] == "numerator;measure_score;ci_low;ci_high;status"
     w2 = find(rows, "vte", "F1", "ward", "W2")  # complementary: 60 - 55 would give W1 back
     assert w2["numerator"] == "" and "numerator" in w2["suppressed"]
     assert all("5" != r["numerator"] for r in rows)
@@ -94,6 +95,6 @@ def test_results_for_an_undefined_indicator_are_an_error(results, indicators, tm
         export_csv(results, indicators[:1], PERIOD, tmp_path)
 
 
-def test_bad_period_is_an_export_error(results, indicators, tmp_path):
-    with pytest.raises(ExportError, match="YYYY-MM"):
+def test_bad_period_is_a_period_error(results, indicators, tmp_path):
+    with pytest.raises(PeriodError, match="YYYY-MM"):
         export_csv(results, indicators, "2026-13", tmp_path)

@@ -63,7 +63,7 @@ def test_malformed_line_is_quarantined_with_its_line_number_and_the_file_continu
     assert list(q["source_line"]) == [2, 5]
     assert list(q["table_name"]) == ["encounters", "encounters"]
     assert q["reasons"].iloc[0].startswith("malformed JSON: ")
-    assert q["payload"].iloc[0] == '{"resourceType": "Encounter", "id": "e2"'
+    assert q["payload"].isna().all()  # a raw line is never kept: it may hold a name or an address
     assert set(q["stage"]) == {"extract"} and set(q["source_file"]) == {"Encounter.ndjson"}
     assert result.rows_read["encounters"] == 5  # the blank line is not a record
     _assert_balanced(result)

@@ -118,10 +118,10 @@ def test_gzipped_complaints_with_bom_are_read(tmp_path: Path) -> None:
     assert complaint["source_file"] == "complaints.csv.gz"
 
 
-def test_empty_or_non_utf8_csv_is_a_clear_error(tmp_path: Path) -> None:
+def test_empty_csv_or_non_utf8_header_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "complaints.csv").write_bytes(b"")
     with pytest.raises(ExtractError, match="empty"):
         extract_batch(tmp_path)
-    (tmp_path / "complaints.csv").write_bytes("complaint_id,facility_id\nk1,Hôpital\n".encode("latin-1"))
+    (tmp_path / "complaints.csv").write_bytes("complaint_id,facility_id,Hôpital\nk1,f1,x\n".encode("latin-1"))
     with pytest.raises(ExtractError, match="UTF-8"):
         extract_batch(tmp_path)

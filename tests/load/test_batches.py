@@ -7,7 +7,7 @@ from pandas.testing import assert_frame_equal
 from sqlalchemy.engine import Engine
 
 from pipelines import tables as T
-from pipelines.errors import WarehouseError
+from pipelines.errors import PeriodError, WarehouseError
 from pipelines.load import batches as B
 from pipelines.load import (
     list_batches,
@@ -18,7 +18,12 @@ from pipelines.load import (
 )
 from tests.load.conftest import make_frame
 
-SIDE = {"quarantine": T.QUARANTINE, "reconciliation": T.RECONCILIATION, "checks": T.VALIDATION_CHECKS}
+SIDE = {
+    "quarantine": T.QUARANTINE,
+    "reconciliation": T.RECONCILIATION,
+    "checks": T.VALIDATION_CHECKS,
+    "profiles": T.COLUMN_PROFILES,
+}
 
 
 def batch_frames(n: int = 30, *, seed: int = 0, prefix: str = "id") -> dict[str, object]:
@@ -43,7 +48,13 @@ def snapshot(engine: Engine) -> dict[str, pd.DataFrame]:
 def test_every_table_round_trips_with_its_dtypes(warehouse: Engine) -> None:
     frames = batch_frames()
     written = replace_batch(warehouse, "2026-01", **frames)
-    assert written == {**{n: 30 for n in T.TABLES}, "quarantine": 30, "reconciliation": 30, "validation_checks": 30}
+    assert written == {
+        **{n: 30 for n in T.TABLES},
+        "quarantine": 30,
+        "reconciliation": 30,
+        "validation_checks": 30,
+        "column_profiles": 30,
+    }
     for name, df in frames["tables"].items():
         got = read_table(warehouse, name)
         assert_frame_equal(got, with_batch(df, "2026-01"), check_exact=True)
@@ -53,7 +64,9 @@ def test_every_table_round_trips_with_its_dtypes(warehouse: Engine) -> None:
         got = read_batch(warehouse, spec.name, "2026-01")
         expected = with_batch(frames[arg], "2026-01")
         if spec.name != "quarantine":  # ordered by primary key; quarantine by arrival
-            key = ["table_name", "check"] if spec.name == "validation_checks" else ["table_name"]
+            key = {"validation_checks": ["table_name", "check"], "column_profiles": ["table_name", "column_name"]}.get(
+                spec.name, ["table_name"]
+            )
             expected = expected.sort_values(key).reset_index(drop=True)
         assert_frame_equal(got, expected, check_exact=True)
     assert read_batch(warehouse, "reconciliation", "2026-01")["balanced"].isin([True, False]).all()
@@ -173,9 +186,9 @@ def test_frames_missing_optional_columns_are_conformed(warehouse: Engine) -> Non
     assert got["start_at"].isna().all() and str(got["start_at"].dtype) == T.TS
 
 
-@pytest.mark.parametrize("batch", ["2026-1", "2026-13", "202601", "2026-01; DROP TABLE x"])
+@pytest.mark.parametrize("batch", ["2026-1", "2026-13", "202601", "2026-01; DROP TABLE x", "0000-01", "9999-12"])
 def test_batch_must_be_a_month(warehouse: Engine, batch: str) -> None:
-    with pytest.raises(WarehouseError, match="YYYY-MM"):
+    with pytest.raises(PeriodError, match="YYYY-MM"):
         replace_batch(warehouse, batch, **batch_frames(1))
 
 

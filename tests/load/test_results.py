@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines import tables as T
 from pipelines.errors import WarehouseError
-from pipelines.load import read_results, read_subjects, replace_results, table_counts
+from pipelines.load import read_results, read_subjects, replace_results, retire_indicator, table_counts
 from tests.load.conftest import make_frame
 
 RESULT_KEY = ["indicator_id", "period", "facility_id", "stratifier", "stratum"]
@@ -47,39 +47,37 @@ def test_replace_results_twice_is_idempotent(warehouse: Engine) -> None:
     assert_frame_equal(read_results(warehouse), sorted_by(results, RESULT_KEY))
 
 
-def test_replacement_is_scoped_to_period_and_indicators(warehouse: Engine) -> None:
+def test_a_months_results_are_replaced_as_a_set(warehouse: Engine) -> None:
+    """Recomputing January replaces every January result: an indicator absent from the
+    new run (not computed this time) keeps no old figure. February is untouched."""
     jan_s, jan_r = frames("2026-01")
     feb_s, feb_r = frames("2026-02", seed=1)
     replace_results(warehouse, "2026-01", subjects=jan_s, results=jan_r)
     replace_results(warehouse, "2026-02", subjects=feb_s, results=feb_r)
 
-    # recompute only 'vte' for January, with fewer rows
     new_s, new_r = frames("2026-01", indicators=("vte",), n=3, seed=5)
     replace_results(warehouse, "2026-01", subjects=new_s, results=new_r)
 
-    jan = read_results(warehouse, periods=["2026-01"])
-    assert_frame_equal(
-        jan[jan["indicator_id"] == "falls"].reset_index(drop=True),
-        sorted_by(jan_r[jan_r["indicator_id"] == "falls"], RESULT_KEY),
-    )
-    assert_frame_equal(
-        read_results(warehouse, periods=["2026-01"], indicator_ids=["vte"]), sorted_by(new_r, RESULT_KEY)
-    )
+    assert_frame_equal(read_results(warehouse, periods=["2026-01"]), sorted_by(new_r, RESULT_KEY))
+    assert_frame_equal(read_subjects(warehouse, "2026-01"), sorted_by(new_s, SUBJECT_KEY))
+    assert read_subjects(warehouse, "2026-01", "falls").empty
     assert_frame_equal(read_results(warehouse, periods=["2026-02"]), sorted_by(feb_r, RESULT_KEY))
-    assert_frame_equal(read_subjects(warehouse, "2026-01", "vte"), sorted_by(new_s, SUBJECT_KEY))
-    assert len(read_subjects(warehouse, "2026-01", "falls")) == 6
     assert len(read_subjects(warehouse, "2026-02")) == 12
 
 
-def test_subjects_only_recompute_also_clears_that_indicators_results(warehouse: Engine) -> None:
-    """An indicator present in either frame is replaced in both tables, so stale
-    aggregates never sit next to fresh subject lists."""
-    subjects, results = frames("2026-01")
-    replace_results(warehouse, "2026-01", subjects=subjects, results=results)
-    only_vte = subjects[subjects["indicator_id"] == "vte"].reset_index(drop=True)
-    replace_results(warehouse, "2026-01", subjects=only_vte, results=T.empty_frame(T.INDICATOR_RESULTS))
-    assert set(read_results(warehouse)["indicator_id"]) == {"falls"}
-    assert len(read_subjects(warehouse, "2026-01", "vte")) == 6
+def test_retiring_an_indicator_archives_all_its_results(warehouse: Engine) -> None:
+    jan_s, jan_r = frames("2026-01")
+    feb_s, feb_r = frames("2026-02", seed=1)
+    replace_results(warehouse, "2026-01", subjects=jan_s, results=jan_r)
+    replace_results(warehouse, "2026-02", subjects=feb_s, results=feb_r)
+    moved = retire_indicator(warehouse, "falls")
+    assert moved == {"indicator_results": 12, "indicator_subjects": 12}
+    assert set(read_results(warehouse)["indicator_id"]) == {"vte"}
+    assert set(read_subjects(warehouse, "2026-01")["indicator_id"]) == {"vte"}
+    counts = table_counts(warehouse)
+    assert counts["retired_indicator_results"] == 12 and counts["retired_indicator_subjects"] == 12
+    assert retire_indicator(warehouse, "falls") == {"indicator_results": 0, "indicator_subjects": 0}
+    assert table_counts(warehouse)["retired_indicator_results"] == 12  # a second retire keeps the archive
 
 
 def test_filters_accept_empty_selections(warehouse: Engine) -> None:

@@ -39,7 +39,7 @@ def test_batch_tables_carry_a_required_batch_and_source_tables_key_on_it(warehou
         batch = next(c for c in insp.get_columns(name) if c["name"] == "batch")
         assert batch["nullable"] is False
     for name, spec in T.TABLES.items():
-        assert insp.get_pk_constraint(name)["constrained_columns"] == ["batch", spec.key]
+        assert insp.get_pk_constraint(name)["constrained_columns"] == ["batch", *spec.key_columns]
         indexed = {col for ix in insp.get_indexes(name) for col in ix["column_names"]}
         assert {"patient_id", "encounter_id"} & set(spec.column_names) - {spec.key} <= indexed
         assert set(S.DATE_INDEXES.get(name, ())) <= indexed

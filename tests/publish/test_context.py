@@ -81,7 +81,7 @@ def test_rag_counts_use_the_system_row_and_missing_results_are_grey(
         wards=wards,
         generated_at="x",
     )
-    assert ctx["rag_counts"] == {"green": 1, "amber": 0, "red": 2, "grey": 1}
+    assert ctx["rag_counts"] == {"green": 1, "amber": 0, "red": 2, "grey": 1, "provisional": 0, "not_computed": 0}
     assert [a["id"] for a in ctx["attention"]] == ["falls", "vte"]
 
 

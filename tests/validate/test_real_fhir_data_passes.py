@@ -144,13 +144,14 @@ def test_synthea_bulk_export_and_bundles_pass_every_suite(shared_data: Path) -> 
         for file_name, line, res in ndjson(bulk, resource):
             table, row = flatten(res)
             rows.setdefault(table, []).append({**row, "source_file": file_name, "source_line": line})
-    # The bulk set has no Observations; take them (with blood-pressure components) from bundles.
+    # The bulk set has no Observations; take them (with blood-pressure components) from
+    # bundles, with the patients and encounters they refer to (references must resolve).
     for path in sorted((shared_data / "synthea-smart-r4" / "bundles").glob("*.json.gz"))[:5]:
         bundle = json.loads(gzip.open(path, "rt", encoding="utf-8").read())
         for index, entry in enumerate(bundle.get("entry", []), start=1):
-            if entry["resource"]["resourceType"] == "Observation":
-                _, row = flatten(entry["resource"])
-                rows.setdefault("observations", []).append({**row, "source_file": path.name, "source_line": index})
+            if entry["resource"]["resourceType"] in ("Observation", "Patient", "Encounter"):
+                table, row = flatten(entry["resource"])
+                rows.setdefault(table, []).append({**row, "source_file": path.name, "source_line": index})
     tables = conformed(rows)
     assert tables["observations"]["systolic"].notna().any()
 

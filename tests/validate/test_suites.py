@@ -38,10 +38,14 @@ def test_suite_files_use_the_gx_1_serialisation() -> None:
 
 def test_every_key_is_required_and_unique_keeping_the_first_copy(suites) -> None:
     for table, suite in suites.items():
-        key = TABLES[table].key
+        spec = TABLES[table]
         checks = {check_name(e): e for e in suite.expectations}
-        assert f"{NOT_NULL}({key})" in checks
-        assert checks[f"{UNIQUE}({key})"].meta["keep"] == "first"
+        assert f"{NOT_NULL}({spec.key})" in checks
+        if spec.type_column is None:
+            assert checks[f"{UNIQUE}({spec.key})"].meta["keep"] == "first"
+        else:  # FHIR ids are unique per resource type: (type, id) is the key
+            unique = f"expect_compound_columns_to_be_unique({', '.join(spec.key_columns)})"
+            assert checks[unique].meta["keep"] == "first"
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import pytest
 from pipelines.errors import ConfigError, ValidationFailed
 from pipelines.tables import QUARANTINE, TABLES, VALIDATION_CHECKS, empty_frame
 from pipelines.validate import ValidationResult, load_suites, validate_tables
+from pipelines.validate.suites import suite_relations
 from tests.validate.helpers import SUITES_DIR, frame
 
 ENC = {
@@ -69,13 +70,17 @@ COMPLAINTS = [
 ]
 
 
+ENCLOSED = {"encounters", "survey_responses", "complaints", "patients"}
+
+
 @pytest.fixture(scope="module")
 def inputs() -> dict[str, pd.DataFrame]:
     return {
         "encounters": frame("encounters", ENCOUNTERS, "Encounter.ndjson"),
         "survey_responses": frame("survey_responses", SURVEYS, "survey_responses.csv"),
         "complaints": frame("complaints", COMPLAINTS, "complaints.csv"),
-        "patients": empty_frame(TABLES["patients"]),
+        # The patients the encounters name: references must resolve within the delivery.
+        "patients": frame("patients", [{"patient_id": "p1"}, {"patient_id": "p9"}], "Patient.ndjson"),
     }
 
 
@@ -108,6 +113,7 @@ def test_row_failing_several_checks_lists_every_reason_in_suite_order(result: Va
         "expect_column_values_to_not_be_null(patient_id)",
         "expect_column_values_to_be_in_set(class_code)",
         "expect_column_values_to_be_between(start_at)",
+        "duration(start_at, end_at) <= 365 days",  # 1850 to 2026: an implausible stay too
     ]
 
 
@@ -158,7 +164,9 @@ def test_checks_table_has_one_row_per_expectation_with_counts(result: Validation
     assert list(checks.columns) == VALIDATION_CHECKS.column_names
     suites = load_suites(SUITES_DIR)
     for table in ["encounters", "survey_responses", "complaints", "patients"]:
-        assert (checks["table_name"] == table).sum() == len(suites[table].expectations)
+        # every expectation, plus the cross-row checks whose target tables are delivered
+        relations = [r for r in suite_relations(suites[table], table) if not r.table or r.table in ENCLOSED]
+        assert (checks["table_name"] == table).sum() == len(suites[table].expectations) + len(relations)
     enc = checks[checks["table_name"] == "encounters"].set_index("check")
     assert enc.loc["expect_column_values_to_not_be_null(patient_id)", "violated"] == 2
     assert enc.loc["expect_column_values_to_be_unique(encounter_id)", "violated"] == 1  # later copy only
