@@ -70,7 +70,7 @@ def _stage_progress() -> Progress:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
-        transient=False,
+        transient=True,  # gone when the step ends: an error stays the one line on stderr
     )
 
 

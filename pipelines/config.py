@@ -77,9 +77,9 @@ class Settings:
             (``CAREQI_TIMEZONE``, ``CAREQI_FACILITY_TIMEZONES``): the facility's local
             day decides months, days of stay and working days.
         lock_timeout_s: how long a warehouse statement waits for another session's lock.
-        delivery_min_share: a table that delivered rows in the previous batches must
-            deliver at least this share of their median, or the delivery is refused
-            before anything is replaced (see :mod:`pipelines.validate.delivery`).
+        delivery_min_share: a table must deliver at least this share of the smallest of
+            its recent deliveries, or the batch is refused before anything is replaced
+            (see :mod:`pipelines.validate.delivery`).
         future_days: records may be dated up to this many days after the end of their
             batch month; a later date is implausible and quarantined.
     """
@@ -101,7 +101,7 @@ class Settings:
     small_number_threshold: int = 11
     timezones: TimeZones = field(default_factory=TimeZones)
     lock_timeout_s: float = 60.0
-    delivery_min_share: float = 0.5
+    delivery_min_share: float = 0.25
     future_days: int = 31
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -137,7 +137,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             facilities=parse_facility_zones(env.get("CAREQI_FACILITY_TIMEZONES", "")),
         ),
         lock_timeout_s=_float(env, "CAREQI_LOCK_TIMEOUT_S", 60.0, minimum=0.001),
-        delivery_min_share=_float(env, "CAREQI_DELIVERY_MIN_SHARE", 0.5, minimum=0.0),
+        delivery_min_share=_float(env, "CAREQI_DELIVERY_MIN_SHARE", 0.25, minimum=0.0),
         future_days=_int(env, "CAREQI_FUTURE_DAYS", 31, minimum=0),
         extra={k: v for k, v in env.items() if k.startswith("CAREQI_")},
     )

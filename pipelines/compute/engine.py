@@ -97,6 +97,28 @@ def day_difference(start: pd.Series, end: pd.Series, by: m.DayCount) -> np.ndarr
     return out
 
 
+def days_in_period(
+    start: pd.Series, end: pd.Series, period_start: pd.Timestamp, period_end: pd.Timestamp
+) -> np.ndarray:
+    """Occupied bed days within [period_start, period_end) by midnight census (see
+    :class:`model.DeriveDaysInPeriod`); NaN where the start is missing."""
+    a = _datetimes(start).astype("datetime64[D]")
+    b = _datetimes(end).astype("datetime64[D]")
+    p0 = np.datetime64(period_start.to_datetime64(), "D")
+    p1 = np.datetime64(period_end.to_datetime64(), "D")
+    out = np.full(len(a), np.nan)
+    ok = ~np.isnat(a)
+    open_stay = np.isnat(b)
+    last = np.where(open_stay, p1, b)  # nights counted up to the day before discharge
+    lo = np.maximum(a, p0)
+    hi = np.minimum(last, p1)
+    nights = np.maximum((hi - lo).astype("timedelta64[D]").astype(np.int64), 0).astype(np.float64)
+    same_day = ok & ~open_stay & (a == b) & (a >= p0) & (a < p1)
+    out[ok] = nights[ok]
+    out[same_day] = 1.0
+    return out
+
+
 def completed_years(start: pd.Series, end: pd.Series) -> np.ndarray:
     """Whole years from ``start`` (birth) to ``end``: the age on that date."""
     a, b = pd.Series(_datetimes(start)), pd.Series(_datetimes(end))
@@ -190,6 +212,11 @@ def _derive(d: m.Derivation, ctx: _Context) -> pd.Series:
             if minimum is not None:
                 days = np.where(np.isnan(days), np.nan, np.maximum(days, minimum))
             return pd.Series(days, dtype="Float64")
+        case m.DeriveDaysInPeriod(start, end):
+            return pd.Series(
+                days_in_period(ctx.column(start), ctx.column(end), ctx.env.period.start, ctx.env.period.end),
+                dtype="Float64",
+            )
         case m.DeriveYears(start, end):
             return pd.Series(completed_years(ctx.column(start), ctx.column(end)), dtype="Float64")
         case m.DeriveLookup(table, related_key, subject_key, column):
@@ -241,6 +268,10 @@ def mask(c: m.Criterion, ctx: _Context) -> np.ndarray:
             s = _datetimes(ctx.column(column))
             start, end = (np.datetime64(t.to_datetime64(), "us") for t in (ctx.env.period.start, ctx.env.period.end))
             return ~np.isnat(s) & (s >= start) & (s < end)
+        case m.OverlapsPeriod(start_col, end_col):
+            a, b = _datetimes(ctx.column(start_col)), _datetimes(ctx.column(end_col))
+            start, end = (np.datetime64(t.to_datetime64(), "us") for t in (ctx.env.period.start, ctx.env.period.end))
+            return ~np.isnat(a) & (a < end) & (np.isnat(b) | (b >= start))
         case m.Equals(column, value):
             s = ctx.column(column)
             return _bool(s.eq(_value_for(s, value)))
@@ -448,6 +479,7 @@ __all__ = [
     "censored_subjects",
     "completed_years",
     "day_difference",
+    "days_in_period",
     "deadline_days",
     "evaluate",
     "mask",

@@ -182,6 +182,16 @@ class InPeriod:
 
 
 @dataclass(frozen=True)
+class OverlapsPeriod:
+    """The span ``start`` .. ``end`` touches the period: it starts before the period ends
+    and has not ended before it began (an open span, ``end`` null, is still going on).
+    How bed-day indicators pick the stays that occupied a bed during the month."""
+
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
 class Equals:
     column: str
     value: Any
@@ -254,6 +264,7 @@ Criterion = (
     | Not
     | PopulationRef
     | InPeriod
+    | OverlapsPeriod
     | Equals
     | OneOf
     | IsNull
@@ -274,6 +285,17 @@ class DeriveDays:
     end: str
     by: DayCount
     minimum: float | None = None
+
+
+@dataclass(frozen=True)
+class DeriveDaysInPeriod:
+    """Occupied bed days of a stay within the reporting period (midnight census): the
+    nights from the admission date to the day before the discharge date that fall in
+    the period; a same-day stay counts one day, on its day. An open stay counts to the
+    period's end."""
+
+    start: str
+    end: str
 
 
 @dataclass(frozen=True)
@@ -306,7 +328,7 @@ class DeriveAggregate:
     column: str | None = None
 
 
-Derivation = DeriveDays | DeriveYears | DeriveLookup | DeriveAggregate
+Derivation = DeriveDays | DeriveDaysInPeriod | DeriveYears | DeriveLookup | DeriveAggregate
 
 
 def criterion_columns(criterion: Criterion) -> set[str]:
@@ -318,6 +340,8 @@ def criterion_columns(criterion: Criterion) -> set[str]:
             return criterion_columns(item)
         case InPeriod(column) | Equals(column, _) | OneOf(column, _) | IsNull(column) | NotNull(column):
             return {column}
+        case OverlapsPeriod(start, end):
+            return {start, end}
         case Compare(column, _, _, other):
             return {column} | ({other} if other else set())
         case InValueSet(_, code, system):
@@ -464,6 +488,7 @@ __all__ = [
     "Derivation",
     "DeriveAggregate",
     "DeriveDays",
+    "DeriveDaysInPeriod",
     "DeriveLookup",
     "DeriveYears",
     "Domain",
@@ -478,6 +503,7 @@ __all__ = [
     "Not",
     "NotNull",
     "OneOf",
+    "OverlapsPeriod",
     "Period",
     "Population",
     "PopulationDef",

@@ -79,10 +79,11 @@ REQUIRED_KEYS = (
     "grain", "populations",
 )  # fmt: skip
 CRITERIA = (
-    "all", "any", "not", "population", "in_period", "equals", "in", "is_null", "not_null", "compare",
+    "all", "any", "not", "population", "in_period", "overlaps_period", "equals", "in", "is_null", "not_null",
+    "compare",
     "in_valueset", "days_between", "exists",
 )  # fmt: skip
-DERIVATIONS = ("days_between", "years_between", "lookup", "count", "sum")
+DERIVATIONS = ("days_between", "days_in_period", "years_between", "lookup", "count", "sum")
 
 
 def _kind(dtype: str) -> str:
@@ -223,6 +224,12 @@ class _Parser:
             if kind == "in_period":
                 return m.InPeriod(col)
             return m.IsNull(col) if kind == "is_null" else m.NotNull(col)
+        if kind == "overlaps_period":
+            spec = self.mapping(arg, here, ("start", "end"))
+            return m.OverlapsPeriod(
+                self.column(spec["start"], scope, here, ("datetime",)),
+                self.column(spec["end"], scope, here, ("datetime",)),
+            )
         if kind == "equals":
             spec = self.mapping(arg, here, ("column", "value"))
             col = self.column(spec["column"], scope, here)
@@ -301,6 +308,12 @@ class _Parser:
                 self.column(spec["end"], scope, here, ("datetime",)),
                 self.enum(m.DayCount, spec["by"], f"{here}.by"),
                 mn,
+            ), "number"
+        if kind == "days_in_period":
+            spec = self.mapping(arg, here, ("start", "end"))
+            return m.DeriveDaysInPeriod(
+                self.column(spec["start"], scope, here, ("datetime",)),
+                self.column(spec["end"], scope, here, ("datetime",)),
             ), "number"
         if kind == "years_between":
             spec = self.mapping(arg, here, ("start", "end"))

@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines import outputs
 from pipelines.export.period import indicator_index, period_bounds, period_results
 from pipelines.export.suppression import apply_suppression, flag_column, suppressed_fields
 from pipelines.tables import FINAL, NOT_COMPUTED, POPULATIONS
@@ -43,8 +44,12 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value: str) -> str:
-    """Text that no spreadsheet evaluates: a leading apostrophe where it would start a formula."""
-    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
+    """Text that no spreadsheet evaluates: a leading apostrophe where it would start a
+    formula. Line breaks inside a cell become spaces: with ``\\n`` line endings Python's
+    csv module does not quote a lone carriage return, which splits the row for readers."""
+    risky = value.startswith(FORMULA_TRIGGERS)
+    value = value.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+    return "'" + value if risky or value.startswith(FORMULA_TRIGGERS) else value
 
 
 def format_decimal(value: Any) -> str:
@@ -88,7 +93,7 @@ def csv_rows(results: pd.DataFrame, indicators: list[dict], period: str, thresho
         row["status"] = str(rec["status"]) if graded and rec["status"] is not pd.NA else ""
         row["suppressed"] = ";".join(suppressed_fields(rec))
         row["state"] = str(rec["state"])
-        row["state_reason"] = "" if rec["state_reason"] is pd.NA else str(rec["state_reason"])
+        row["state_reason"] = "" if pd.isna(rec["state_reason"]) else str(rec["state_reason"])
         rows.append({k: safe_cell(v) if isinstance(v, str) else v for k, v in row.items()})
     return rows
 
@@ -112,7 +117,7 @@ def export_csv(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"careqi-indicators-{period}.csv"
-    path.write_bytes(buf.getvalue().encode("utf-8"))
+    outputs.write_file(path, buf.getvalue().encode("utf-8"))
     n_supp = sum(1 for r in rows if r["suppressed"])
     log.info("wrote %d rows (%d with suppressed cells) to %s", len(rows), n_supp, path)
     return path

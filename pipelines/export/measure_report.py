@@ -39,6 +39,7 @@ import pandas as pd
 from fhir.resources.R4B.measurereport import MeasureReport
 from pydantic import ValidationError
 
+from pipelines import outputs
 from pipelines.errors import ExportError
 from pipelines.export.csv_export import format_decimal
 from pipelines.export.period import indicator_index, period_bounds, period_results
@@ -341,7 +342,7 @@ def export_measure_reports(
         documents.append((out_dir / f"{iid}.measurereport.json", text.encode("utf-8")))
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, data in documents:
-        path.write_bytes(data)
+        outputs.write_file(path, data)
     log.info("wrote %d MeasureReports for %s to %s", len(documents), period, out_dir)
     return [p for p, _ in documents]
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from pipelines.generate import codes as C
 from pipelines.generate.clock import DAY, HOUR, batch_index, day_start, iso, iso_date, season, weekday
-from pipelines.generate.feedback import complaint_row, survey_row
+from pipelines.generate.feedback import complaint_deliveries, survey_row
 from pipelines.generate.ids import new_id, rint
 from pipelines.generate.model import Facility, Ward
 from pipelines.tables import HARM_EXTENSION, POA_EXTENSION, POA_SYSTEM
@@ -549,9 +549,8 @@ class Simulator:
             items.append((batch, "AdverseEvent.ndjson", self._adverse_event(s, eid, ward, C.AE_OTHER, at, harm)))
 
     def _complaint(self, s: _PatientState, batch: int, fac: Facility, ward: Ward, end: int) -> None:
-        row = complaint_row(s.rng, fac, ward, end, self.w.window_end, self.w.bounds)
-        if row is not None:
-            s.items.append((row[0], "complaints.csv", row[1]))
+        for batch_no, row in complaint_deliveries(s.rng, fac, ward, end, self.w.window_end, self.w.bounds):
+            s.items.append((batch_no, "complaints.csv", row))
 
     # ---- resources ----------------------------------------------------------------------------------
 
@@ -624,6 +623,7 @@ class Simulator:
             "subject": _ref("Patient", s.pid),
             "context": _ref("Encounter", eid),
             "effectiveDateTime": iso(at),
+            "dosage": {"route": _cc(*C.route_for(code[1]))},
         }
 
     def _bp(self, s: _PatientState, eid: str, at: int) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def load_terminology(valueset_dir: Path = VALUESET_DIR) -> Terminology:
     if not pi:
         raise ValueError("pressure-injury-stage-2-plus has no ICD-10-CM codes to write as Conditions")
     return Terminology(
-        vte_pharmacological=vs("vte-pharmacological-prophylaxis"),
+        vte_pharmacological=vs("vte-pharmacological-prophylaxis") + vs("vte-low-dose-unfractionated-heparin"),
         vte_mechanical=vs("vte-mechanical-prophylaxis"),
         pressure_injury=pi,
         ae_fall=vs("adverse-event-fall"),
@@ -178,6 +178,26 @@ ENCOUNTER_TYPES: dict[str, tuple[str, str]] = {
     "AMB": ("11429006", "Consultation"),
     "EMER": ("50849002", "Emergency room admission"),
 }
+#: Routes of administration (SNOMED CT), as MedicationAdministration.dosage.route.
+ROUTE_SUBCUTANEOUS = (SNOMED, "34206005", "Subcutaneous route")
+ROUTE_INTRAVENOUS = (SNOMED, "47625008", "Intravenous route")
+ROUTE_ORAL = (SNOMED, "26643006", "Oral route")
+#: RxNorm codes of drugs given by a route other than subcutaneously: rivaroxaban and paracetamol
+#: tablets, and heparin 1000 units/mL, the concentration used for infusions and line
+#: flushes (CMS108 counts unfractionated heparin only when it is given subcutaneously).
+ORAL_DRUGS = frozenset({"1114198", "313782"})
+INTRAVENOUS_DRUGS = frozenset({"1361226"})
+
+
+def route_for(code: str) -> tuple[str, str, str]:
+    """The route a drug of the generated formulary is given by."""
+    if code in ORAL_DRUGS:
+        return ROUTE_ORAL
+    if code in INTRAVENOUS_DRUGS:
+        return ROUTE_INTRAVENOUS
+    return ROUTE_SUBCUTANEOUS
+
+
 CLASS_DISPLAY = {"IMP": "inpatient encounter", "AMB": "ambulatory", "EMER": "emergency"}
 PRIORITY_DISPLAY = {"EM": "emergency", "UR": "urgent", "EL": "elective"}
 SEVERITY_FOR_HARM = {

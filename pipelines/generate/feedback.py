@@ -113,22 +113,27 @@ def survey_row(
     return batch, row
 
 
-def complaint_row(
+def complaint_deliveries(
     rng: random.Random,
     facility: Facility,
     ward: Ward,
     encounter_end: int,
     window_end: int,
     bounds: list[int],
-) -> tuple[int, list[Any]] | None:
-    """One complaint about an encounter, as the register stood at the end of the window."""
+) -> list[tuple[int, list[Any]]]:
+    """One complaint about an encounter, as each monthly extract of the complaints register
+    shows it: in the batch of the month it was received, as the register stood at that
+    month's end, and again in every later batch where it changed (acknowledged, resolved).
+    A register extract knows nothing of the future, so a complaint received on the last
+    working day of a month arrives unacknowledged, and its acknowledgement comes with the
+    next month's batch (latest delivery wins)."""
     day = encounter_end - encounter_end % DAY + int(rng.triangular(0, 45, 3)) * DAY
     while weekday(day) >= 5 and rng.random() < 0.8:  # most complaints arrive on working days
         day += DAY
     received = day + 8 * HOUR + rint(rng, 10 * HOUR)
-    batch = batch_index(bounds, received)
-    if batch < 0:
-        return None
+    first = batch_index(bounds, received)
+    if first < 0:
+        return []
     severity = weighted(rng, SEVERITIES)
     if rng.random() < facility.ack_slow:
         ack = add_working_days(received, rng.randint(4, 12))
@@ -138,30 +143,34 @@ def complaint_row(
     lo, hi = facility.resolve_days
     stretch = 1.3 if severity == "high" else 1.0
     resolved = ack + int(rng.uniform(lo, hi) * stretch * DAY)
-    ack_at: int | None = ack
-    resolved_at: int | None = resolved
-    outcome: str | None = None
-    if ack > window_end:
-        ack_at = resolved_at = None
-        status = "open"
-    elif resolved > window_end:
-        resolved_at = None
-        status = "acknowledged"
-    else:
-        status = "resolved"
-        outcome = weighted(rng, OUTCOMES)
-    row: list[Any] = [
-        new_id(rng),
-        facility.id,
-        ward.id,
-        ward.service,
-        weighted(rng, CHANNELS),
-        weighted(rng, CATEGORIES),
-        severity,
-        iso(received),
-        iso(ack_at) if ack_at is not None else None,
-        iso(resolved_at) if resolved_at is not None else None,
-        outcome,
-        status,
-    ]
-    return batch, row
+    outcome = weighted(rng, OUTCOMES) if resolved <= window_end else None
+    complaint_id = new_id(rng)
+    channel, category = weighted(rng, CHANNELS), weighted(rng, CATEGORIES)
+    out: list[tuple[int, list[Any]]] = []
+    shown: tuple[bool, bool] | None = None
+    for batch in range(first, len(bounds) - 1):
+        as_of = bounds[batch + 1]  # the end of the batch's month
+        state = (ack < as_of, resolved < as_of)
+        if state == shown:
+            continue
+        shown = state
+        acked, done = state
+        status = "resolved" if done else "acknowledged" if acked else "open"
+        row: list[Any] = [
+            complaint_id,
+            facility.id,
+            ward.id,
+            ward.service,
+            channel,
+            category,
+            severity,
+            iso(received),
+            iso(ack) if acked else None,
+            iso(resolved) if done else None,
+            outcome if done else None,
+            status,
+        ]
+        out.append((batch, row))
+        if done:
+            break
+    return out

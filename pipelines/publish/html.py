@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from pipelines import outputs
 from pipelines.errors import ConfigError
 from pipelines.publish.charts import STATUS_COLOURS, sparkline_svg, trend_chart_svg
 
@@ -89,7 +90,7 @@ def render_report(context: dict, templates_dir: Path, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "index.html"
-    path.write_text(html, encoding="utf-8")
+    outputs.write_file(path, html.encode("utf-8"))
     log.info(
         "wrote report for %s (%d indicators) to %s",
         context.get("period"),

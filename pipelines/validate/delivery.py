@@ -10,9 +10,12 @@ whole, against the deliveries before it, *before* anything is replaced:
 * **empty**: the batch holds no accepted record at all;
 * **missing**: a table delivered by each of the reference batches (at least
   :data:`MIN_ROWS` rows every time) delivered nothing;
-* **short**: a table accepted fewer than ``min_share`` of the median its reference
-  batches accepted (judged only where that median is at least :data:`MIN_ROWS`; small
-  tables such as adverse events vary too much month to month);
+* **short**: a table accepted fewer than ``min_share`` of the *smallest* delivery of
+  its reference batches, judged only where that smallest delivery is at least
+  :data:`MIN_SHORT` rows. Clinical activity is clustered (one long stay brings dozens of
+  doses), so monthly counts of a table vary by a factor of two or more in a small
+  system; a broken feed falls far below every recent month, and that is what this
+  catches, not a quiet month;
 * **emptied column**: a column that was filled in at least half the rows of the
   reference batches has no value at all now (at least :data:`MIN_ROWS` rows), e.g. a
   Patient feed without birth dates;
@@ -39,6 +42,8 @@ from pipelines.errors import ValidationFailed
 HISTORY = 3
 #: A table or column is judged only where the reference batches held at least this many rows.
 MIN_ROWS = 20
+#: A short (but not empty) delivery is judged only against batches of at least this many rows.
+MIN_SHORT = 100
 #: Tables produced from other tables' records, judged through their parents.
 DERIVED_TABLES = frozenset({"codings", "encounter_locations", "encounter_diagnoses"})
 
@@ -81,7 +86,7 @@ def check_delivery(
     history_profiles: pd.DataFrame,
     *,
     missing_columns: Mapping[str, Sequence[str]] | None = None,
-    min_share: float = 0.5,
+    min_share: float = 0.25,
     empty_tables: Iterable[str] = (),
 ) -> list[Problem]:
     """Problems with this delivery (empty list: fit to load).
@@ -92,6 +97,8 @@ def check_delivery(
     their column profiles (``batch`` plus the profile columns).
     """
     declared = set(empty_tables)
+    if "*" in declared:  # the whole batch is declared empty: every table with it
+        declared |= set(accepted) | set(missing_columns or {})
     problems: list[Problem] = []
     if sum(accepted.values()) == 0 and "*" not in declared:
         problems.append(Problem("*", "empty", "the batch holds no accepted record at all"))
@@ -108,14 +115,14 @@ def check_delivery(
                 Problem(table, "missing", f"{table}: nothing accepted, while each of {', '.join(batches)} had rows")
             )
             continue
-        reference = median(counts)
-        if reference >= MIN_ROWS and now < min_share * reference:
+        smallest = min(counts)
+        if smallest >= MIN_SHORT and now < min_share * smallest:
             problems.append(
                 Problem(
                     table,
                     "short",
-                    f"{table}: {now:,} rows accepted, below {min_share:.0%} of the {reference:,.0f} (median) "
-                    f"of {', '.join(batches)}",
+                    f"{table}: {now:,} rows accepted, below {min_share:.0%} of the fewest ({smallest:,}) "
+                    f"any of {', '.join(batches)} delivered (median {median(counts):,.0f})",
                 )
             )
     for table, columns in sorted((missing_columns or {}).items()):
@@ -153,5 +160,5 @@ def _was_filled(history_profiles: pd.DataFrame, table: str, column: str) -> bool
     return rows >= MIN_ROWS and filled >= 0.5 * rows
 
 
-__all__ = ["DERIVED_TABLES", "HISTORY", "MIN_ROWS", "DeliveryRejected", "Problem", "check_delivery",
-           "reference_batches"]  # fmt: skip
+__all__ = ["DERIVED_TABLES", "HISTORY", "MIN_ROWS", "MIN_SHORT", "DeliveryRejected", "Problem",
+           "check_delivery", "reference_batches"]  # fmt: skip

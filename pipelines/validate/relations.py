@@ -26,7 +26,7 @@ does not deliver itself are looked up.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -133,11 +133,15 @@ def parse_relations(items: Any, spec: TableSpec, where: str) -> list[Relation]:
 @dataclass
 class Delivered:
     """What this batch delivered, for resolving references before asking the warehouse:
-    every table's frame (as extracted) and the ids of records quarantined at extraction."""
+    every table's frame (as extracted) and the ids of records quarantined at extraction.
+    ``valid`` holds tables already validated: a value another row is compared with (a
+    birth date) comes from a record that passed its own checks, so one faulty Patient
+    does not condemn its encounters too."""
 
     tables: Mapping[str, pd.DataFrame]
     quarantined_ids: Mapping[str, set[str]]
     lookup: Lookup | None = None
+    valid: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def can_resolve(self, table: str) -> bool:
         """References into ``table`` can be judged only when it is part of the delivery
@@ -160,7 +164,7 @@ class Delivered:
     def values(self, table: str, ids: pd.Index, column: str) -> pd.Series:
         """``column`` of each id's record (this batch first, then the warehouse)."""
         key = TABLES[table].key
-        frame = self.tables.get(table)
+        frame = self.valid.get(table, self.tables.get(table))
         out = pd.Series(pd.NaT, index=pd.Index(ids, dtype=object), dtype=TS)
         if frame is not None and len(frame):
             mine = frame.dropna(subset=[key]).drop_duplicates(key, keep="first").set_index(key)[column]

@@ -143,6 +143,7 @@ def validate_tables(
         outcomes[name] = _validate_table(
             TABLES[name], df, suites[name], datasource, params, suite_relations(suites[name], name), delivered
         )
+        delivered.valid[name] = outcomes[name].valid
 
     failed = []
     early_counts = early["table_name"].value_counts() if len(early) else pd.Series(dtype="int64")

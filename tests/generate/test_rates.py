@@ -84,7 +84,8 @@ def test_emergency_readmission_within_30_days(stays: Stays) -> None:
 
 def test_vte_prophylaxis_by_the_day_after_admission(population_run: tuple[Path, GenerateSummary], stays: Stays) -> None:
     root, _ = population_run
-    pharm, mech = _codes("vte-pharmacological-prophylaxis"), _codes("vte-mechanical-prophylaxis")
+    pharm = _codes("vte-pharmacological-prophylaxis") | _codes("vte-low-dose-unfractionated-heparin")
+    mech = _codes("vte-mechanical-prophylaxis")
     first: dict[str, object] = {}
     for _, m in clean_resources(root, "MedicationAdministration.ndjson"):
         if _coding(m["medicationCodeableConcept"]) in pharm:

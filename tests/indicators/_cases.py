@@ -3,7 +3,8 @@
 A case names the reporting ``period``, gives the few input rows that matter per table
 (``given``; missing columns become nulls through ``tables.conform``) and a partial map
 of expected results per subject (``expect``). ``initial_population: false`` means the
-subject must not appear in the output at all.
+subject must not appear in the output at all. ``data_end`` (optional, ISO date) is when
+the data ends, for indicators whose deadline (``follow_up``) censors recent cases.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pipelines.tables import TABLES, conform
 
 CASES_DIR = Path(__file__).parent / "cases"
 INDICATORS_DIR = Path(__file__).resolve().parents[2] / "indicators"
-CASE_KEYS = {"description", "period", "given", "expect"}
+CASE_KEYS = {"description", "period", "data_end", "given", "expect"}
 EXPECT_KEYS = {
     "initial_population",
     "denominator",
@@ -31,6 +32,7 @@ EXPECT_KEYS = {
     "numerator_events",
     "denominator_value",
     "observation",
+    "censored",
 }
 
 
@@ -41,6 +43,7 @@ class Case:
     period: str
     given: dict[str, list[dict[str, Any]]]
     expect: dict[str, dict[str, Any]]
+    data_end: pd.Timestamp | None = None
 
     @property
     def name(self) -> str:
@@ -63,7 +66,8 @@ def load_case(path: Path) -> Case:
         assert table in TABLES, f"{path}: unknown table {table!r}"
     for subject, expected in doc["expect"].items():
         assert set(expected) <= EXPECT_KEYS, f"{path}: {subject}: unknown expectation {set(expected) - EXPECT_KEYS}"
-    return Case(path.parent.name, path, str(doc["period"]), doc.get("given", {}), doc["expect"])
+    end = pd.Timestamp(str(doc["data_end"])) if doc.get("data_end") else None
+    return Case(path.parent.name, path, str(doc["period"]), doc.get("given", {}), doc["expect"], end)
 
 
 def all_cases() -> list[Case]:

@@ -32,7 +32,9 @@ def test_case(case: Case) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("eCQM value sets not found under CAREQI_SHARED_DATA/ecqm-qicore-2025")
         pytest.skip("eCQM value sets (VSAC) not available: set CAREQI_SHARED_DATA")
-    subjects = evaluate(INDICATORS[case.indicator_id], case.tables(), case.period, VALUESETS).set_index("subject_id")
+    indicator = INDICATORS[case.indicator_id]
+    subjects = evaluate(indicator, case.tables(), case.period, VALUESETS, data_end=case.data_end)
+    subjects = subjects.set_index("subject_id")
     problems = []
     for subject, expected in case.expect.items():
         if expected.get("initial_population") is False:
