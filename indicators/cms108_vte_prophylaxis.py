@@ -7,9 +7,9 @@ name the CQL definition each block stands for, so a reviewer can check one again
 
 Choices that the tidy tables force (documented here because they change results in corner cases):
 
-* Times are naive UTC, so "day of" comparisons use UTC calendar days. The CQL takes the date in
-  each value's own offset; the CMS test deck is all UTC, and a site sending local offsets would
-  see a shifted day boundary around midnight.
+* Times are the facility's local wall-clock time, so "day of" comparisons use local calendar
+  days, as the CQL does when a site's offsets are its own (the CMS test deck is all UTC, and is
+  read in UTC).
 * CQL selects Conditions through the ConditionEncounterDiagnosis / ConditionProblemsHealthConcerns
   profiles. Reference engines do not filter by declared profile (MADiE test data declares
   undefined ones), so every Condition of the patient is used, whatever its category.

@@ -33,11 +33,11 @@ How the CQL semantics are mapped (and where the tidy tables force a choice):
 * The numerator's qualifying readings are, as the CQL is written, a union: readings not
   taken on the day of an inpatient / emergency encounter (with NO limit to the period),
   and readings inside the period whose referenced encounter is not of an acute class.
-* The measurement period is whole UTC days (``Period``: start inclusive, end exclusive),
+* The measurement period is whole local days (``Period``: start inclusive, end exclusive),
   so "during day of" / "overlaps day of" the period are plain timestamp comparisons.
-  "Same day" and "during day of" an encounter compare UTC calendar dates: timestamps
-  are stored as naive UTC, so a reading taken late in the evening west of Greenwich falls
-  on the next UTC day (the test decks use +00:00 throughout).
+  "Same day" and "during day of" an encounter compare local calendar dates: timestamps
+  are stored in the facility's local time (UTC unless configured; the test decks use
+  +00:00 throughout and are read in UTC).
 * ``medicationRequestPeriod()`` needs dosage and supply, which the tidy table does not
   keep: a dementia-medication order counts when it starts (``effective_start``, i.e.
   authoredOn) inside the look-back window, or when its ``effective_end`` reaches into it.

@@ -10,10 +10,10 @@ also documents the timestamp, coding and claim-link conventions.
 
 Choices the tidy tables force, documented once here:
 
-* Timestamps are naive UTC. CQL compares offset-aware DateTimes and takes ``date from``
-  in the value's own offset; the CMS test decks use ``+00:00`` throughout, so the UTC date
-  is the local date for them. Age is whole years from the birth date to the UTC date on
-  which the encounter starts.
+* Timestamps are the facility's local wall-clock time (UTC unless configured). CQL takes
+  ``date from`` in the value's own offset; the CMS test decks use ``+00:00`` throughout
+  and are read in UTC. Age is whole years from the birth date to the local date on which
+  the encounter starts.
 * "ends during day of Measurement Period" is ``period.start <= end_at < period.end``.
 * A CodeableConcept is in a value set when ANY of its codings is (``codings`` table), with
   the record's first coding as a fallback for frames that carry no ``codings`` rows.

@@ -32,8 +32,7 @@ _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 def _message(text: object) -> str:
     return (
-        f"period must be a month written YYYY-MM between {MIN_YEAR}-01 and {MAX_YEAR}-12 "
-        f"(e.g. 2026-10), got {text!r}"
+        f"period must be a month written YYYY-MM between {MIN_YEAR}-01 and {MAX_YEAR}-12 (e.g. 2026-10), got {text!r}"
     )
 
 

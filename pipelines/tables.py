@@ -6,8 +6,12 @@ compute reads them back. Changing a column here is the one place to do it.
 
 Conventions
 -----------
-* Timestamps are naive UTC (``datetime64[us]``): FHIR offsets are converted to UTC
-  at extraction so that SQLite and PostgreSQL store the same value.
+* Timestamps are naive (``datetime64[us]``) wall-clock times of the record's facility
+  (:mod:`pipelines.localtime`): a FHIR offset is converted to the facility's zone at
+  extraction, a timestamp without one is taken as local; the local day decides months,
+  days of stay and working days, and SQLite and PostgreSQL store the same value.
+* Text has no control characters (they become U+FFFD: PostgreSQL cannot store NUL) and
+  no blank strings (FHIR has no empty values): :func:`clean_text`.
 * Dates without a time (``birth_date``) are stored as midnight timestamps.
 * Codes are strings; booleans are pandas ``boolean`` (nullable).
 * Every source table carries provenance (``source_file``, ``source_line``) so that

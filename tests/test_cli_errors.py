@@ -104,3 +104,12 @@ def test_a_retired_indicator_no_longer_blocks_exports(tmp_path: Path, monkeypatc
     assert table_counts(engine)["retired_indicator_results"] == 1
     assert main(["export", "--period", "2026-10"]) == 0
     assert list_batches(engine) == []
+
+
+def test_the_run_summary_counts_what_was_not_computed() -> None:
+    """Regression (defect 19): the summary said "11 indicators computed" when 4 were skipped."""
+    from pipelines.cli import _computed_text
+
+    summary = {"indicators": 11, "not_computed": {f"cms{i}": "value sets not supplied (set X): a, b" for i in range(4)}}
+    assert _computed_text(summary) == "7 indicators computed, 4 not computed (value sets not supplied (set X))"
+    assert _computed_text({"indicators": 7, "not_computed": {}}) == "7 indicators computed"

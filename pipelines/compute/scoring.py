@@ -142,10 +142,19 @@ def aggregate(indicator: m.Indicator, subjects: pd.DataFrame, period: str) -> pd
     out["target"] = pd.array(np.full(n, indicator.target), dtype="Float64")
     out["status"] = rag_status(score, low, high, indicator.target, indicator.improvement.value)
     out["censored"] = res["censored"].astype("Int64")
-    waiting = res["censored"].to_numpy(dtype=np.int64) > 0
+    censored = res["censored"].to_numpy(dtype=np.int64)
+    waiting = censored > 0
     out["state"] = np.where(waiting, PROVISIONAL, FINAL)
-    reason = None if indicator.follow_up is None else f"still within the follow-up: {indicator.follow_up.sentence}"
-    out["state_reason"] = pd.array([reason if w else None for w in waiting], dtype="string")
+    follow = indicator.follow_up
+    out["state_reason"] = pd.array(
+        [
+            f"{n:,} case{'s' if n != 1 else ''} within their {follow.days} {follow.by.value}-day follow-up"
+            if follow is not None and n
+            else None
+            for n in censored
+        ],
+        dtype="string",
+    )
     out.loc[waiting, "status"] = None  # shown, not graded
     out["indicator_id"] = indicator.id
     out["period"] = label

@@ -54,9 +54,7 @@ class ExtractResult:
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
 
 
-def extract_batch(
-    batch_dir: Path, *, validate_sample: int = 25, timezones: TimeZones | None = None
-) -> ExtractResult:
+def extract_batch(batch_dir: Path, *, validate_sample: int = 25, timezones: TimeZones | None = None) -> ExtractResult:
     """Extract one batch folder; provenance paths are relative to it."""
     batch_dir = Path(batch_dir)
     if not batch_dir.is_dir():

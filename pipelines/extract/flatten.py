@@ -6,8 +6,8 @@ for every function here:
 * Missing or oddly shaped elements give ``None``, never an exception or a dropped
   record: completeness and vocabularies are the validation room's job, and a
   quality report must be able to say *how many* records lacked a field.
-* Timestamps stay ISO strings; :func:`pipelines.tables.conform` converts offsets to
-  naive UTC in one vectorised pass (and flags values it cannot read).
+* Timestamps stay ISO strings; :func:`pipelines.tables.conform` converts offsets to the
+  facility's local time in one vectorised pass (and flags values it cannot read).
 * No business rules (status filtering, de-duplication): extract is a faithful copy.
 * Patients: names, identifiers, addresses and telecoms are never read.
 """

@@ -75,8 +75,9 @@ def utc_now() -> datetime:
 
 
 def sa_type(dtype: str, *, short: bool = False) -> sa.types.TypeEngine:
-    """SQL type for a pandas dtype of the contract. Timestamps are naive UTC by
-    contract, hence DateTime without time zone on both back ends."""
+    """SQL type for a pandas dtype of the contract. Timestamps are the facility's
+    local wall-clock time by contract (naive), hence DateTime without time zone on
+    both back ends."""
     if dtype in ("string", "str"):
         return sa.String(7) if short else sa.Text()
     if dtype == "Int64":

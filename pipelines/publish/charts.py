@@ -147,33 +147,37 @@ def trend_chart_svg(
             ax.set_ylabel(y_label if not percent else "")
             ax.grid(axis="y", color="#e8edee", linewidth=0.8)
             ax.set_axisbelow(True)
-            handles = [
-                Line2D([0], [0], color=LINE_COLOUR, linewidth=1.8, label="Value"),
-                Patch(color=BAND_COLOUR, label="95% CI"),
-                Line2D([0], [0], color=TARGET_COLOUR, linestyle=(0, (5, 3)), label="Target"),
-            ] + [
-                Line2D(
-                    [0],
-                    [0],
-                    marker="o",
-                    color="white",
-                    markerfacecolor=STATUS_COLOURS[s],
-                    markersize=7,
-                    label=lbl,
-                )
-                for s, lbl in (("green", "On target"), ("amber", "Near"), ("red", "Off target"))
-            ] + [
-                Line2D(
-                    [0],
-                    [0],
-                    marker="o",
-                    color="white",
-                    markerfacecolor="white",
-                    markeredgecolor=STATUS_COLOURS["provisional"],
-                    markersize=7,
-                    label="Provisional",
-                )
-            ]
+            handles = (
+                [
+                    Line2D([0], [0], color=LINE_COLOUR, linewidth=1.8, label="Value"),
+                    Patch(color=BAND_COLOUR, label="95% CI"),
+                    Line2D([0], [0], color=TARGET_COLOUR, linestyle=(0, (5, 3)), label="Target"),
+                ]
+                + [
+                    Line2D(
+                        [0],
+                        [0],
+                        marker="o",
+                        color="white",
+                        markerfacecolor=STATUS_COLOURS[s],
+                        markersize=7,
+                        label=lbl,
+                    )
+                    for s, lbl in (("green", "On target"), ("amber", "Near"), ("red", "Off target"))
+                ]
+                + [
+                    Line2D(
+                        [0],
+                        [0],
+                        marker="o",
+                        color="white",
+                        markerfacecolor="white",
+                        markeredgecolor=STATUS_COLOURS["provisional"],
+                        markersize=7,
+                        label="Provisional",
+                    )
+                ]
+            )
             ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
             fig.tight_layout()
             buf = io.StringIO()

@@ -497,6 +497,7 @@ def _indicator_section(
         "stratifiers": stratifiers,
         "stratifiers_defined": [str(s) for s in indicator.get("stratifiers") or []],
         "cases": None,
+        "follow_up": _text((indicator.get("follow_up") or {}).get("sentence")),
     }
     if status in ("red", "amber"):
         section["cases"] = _cases(subjects, indicator, period, target, facilities, wards)
@@ -605,6 +606,55 @@ def _data_quality(reconciliation: pd.DataFrame, checks: pd.DataFrame, quarantine
 # --------------------------------------------------------------------------- public
 
 
+def _split_reasons(sections: list[dict[str, Any]]) -> str:
+    """A reason every provisional indicator of the month shares (the month is open to
+    revision) is said once for the whole report; each section keeps only its own part
+    (cases within their follow-up) as ``state_note``. Returns the shared reason."""
+    parts = {
+        s["id"]: [p.strip() for p in s["current"]["state_reason"].split(";") if p.strip()]
+        for s in sections
+        if s["current"]["state"] == "provisional"
+    }
+    shared = set.intersection(*(set(p) for p in parts.values())) if parts else set()
+    for s in sections:
+        mine = [p for p in parts.get(s["id"], []) if p not in shared]
+        s["current"]["state_note"] = "; ".join(mine)
+    return "; ".join(p for p in next(iter(parts.values()), []) if p in shared)
+
+
+def _provisional_summary(sections: list[dict[str, Any]], shared: str) -> dict[str, Any] | None:
+    """When the month is provisional, what the committee can still act on: each
+    indicator's latest final (graded) month, counted by status, and those off target."""
+    if not any(s["current"]["state"] == "provisional" for s in sections):
+        return None
+    finals = [s for s in sections if s["last_final"] is not None]
+    counts = {k: 0 for k in GRADED}
+    for s in finals:
+        counts[s["last_final"]["status"]] += 1
+    months = sorted({s["last_final"]["period"] for s in finals})
+    attention = [
+        {
+            "id": s["id"],
+            "anchor": s["anchor"],
+            "title": s["title"],
+            "status": s["last_final"]["status"],
+            "status_label": s["last_final"]["status_label"],
+            "value_text": s["last_final"]["value_text"],
+            "target_text": s["target_text"],
+            "month": s["last_final"]["label"],
+        }
+        for s in finals
+        if s["last_final"]["status"] in ("red", "amber")
+    ]
+    attention.sort(key=lambda a: (0 if a["status"] == "red" else 1, a["title"]))
+    return {
+        "reason": shared,
+        "final_counts": counts,
+        "final_months": [period_label(m) for m in months],
+        "final_attention": attention,
+    }
+
+
 def build_report_context(
     *,
     period: str,
@@ -644,6 +694,7 @@ def build_report_context(
     sections = [
         _indicator_section(ind, period, window, in_window, lookup, subjects, facilities, wards) for ind in ordered
     ]
+    shared = _split_reasons(sections)
 
     domains = []
     for d in domain_order:
@@ -666,7 +717,7 @@ def build_report_context(
                 "target_short": s["target_short"],
                 "status": s["current"]["status"],
                 "status_label": s["current"]["status_label"],
-                "state_reason": s["current"]["state_reason"],
+                "state_note": s["current"]["state_note"],
                 "last_final": s["last_final"],
                 "change": s["change"],
                 "improvement_text": s["improvement_text"],
@@ -699,6 +750,7 @@ def build_report_context(
         if s["current"]["status"] in ("red", "amber")
     ]
     attention.sort(key=lambda a: 0 if a["status"] == "red" else 1)
+    provisional = _provisional_summary(sections, shared)
     return {
         "title": "Monthly quality and safety report",
         "period": period,
@@ -713,6 +765,7 @@ def build_report_context(
         "status_labels": dict(STATUS_LABELS),
         "indicator_count": len(sections),
         "attention": attention,
+        "provisional": provisional,
         "domains": domains,
         "indicators": sections,
         "data_quality": dq,

@@ -110,6 +110,7 @@ def test_duplicate_adverse_event_delivery_is_not_double_counted() -> None:
         "code": "217082002",
         "code_system": "http://snomed.info/sct",
         "harm_level": "low",
+        "occurred_at": "2026-03-03T10:00:00",
     }
     data = frames(
         encounters=[

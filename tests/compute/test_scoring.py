@@ -139,6 +139,7 @@ def test_compute_period_runs_every_indicator_end_to_end() -> None:
                 "code": "217082002",
                 "code_system": "http://snomed.info/sct",
                 "harm_level": "severe",
+                "occurred_at": "2026-03-02T10:00:00",
             }
         ],
     )
@@ -150,5 +151,5 @@ def test_compute_period_runs_every_indicator_end_to_end() -> None:
         & (results.facility_id == ALL_FACILITIES)
         & (results.stratifier == "overall")
     ].iloc[0]
-    assert falls.measure_score == pytest.approx(1 / 16 * 1000)  # 1 fall over 4 stays x 4 days
+    assert falls.measure_score == pytest.approx(1 / 16 * 1000)  # 1 fall over 4 stays x 4 bed days
     assert not math.isnan(falls.ci_high) and np.isfinite(falls.ci_high)
