@@ -185,3 +185,26 @@ def test_a_backfill_leaves_the_same_results_as_month_by_month_runs(
     expected = read_results(make_engine(pipeline.warehouse_url)).sort_values(keys).reset_index(drop=True)
     backfilled = make_engine(f"sqlite:///{tmp_path / 'backfill' / 'warehouse.db'}")
     pd.testing.assert_frame_equal(expected, read_results(backfilled).sort_values(keys).reset_index(drop=True))
+
+
+def test_months_open_to_revision_are_provisional_and_not_graded(pipeline: Settings) -> None:
+    """Regression (defect 17): a month open to revision was stored, reported and exported as
+    final and graded. With CAREQI_REVISION_MONTHS=2 and batches up to October loaded, August
+    is final and September and October are provisional."""
+    engine = make_engine(pipeline.warehouse_url)
+    results = read_results(engine)
+    system = results[(results["facility_id"] == "ALL") & (results["stratifier"] == "overall")]
+    computed = system[system["state"] != "not_computed"]
+    by_month = {period: set(group["state"]) for period, group in computed.groupby("period")}
+    assert by_month["2026-08"] == {"final"}
+    assert by_month["2026-09"] == by_month["2026-10"] == {"provisional"}
+    provisional = results[results["state"] == "provisional"]
+    assert provisional["status"].isna().all()
+    assert provisional["state_reason"].str.contains("open to revision until batch").all()
+    assert computed.loc[computed["period"] == "2026-08", "status"].notna().all()
+    export = stages.export_stage(PERIODS[-1], pipeline)
+    rows = list(csv.DictReader(open(export["csv"], encoding="utf-8")))
+    assert {r["state"] for r in rows if r["state"] != "not_computed"} == {"provisional"}
+    assert all(r["status"] == "" for r in rows)
+    statuses = {json.loads(Path(p).read_text())["status"] for p in export["measure_reports"]}
+    assert statuses <= {"pending", "error"} and "pending" in statuses

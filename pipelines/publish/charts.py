@@ -84,6 +84,12 @@ def _none_to_nan(values: Sequence[float | None], scale: float) -> list[float]:
     return [math.nan if v is None else float(v) * scale for v in values]
 
 
+def _marker(fill: str, label: str, edge: str = "white") -> Line2D:
+    """A legend entry for a month's point: filled by status, hollow when provisional."""
+    return Line2D([0], [0], marker="o", color="white", markerfacecolor=fill, markeredgecolor=edge, markersize=7,
+                  label=label)  # fmt: skip
+
+
 def trend_chart_svg(
     trend: Sequence[dict[str, Any]],
     *,
@@ -154,29 +160,10 @@ def trend_chart_svg(
                     Line2D([0], [0], color=TARGET_COLOUR, linestyle=(0, (5, 3)), label="Target"),
                 ]
                 + [
-                    Line2D(
-                        [0],
-                        [0],
-                        marker="o",
-                        color="white",
-                        markerfacecolor=STATUS_COLOURS[s],
-                        markersize=7,
-                        label=lbl,
-                    )
+                    _marker(STATUS_COLOURS[s], lbl)
                     for s, lbl in (("green", "On target"), ("amber", "Near"), ("red", "Off target"))
                 ]
-                + [
-                    Line2D(
-                        [0],
-                        [0],
-                        marker="o",
-                        color="white",
-                        markerfacecolor="white",
-                        markeredgecolor=STATUS_COLOURS["provisional"],
-                        markersize=7,
-                        label="Provisional",
-                    )
-                ]
+                + [_marker("white", "Provisional", edge=STATUS_COLOURS["provisional"])]
             )
             ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
             fig.tight_layout()

@@ -632,27 +632,32 @@ def _provisional_summary(sections: list[dict[str, Any]], shared: str) -> dict[st
     for s in finals:
         counts[s["last_final"]["status"]] += 1
     months = sorted({s["last_final"]["period"] for s in finals})
-    attention = [
-        {
-            "id": s["id"],
-            "anchor": s["anchor"],
-            "title": s["title"],
-            "status": s["last_final"]["status"],
-            "status_label": s["last_final"]["status_label"],
-            "value_text": s["last_final"]["value_text"],
-            "target_text": s["target_text"],
-            "month": s["last_final"]["label"],
-        }
-        for s in finals
-        if s["last_final"]["status"] in ("red", "amber")
-    ]
-    attention.sort(key=lambda a: (0 if a["status"] == "red" else 1, a["title"]))
     return {
         "reason": shared,
         "final_counts": counts,
         "final_months": [period_label(m) for m in months],
-        "final_attention": attention,
+        "final_attention": _attention(finals, "last_final"),
     }
+
+
+def _attention(sections: list[dict[str, Any]], which: str) -> list[dict[str, Any]]:
+    """Indicators off or near target in ``which`` result of their section (``current``,
+    or ``last_final`` when the month is provisional), red first."""
+    out = [
+        {
+            "id": s["id"],
+            "anchor": s["anchor"],
+            "title": s["title"],
+            "status": s[which]["status"],
+            "status_label": s[which]["status_label"],
+            "value_text": s[which]["value_text"],
+            "target_text": s["target_text"],
+            "month": s[which].get("label", ""),
+        }
+        for s in sections
+        if s[which]["status"] in ("red", "amber")
+    ]
+    return sorted(out, key=lambda a: 0 if a["status"] == "red" else 1)
 
 
 def build_report_context(
@@ -736,20 +741,7 @@ def build_report_context(
         rag[s["current"]["status"]] += 1
     start, end = period_bounds(period)
     dq = _data_quality(reconciliation, checks, quarantine)
-    attention = [
-        {
-            "id": s["id"],
-            "anchor": s["anchor"],
-            "title": s["title"],
-            "status": s["current"]["status"],
-            "status_label": s["current"]["status_label"],
-            "value_text": s["current"]["value_text"],
-            "target_text": s["target_text"],
-        }
-        for s in sections
-        if s["current"]["status"] in ("red", "amber")
-    ]
-    attention.sort(key=lambda a: 0 if a["status"] == "red" else 1)
+    attention = _attention(sections, "current")
     provisional = _provisional_summary(sections, shared)
     return {
         "title": "Monthly quality and safety report",

@@ -74,3 +74,15 @@ def test_a_wrong_postgres_url_is_a_one_line_warehouse_error() -> None:
     with pytest.raises(WarehouseError, match="cannot connect to warehouse") as info:
         make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
     assert "\n" not in str(info.value)
+
+
+def test_a_driver_error_escaping_sqlalchemy_is_a_one_line_warehouse_error(warehouse: Engine) -> None:
+    """Regression (defect 19): psycopg errors raised outside SQLAlchemy (the COPY fast path)
+    printed a traceback instead of the promised one line."""
+    import psycopg
+
+    from pipelines.load.engine import write_transaction
+
+    with pytest.raises(WarehouseError, match=r"^storing x failed on .*: value too long\n?$"):
+        with write_transaction(warehouse, "storing x"):
+            raise psycopg.DataError("value too long\nDETAIL: Key (patient_id)=(p-secret) ...")

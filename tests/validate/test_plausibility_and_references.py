@@ -156,3 +156,19 @@ def test_relations_are_checked_when_the_suite_is_read() -> None:
         )
     with pytest.raises(ConfigError, match="check must be one of"):
         parse_relations([{"check": "eval", "description": "x", "category": "conformance"}], TABLES["encounters"], "e")
+
+
+def test_a_request_and_an_administration_may_share_an_id() -> None:
+    """Regression (defect 12): the valid MedicationRequest was quarantined as a duplicate of
+    the MedicationAdministration with the same id; a true duplicate is still caught."""
+    common = {"medication_id": "same", "patient_id": "p1", "code": "854228", "effective_start": "2026-10-01"}
+    rows = [
+        {**common, "resource_type": "MedicationAdministration", "status": "completed"},
+        {**common, "resource_type": "MedicationRequest", "status": "active", "intent": "order"},
+        {**common, "resource_type": "MedicationRequest", "status": "active", "intent": "order"},
+    ]
+    tables = {"patients": frame("patients", PATIENTS), "medications": frame("medications", rows)}
+    result = validate_tables(tables, SUITES_DIR, fail_ratio=1.0)
+    assert sorted(result.valid["medications"]["resource_type"]) == ["MedicationAdministration", "MedicationRequest"]
+    assert result.quarantine["source_line"].tolist() == [3]
+    assert "duplicate record id: first seen at medications.ndjson:2" in result.quarantine["reasons"].iloc[0]
