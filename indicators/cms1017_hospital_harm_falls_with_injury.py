@@ -2,10 +2,9 @@
 
 Encounter-based ratio measure. The logic follows the published CQL
 (cqframework/ecqm-content-qicore-2025, ``CMS1017FHIRHHFI.cql`` with ``CQMCommon`` 4.1.000),
-re-expressed as vectorised pandas; the shared building blocks (coding lookup,
-``hospitalizationWithObservation()``, linked claim diagnoses) are in
-:mod:`pipelines.compute.cql_blocks`, which documents the timestamp, coding and claim-link
-conventions.
+re-expressed as vectorised pandas; the CQMCommon building blocks (retrieves by value set,
+``hospitalizationWithObservation()``, linked claim diagnoses) and the timestamp, coding and
+claim-link conventions are those of :mod:`pipelines.compute.ecqm`.
 
 Faithful to the CQL as published, including two precedence effects (CQL ``and`` binds
 tighter than ``or``):
@@ -42,173 +41,129 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from pipelines.compute import cql_blocks as E
+from pipelines.compute import ecqm
 from pipelines.compute.model import Period
-from pipelines.compute.valuesets import ValueSetIndex
+from pipelines.compute.valuesets import DeclaredValueSets
 
-VS = E.VS
-INPATIENT_FALLS = VS + "2.16.840.1.113762.1.4.1147.171"
-MAJOR_INJURIES = VS + "2.16.840.1.113762.1.4.1147.120"
-MODERATE_INJURIES = VS + "2.16.840.1.113762.1.4.1248.205"
-POA_YES = E.POA_YES
-POA_NO = E.POA_NO
+INPATIENT_FALLS = "Inpatient Falls"
+MAJOR_INJURIES = "Major Injuries"
+MODERATE_INJURIES = "Moderate Injuries"
+POA_YES = "Present on Admission or Clinically Undetermined"
+POA_NO = "Not Present On Admission or Documentation Insufficient to Determine"
 MAX_STAY_DAYS = 120
-
-#: Every value set the population functions use, by CQL name (the YAML lists the same).
-VALUESETS: dict[str, str] = {
-    "Encounter Inpatient": E.ENCOUNTER_INPATIENT,
-    "Emergency Department Visit": E.EMERGENCY_DEPARTMENT_VISIT,
-    "Observation Services": E.OBSERVATION_SERVICES,
-    "Inpatient Falls": INPATIENT_FALLS,
-    "Major Injuries": MAJOR_INJURIES,
-    "Moderate Injuries": MODERATE_INJURIES,
-    "Present on Admission or Clinically Undetermined": POA_YES,
-    "Not Present On Admission or Documentation Insufficient to Determine": POA_NO,
-}
 
 #: ``encounter_diagnoses.element`` of rows that carry Encounter.reasonReference (the CQL's
 #: ``encountersDiagnosis()`` follows reasonReference, not Encounter.diagnosis).
 REASON_REFERENCE_ELEMENT = "reasonReference"
 
 
-def _reason_conditions(data: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def _reason_conditions(r: ecqm.Retrieve) -> pd.DataFrame:
     """(encounter_id, condition_id) pairs of Encounter.reasonReference.
 
     Only reasonReference counts: the CQL's ``encountersDiagnosis()`` does not follow
     Encounter.diagnosis nor Condition.encounter, so a fall Condition that merely names the
     stay (or that the stay lists as a diagnosis) does not document a fall for it.
     """
-    refs = E.table(data, "encounter_diagnoses")
-    refs = refs.loc[
-        refs["element"].eq(REASON_REFERENCE_ELEMENT).fillna(False).to_numpy(dtype=bool),
-        ["encounter_id", "condition_id"],
-    ]
-    pairs = refs.astype("string")
-    return pairs.dropna().drop_duplicates(ignore_index=True)
+    refs = r.table("encounter_diagnoses")
+    refs = refs.loc[ecqm.eq(refs["element"], REASON_REFERENCE_ELEMENT), ["encounter_id", "condition_id"]]
+    return refs.astype("string").dropna().drop_duplicates(ignore_index=True)
 
 
-def qualifying_encounter(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: ValueSetIndex
-) -> np.ndarray:
+def qualifying_encounter(subjects: pd.DataFrame, r: ecqm.Retrieve, period: Period) -> np.ndarray:
     """ "Qualifying Encounter": a CQMCommon inpatient encounter whose hospitalization (with any
     immediately prior observation stay and emergency department visit) lasts at most 120
     calendar days, of a patient aged 18 or over on the day the encounter itself started."""
-    hstart = E.hospitalization_start(subjects, data, valuesets)
-    end = subjects["end_at"].reset_index(drop=True)
-    days = (end.dt.normalize() - hstart.dt.normalize()).dt.days
-    short = days.le(MAX_STAY_DAYS).to_numpy(dtype=bool, na_value=False)
-    age = E.age_at_start(subjects, data)
-    adult = np.nan_to_num(age, nan=-1.0) >= 18
-    return E.inpatient_encounter(subjects, data, period, valuesets) & short & adult
+    hstart = ecqm.days(ecqm.hospitalization_start(subjects, r))
+    length = ecqm.days(subjects["end_at"]) - hstart
+    short = ~np.isnat(length) & (length <= np.timedelta64(MAX_STAY_DAYS, "D"))
+    adult = np.nan_to_num(ecqm.age_at_start(subjects, r), nan=-1.0) >= 18
+    return ecqm.inpatient_encounter(subjects, r, period) & short & adult
 
 
-def _claim_poa(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], valuesets: ValueSetIndex
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
-    linked = E.linked_claim_diagnoses(subjects, data)
+def _claim_poa(subjects: pd.DataFrame, r: ecqm.Retrieve) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    linked = ecqm.linked_claim_diagnoses(subjects, r)
     poa_null = linked["present_on_admission"].isna().to_numpy(dtype=bool)
-    return linked, poa_null, E.poa_in(linked, valuesets, POA_YES), E.poa_in(linked, valuesets, POA_NO)
+    return linked, poa_null, ecqm.poa_in(linked, r, POA_YES), ecqm.poa_in(linked, r, POA_NO)
 
 
-def fall_present_on_admission(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], valuesets: ValueSetIndex
-) -> np.ndarray:
+def fall_present_on_admission(subjects: pd.DataFrame, r: ecqm.Retrieve) -> np.ndarray:
     """``hasDiagnosisPresentOnAdmission("Inpatient Falls")``: a linked claim diagnosis coded as an
     inpatient fall (diagnosisCodeableConcept only) with present-on-admission indicator Y or W."""
-    linked, _, poa_yes, _ = _claim_poa(subjects, data, valuesets)
-    fall = E.diagnosis_code_in(linked, data, valuesets, INPATIENT_FALLS, via_condition=False)
-    return E.any_per_subject(len(subjects), linked.loc[poa_yes & fall, "__row"].to_numpy())
+    linked, _, poa_yes, _ = _claim_poa(subjects, r)
+    fall = ecqm.diagnosis_code_in(linked, r, INPATIENT_FALLS, via_condition=False)
+    return ecqm.any_per_row(len(subjects), linked["__row"].to_numpy()[poa_yes & fall])
 
 
-def _fall_documented(subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], valuesets: ValueSetIndex) -> np.ndarray:
+def _fall_documented(subjects: pd.DataFrame, r: ecqm.Retrieve) -> np.ndarray:
     """ "Encounter Where A Fall Occurred": Encounter.reasonCode, or a Condition the encounter
     names in reasonReference, coded as an inpatient fall; or an AdverseEvent coded as an
     inpatient fall dated (date, else recordedDate) during the hospitalization."""
     n = len(subjects)
-    reason = E.record_codes(data, "encounters", elements=("reasonCode",), first=None)
-    by_reason_code = subjects["encounter_id"].isin(E.ids_in_valueset(reason, valuesets, INPATIENT_FALLS))
+    by_reason_code = ecqm.isin(subjects["encounter_id"], r.keys_in("encounters", "reason", [INPATIENT_FALLS]))
 
-    fall_conditions = E.ids_in_valueset(
-        E.record_codes(data, "conditions", elements=("code",)), valuesets, INPATIENT_FALLS
-    )
-    by_condition = subjects["encounter_id"].isin(
-        _reason_conditions(data).loc[lambda d: d["condition_id"].isin(fall_conditions), "encounter_id"]
-    )
+    reasons = _reason_conditions(r)
+    fall_conditions = reasons["condition_id"].isin(r.ids_in("conditions", INPATIENT_FALLS)).to_numpy(dtype=bool)
+    by_condition = ecqm.isin(subjects["encounter_id"], reasons.loc[fall_conditions, "encounter_id"])
 
-    events = E.table(data, "adverse_events")
-    fall_events = events[
-        events["adverse_event_id"].isin(
-            E.ids_in_valueset(
-                E.record_codes(data, "adverse_events", elements=("event", "code")), valuesets, INPATIENT_FALLS
-            )
-        )
-    ]
+    events = r.table("adverse_events")
+    falls = events[ecqm.isin(events["adverse_event_id"], r.ids_in("adverse_events", INPATIENT_FALLS))]
     when = pd.DataFrame(
-        {
-            "patient_id": fall_events["patient_id"],
-            "at": fall_events["occurred_at"].fillna(fall_events["recorded_at"]),
-        }
-    )
+        {"patient_id": falls["patient_id"], "at": falls["occurred_at"].fillna(falls["recorded_at"])}
+    ).dropna(subset=["at"])
     left = pd.DataFrame(
         {
             "__row": np.arange(n),
             "patient_id": subjects["patient_id"].to_numpy(),
-            "low": E.hospitalization_start(subjects, data, valuesets),
-            "high": subjects["end_at"].reset_index(drop=True),
+            "low": ecqm.hospitalization_start(subjects, r),
+            "high": ecqm.ts(subjects["end_at"]),
         }
     )
-    m = left.merge(when.dropna(subset=["at"]), on="patient_id", how="inner")
-    during = (m["at"].ge(m["low"]) & m["at"].le(m["high"])).to_numpy(dtype=bool, na_value=False)
-    by_event = E.any_per_subject(n, m.loc[during, "__row"].to_numpy())
-    return (
-        by_reason_code.to_numpy(dtype=bool, na_value=False)
-        | by_condition.to_numpy(dtype=bool, na_value=False)
-        | by_event
-    )
+    m = left.merge(when, on="patient_id", how="inner")
+    at = ecqm.ts(m["at"])
+    during = (at >= ecqm.ts(m["low"])) & (at <= ecqm.ts(m["high"]))
+    by_event = ecqm.any_per_row(n, m["__row"].to_numpy()[during])
+    return by_reason_code | by_condition | by_event
 
 
-def fall_with_injury_not_present_on_admission(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], valuesets: ValueSetIndex
-) -> np.ndarray:
+def fall_with_injury_not_present_on_admission(subjects: pd.DataFrame, r: ecqm.Retrieve) -> np.ndarray:
     """The numerator criteria (before population nesting), see the module docstring."""
     n = len(subjects)
-    linked, poa_null, _, poa_no = _claim_poa(subjects, data, valuesets)
-    fall = E.diagnosis_code_in(linked, data, valuesets, INPATIENT_FALLS, via_condition=False)
-    injury = E.diagnosis_code_in(linked, data, valuesets, MAJOR_INJURIES, via_condition=True) | E.diagnosis_code_in(
-        linked, data, valuesets, MODERATE_INJURIES, via_condition=True
+    linked, poa_null, _, poa_no = _claim_poa(subjects, r)
+    fall = ecqm.diagnosis_code_in(linked, r, INPATIENT_FALLS, via_condition=False)
+    injury = ecqm.diagnosis_code_in(linked, r, MAJOR_INJURIES, via_condition=True) | ecqm.diagnosis_code_in(
+        linked, r, MODERATE_INJURIES, via_condition=True
     )
     rows = linked["__row"].to_numpy()
-    fall_not_poa = E.any_per_subject(n, rows[poa_null | (poa_no & fall)])
-    injury_not_poa = E.any_per_subject(n, rows[poa_null | (poa_no & injury)])
-    return _fall_documented(subjects, data, valuesets) & fall_not_poa & injury_not_poa
+    fall_not_poa = ecqm.any_per_row(n, rows[poa_null | (poa_no & fall)])
+    injury_not_poa = ecqm.any_per_row(n, rows[poa_null | (poa_no & injury)])
+    return _fall_documented(subjects, r) & fall_not_poa & injury_not_poa
 
 
 # ------------------------------------------------------------------ populations
 def initial_population(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: ValueSetIndex
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
 ) -> np.ndarray:
     """ "Qualifying Encounter"."""
-    E.require_valuesets(valuesets, VALUESETS, "CMS1017")
-    return qualifying_encounter(subjects, data, period, valuesets)
+    return qualifying_encounter(subjects, ecqm.Retrieve(data, valuesets), period)
 
 
 def denominator_exclusion(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: ValueSetIndex
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
 ) -> np.ndarray:
     """ "Encounter With A Fall Present On Admission"."""
-    return fall_present_on_admission(subjects, data, valuesets)
+    return fall_present_on_admission(subjects, ecqm.Retrieve(data, valuesets))
 
 
 def numerator(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: ValueSetIndex
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
 ) -> np.ndarray:
     """A documented fall, a fall not present on admission, and a major or moderate injury not
     present on admission, all for the encounter."""
-    return fall_with_injury_not_present_on_admission(subjects, data, valuesets)
+    return fall_with_injury_not_present_on_admission(subjects, ecqm.Retrieve(data, valuesets))
 
 
 def numerator_exclusion(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: ValueSetIndex
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
 ) -> np.ndarray:
     """ "Numerator Exclusions": the same "Encounter With A Fall Present On Admission"."""
-    return fall_present_on_admission(subjects, data, valuesets)
+    return fall_present_on_admission(subjects, ecqm.Retrieve(data, valuesets))

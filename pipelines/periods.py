@@ -149,6 +149,22 @@ class MeasurementPeriod:
     def annual(self) -> bool:
         return len(self.label) == 4
 
+    @classmethod
+    def from_inclusive(cls, first: date, last: date) -> MeasurementPeriod:
+        """The period whose first and last days (inclusive, as MADiE writes them) these
+        are: a calendar year or a calendar month; any other span is a PeriodError rather
+        than something silently widened."""
+        year = cls.parse(f"{first.year:04d}")
+        if (first, last) == (year.start, date(first.year, 12, 31)):
+            return year
+        month = Month.of(first)
+        if (first, last) == (month.start, month.last_day):
+            return cls.parse(month)
+        raise PeriodError(
+            f"measurement period {first}..{last} is neither a calendar year nor a calendar month; "
+            "the indicator engine evaluates only those"
+        )
+
 
 def parse_period(text: object) -> tuple[int, int]:
     """``"2026-10"`` -> ``(2026, 10)``."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -312,42 +312,6 @@ def indicator_catalogue(settings: Settings) -> tuple[list[Any], Any]:
     return indicators, valuesets
 
 
-class WarehouseView(Mapping[str, pd.DataFrame]):
-    """The warehouse tables as of a batch horizon, read only when an indicator asks.
-
-    Indicators touch a few tables (no shipped one reads observations), so tables are
-    read lazily; and several months' horizons share one read of every delivery
-    (``deliveries``), each view keeping only the batches up to its own horizon. The
-    indicator engine then keeps the latest delivery of each record.
-    """
-
-    def __init__(self, engine: Any, upto_batch: str, deliveries: dict[str, pd.DataFrame], horizon: str) -> None:
-        self._engine = engine
-        self._upto = upto_batch
-        self._deliveries = deliveries
-        self._horizon = horizon
-        self._visible: dict[str, pd.DataFrame] = {}
-
-    def __getitem__(self, name: str) -> pd.DataFrame:
-        if name not in TABLES:
-            raise KeyError(name)
-        if name not in self._deliveries:
-            from pipelines.load import read_deliveries
-
-            self._deliveries[name] = read_deliveries(self._engine, name, upto_batch=self._horizon)
-        if name not in self._visible:
-            df = self._deliveries[name]
-            later = df["batch"] > self._upto
-            self._visible[name] = df[~later] if later.any() else df  # no copy when nothing is later
-        return self._visible[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(TABLES)
-
-    def __len__(self) -> int:
-        return len(TABLES)
-
-
 def compute_targets(period: str, loaded: set[str], *, revision_months: int, history_months: int = 0) -> list[str]:
     """The months a run for ``period`` (re)computes, oldest first.
 
@@ -467,7 +431,8 @@ def compute_stage(
     later batches have arrived (until then its results are ``provisional``). Each
     month's results are replaced as a set.
     """
-    from pipelines.load import create_schema, list_batches, replace_results
+    from pipelines.compute.needs import needs_of
+    from pipelines.load import DeliveryReader, create_schema, list_batches, replace_results
 
     settings = _settings(settings)
     period = periods.validate_period(period)
@@ -487,9 +452,9 @@ def compute_stage(
             )
         summary: dict[str, Any] = {"period": period, "indicators": len(indicators), "periods": targets}
         horizon = periods.shift(targets[-1], settings.revision_months)
-        deliveries: dict[str, pd.DataFrame] = {}
+        reader = DeliveryReader(engine, needs_of(indicators, valuesets), upto_batch=horizon)
         for target in targets:
-            view = WarehouseView(engine, periods.shift(target, settings.revision_months), deliveries, horizon)
+            view = reader.snapshot(periods.shift(target, settings.revision_months))
             end = data_end(target, loaded, settings.revision_months)
             subjects, results = _compute_available(indicators, view, target, valuesets, summary, end)
             reason = open_to_revision(target, loaded, settings.revision_months)
@@ -528,7 +493,7 @@ class _ReportInputs:
 
 
 def _report_inputs(period: str, settings: Settings) -> _ReportInputs:
-    from pipelines.load import read_batch, read_results, read_subjects, read_table
+    from pipelines.load import DeliveryReader, Needs, read_batch, read_results, read_subjects
 
     indicators, _ = indicator_catalogue(settings)
     engine = warehouse(settings)
@@ -536,8 +501,9 @@ def _report_inputs(period: str, settings: Settings) -> _ReportInputs:
         results = read_results(engine, periods=periods.window(period, settings.report_months))
         if not (results["period"] == period).any():
             raise ConfigError(f"no indicator results for {period}: run the compute stage for this period first")
-        orgs = read_table(engine, "organizations")
-        locs = read_table(engine, "locations")
+        names = Needs({"organizations": frozenset({"name"}), "locations": frozenset({"name"})})
+        snapshot = DeliveryReader(engine, names).snapshot(period)
+        orgs, locs = snapshot["organizations"], snapshot["locations"]
         computed = set(results.loc[results["period"] == period, "indicator_id"])
         return _ReportInputs(
             indicators=[i.metadata() for i in indicators if i.id in computed],

@@ -654,18 +654,6 @@ def coding_record_keys(codings: pd.DataFrame) -> pd.Series:
     return (typed + "/" + ids).fillna(ids)
 
 
-def latest_delivery(df: pd.DataFrame, name: str) -> pd.DataFrame:
-    """One row per record: the latest ``batch`` wins (rows without a ``batch`` column
-    are taken as delivered once). Sources re-send Patients in every batch and correct
-    records later; raw rows would double-count in joins."""
-    spec = TABLES[name]
-    if "batch" in df.columns:
-        df = df.sort_values("batch", kind="stable")
-    keys = [c for c in spec.key_columns if c in df.columns]
-    dup = df.duplicated(subset=keys, keep="last").to_numpy(dtype=bool)
-    return df[~dup].reset_index(drop=True) if dup.any() else df.reset_index(drop=True)
-
-
 def empty_frame(spec: TableSpec) -> pd.DataFrame:
     """An empty frame with the table's columns and dtypes."""
     return pd.DataFrame({n: pd.Series(dtype=t) for n, t in spec.dtypes.items()})
@@ -817,6 +805,5 @@ __all__ = [
     "coding_record_keys",
     "conform",
     "empty_frame",
-    "latest_delivery",
     "record_keys",
 ]

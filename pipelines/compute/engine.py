@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,9 +31,10 @@ import pandas as pd
 
 from pipelines.compute import model as m
 from pipelines.compute.registry import BASIS_TABLE
-from pipelines.compute.valuesets import ValueSetIndex
+from pipelines.compute.valuesets import DeclaredValueSets, ValueSetIndex
 from pipelines.errors import IndicatorDefinitionError, MissingValueSets
-from pipelines.tables import INDICATOR_SUBJECTS, TABLES, empty_frame, latest_delivery
+from pipelines.load.snapshot import Snapshot
+from pipelines.tables import INDICATOR_SUBJECTS, TABLES
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +54,11 @@ class _Env:
     data: Mapping[str, pd.DataFrame]
     period: m.Period
     valuesets: ValueSetIndex
-    _tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    declared: DeclaredValueSets
 
     def table(self, name: str) -> pd.DataFrame:
-        """The table with one row per record: the latest delivery wins."""
-        if name not in self._tables:
-            df = self.data.get(name)
-            if df is None:
-                log.warning("table %s not supplied; treating it as empty", name)
-                df = empty_frame(TABLES[name])
-            self._tables[name] = latest_delivery(df, name)
-        return self._tables[name]
+        """One row per record (``data`` is a :class:`~pipelines.load.snapshot.Snapshot`)."""
+        return self.data[name]
 
 
 def _bool(values: Any) -> np.ndarray:
@@ -319,21 +314,9 @@ def subject_frame(basis: m.Basis, env: _Env) -> pd.DataFrame:
     return df
 
 
-def _wants_valuesets(fn: Callable[..., Any]) -> bool:
-    """Escape-hatch functions may take a ``valuesets`` keyword (eCQM logic needs the
-    value-set index that the indicator's YAML declares)."""
-    import inspect
-
-    try:
-        return "valuesets" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _population_mask(pop: m.PopulationDef, ctx: _Context) -> np.ndarray:
     if pop.function is not None:
-        kwargs = {"valuesets": ctx.env.valuesets} if _wants_valuesets(pop.function) else {}
-        result = pop.function(ctx.materialised(), ctx.env.data, ctx.env.period, **kwargs)
+        result = pop.function(ctx.materialised(), ctx.env.data, ctx.env.period, ctx.env.declared)
         out = _bool(np.asarray(result) if not isinstance(result, pd.Series) else result)
         if out.shape != (len(ctx),):
             raise IndicatorDefinitionError(
@@ -389,7 +372,9 @@ def evaluate(
     initial population, out of every other population - until a later run sees it.
     """
     p = m.Period.parse(period)
-    env = _Env(data, p, valuesets)
+    if not isinstance(data, Snapshot):  # frames in memory: the read model's rule still decides
+        data = Snapshot.of(data)
+    env = _Env(data, p, valuesets, DeclaredValueSets(valuesets, indicator.declared_valuesets, indicator.declared_codes))
     missing = sorted(ref for ref in indicator.valuesets if ref not in valuesets)
     if missing:
         raise MissingValueSets(f"{indicator.id}: value set(s) not loaded: {', '.join(missing)}", missing)

@@ -369,8 +369,11 @@ def criterion_valuesets(criterion: Criterion) -> set[str]:
 
 # ---------------------------------------------------------------------------- indicator
 #: Signature of an escape-hatch population function in ``indicators/<id>.py``:
-#: ``f(subjects, data, period) -> boolean mask aligned with subjects``.
-PopulationFunction = Callable[[pd.DataFrame, Mapping[str, pd.DataFrame], Period], Any]
+#: ``f(subjects, data, period, valuesets) -> boolean mask aligned with subjects``, where
+#: ``data`` is the read-model snapshot of the tables the indicator ``reads`` and
+#: ``valuesets`` the value sets and codes it declares, by name
+#: (:class:`~pipelines.compute.valuesets.DeclaredValueSets`).
+PopulationFunction = Callable[[pd.DataFrame, Mapping[str, pd.DataFrame], Period, Any], Any]
 
 
 @dataclass(frozen=True)
@@ -424,6 +427,14 @@ class Indicator:
     denominator_value: str | None = None
     observation: str | None = None
     follow_up: FollowUp | None = None
+    #: Declared, not discovered (eCQMs): value set name -> canonical URL, direct-reference
+    #: code name -> (system, code), the tables the population functions read, and the
+    #: canonical Measure this indicator implements.
+    declared_valuesets: dict[str, str] = field(default_factory=dict)
+    declared_codes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    reads: tuple[str, ...] = ()
+    measure_url: str | None = None
+    measure_version: str | None = None
     source: Path | None = None
 
     def population(self, name: Population | str) -> PopulationDef | None:
@@ -431,7 +442,8 @@ class Indicator:
 
     @property
     def valuesets(self) -> set[str]:
-        refs: set[str] = set()
+        """Every value set the indicator needs: those its criteria name and those it declares."""
+        refs: set[str] = set(self.declared_valuesets.values())
         for pop in self.populations.values():
             if pop.criteria is not None:
                 refs |= criterion_valuesets(pop.criteria)
@@ -459,6 +471,8 @@ class Indicator:
             "aggregate": self.aggregate.value if self.aggregate else None,
             "stratifiers": list(self.stratifiers),
             "cms_id": self.cms_id,
+            "measure_url": self.measure_url,
+            "measure_version": self.measure_version,
             "grain": self.grain,
             "references": list(self.references),
             "populations": {p.value: d.sentence for p, d in self.populations.items()},

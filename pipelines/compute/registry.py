@@ -72,7 +72,8 @@ STRATIFIABLE = ("ward_id", "service")
 TOP_KEYS = {
     "id", "title", "description", "domain", "owner", "scoring", "basis", "improvement", "target", "unit",
     "multiplier", "aggregate", "stratifiers", "cms_id", "grain", "references", "derive", "populations",
-    "numerator_events", "denominator_value", "observation", "follow_up",
+    "numerator_events", "denominator_value", "observation", "follow_up", "valuesets", "codes", "reads",
+    "measure",
 }  # fmt: skip
 REQUIRED_KEYS = (
     "id", "title", "description", "domain", "owner", "scoring", "basis", "improvement", "target", "unit",
@@ -464,6 +465,7 @@ def parse_indicator(doc: Any, path: Path, valuesets: ValueSetIndex | None = None
     cms_id = spec.get("cms_id")
     if cms_id is not None:
         cms_id = p.text(cms_id, "cms_id")
+    declared_vs, declared_codes, reads, measure = _declared(p, spec, functions)
     follow_up = None
     if "follow_up" in spec:
         if scoring is m.Scoring.CONTINUOUS:
@@ -505,8 +507,57 @@ def parse_indicator(doc: Any, path: Path, valuesets: ValueSetIndex | None = None
         denominator_value=denominator_value,
         observation=observation,
         follow_up=follow_up,
+        declared_valuesets=declared_vs,
+        declared_codes=declared_codes,
+        reads=reads,
+        measure_url=measure[0],
+        measure_version=measure[1],
         source=path,
     )
+
+
+def _declared(
+    p: _Parser, spec: dict, functions: dict[str, Any]
+) -> tuple[dict[str, str], dict[str, tuple[str, str]], tuple[str, ...], tuple[str | None, str | None]]:
+    """The declarations an indicator with population functions makes about itself:
+    ``valuesets`` (name -> canonical), ``codes`` (name -> {system, code}), ``reads`` (the
+    tables its functions read: only those are loaded) and ``measure`` ({url, version} of
+    the canonical Measure it implements). Value sets are checked when they are loaded."""
+    valuesets: dict[str, str] = {}
+    vs_node = spec.get("valuesets") or {}
+    if not isinstance(vs_node, dict):
+        raise p.fail("valuesets", "expected a mapping of value set name -> canonical URL")
+    for name, url in vs_node.items():
+        where = f"valuesets.{name}"
+        if not isinstance(url, str) or not url.startswith(("http://", "https://", "urn:oid:")):
+            raise p.fail(where, f"expected a canonical URL, got {url!r}")
+        valuesets[p.text(name, where)] = url
+    codes: dict[str, tuple[str, str]] = {}
+    codes_node = spec.get("codes") or {}
+    if not isinstance(codes_node, dict):
+        raise p.fail("codes", "expected a mapping of code name -> {system, code}")
+    for name, node in codes_node.items():
+        where = f"codes.{name}"
+        c = p.mapping(node, where, ("system", "code"))
+        codes[p.text(name, where)] = (p.text(c["system"], f"{where}.system"), str(c["code"]).strip())
+    reads_node = spec.get("reads") or []
+    if not isinstance(reads_node, list) or not all(isinstance(t, str) for t in reads_node):
+        raise p.fail("reads", "expected a list of table names")
+    unknown = sorted(set(reads_node) - set(TABLES))
+    if unknown:
+        raise p.fail("reads", f"unknown table(s) {', '.join(unknown)} (known: {', '.join(TABLES)})")
+    if functions and not reads_node:
+        raise p.fail("reads", "an indicator with population functions must list the tables they read")
+    if not functions and reads_node:
+        raise p.fail("reads", "only population functions need reads: criteria name their tables themselves")
+    url = version = None
+    if "measure" in spec:
+        node = p.mapping(spec["measure"], "measure", ("url",), ("version",))
+        url = p.text(node["url"], "measure.url")
+        if not url.startswith(("http://", "https://")):
+            raise p.fail("measure.url", f"expected the canonical URL of a Measure, got {url!r}")
+        version = p.text(str(node["version"]), "measure.version") if "version" in node else None
+    return valuesets, codes, tuple(reads_node), (url, version)
 
 
 def load_indicator_file(path: Path, valuesets: ValueSetIndex | None = None) -> m.Indicator:

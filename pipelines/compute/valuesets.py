@@ -162,6 +162,51 @@ class ValueSetIndex:
         return joined.isin(self._keys[key_id]).to_numpy(dtype=bool, na_value=False)
 
 
+class DeclaredValueSets:
+    """The value sets and codes one indicator declares, by the names its logic uses.
+
+    What a population function receives: ``vs.mask("Encounter Inpatient", system, code)``
+    reads as the CQL does, and the canonical URL behind each name is in the indicator's
+    own file, not in code. Names are checked on use (an undeclared name is a definition
+    error); canonical URLs work too, for the criteria vocabulary's own sets.
+    """
+
+    def __init__(self, index: ValueSetIndex, names: dict[str, str], codes: dict[str, tuple[str, str]]) -> None:
+        self.index = index
+        self.names = dict(names)
+        self.declared_codes = dict(codes)
+
+    def url(self, name: str) -> str:
+        if name in self.names:
+            return self.names[name]
+        if name in self.names.values() or name in self.index:
+            return name
+        raise ValueSetError(f"value set {name!r} is not declared by the indicator (its YAML valuesets:)")
+
+    def code(self, name: str) -> tuple[str, str]:
+        """A declared direct-reference code: (system, code)."""
+        try:
+            return self.declared_codes[name]
+        except KeyError:
+            raise ValueSetError(f"code {name!r} is not declared by the indicator (its YAML codes:)") from None
+
+    def __contains__(self, ref: object) -> bool:
+        return isinstance(ref, str) and (ref in self.names or ref in self.index)
+
+    def get(self, ref: str) -> ValueSet:
+        return self.index.get(self.url(ref))
+
+    def codes(self, ref: str) -> frozenset[tuple[str, str]]:
+        return self.index.codes(self.url(ref))
+
+    def mask(self, ref: str, system: pd.Series, code: pd.Series) -> np.ndarray:
+        return self.index.mask(self.url(ref), system, code)
+
+    def missing(self) -> list[str]:
+        """Declared canonicals that are not loaded."""
+        return sorted(url for url in self.names.values() if url not in self.index)
+
+
 def _resources(doc: Any) -> Iterator[dict[str, Any]]:
     if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
         for entry in doc.get("entry", []) or []:
@@ -199,4 +244,4 @@ def load_valuesets(dirs: Sequence[Path]) -> ValueSetIndex:
     return index
 
 
-__all__ = ["ValueSet", "ValueSetIndex", "load_valuesets", "parse_valueset"]
+__all__ = ["DeclaredValueSets", "ValueSet", "ValueSetIndex", "load_valuesets", "parse_valueset"]

@@ -20,13 +20,14 @@ import csv
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from pipelines.errors import ConfigError
+from pipelines.periods import MeasurementPeriod
 
 POPULATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-population"
 #: Population codes the conformance check compares; measure-observation values and
@@ -117,15 +118,7 @@ def period_label(start: str, end: str) -> str:
         last = date.fromisoformat(str(end)[:10])
     except ValueError as exc:
         raise ConfigError(f"measurement period {start!r}..{end!r} is not two ISO dates") from exc
-    if first.day == 1 and first.month == 1 and last == date(first.year, 12, 31):
-        return f"{first.year:04d}"
-    next_month = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-    if first.day == 1 and last == next_month - timedelta(days=1):
-        return f"{first.year:04d}-{first.month:02d}"
-    raise ConfigError(
-        f"measurement period {start}..{end} is neither a calendar year nor a calendar month; "
-        "the indicator engine evaluates only those"
-    )
+    return MeasurementPeriod.from_inclusive(first, last).label
 
 
 def expected_counts(report: Mapping[str, Any]) -> dict[str, int]:

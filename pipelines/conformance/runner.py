@@ -53,11 +53,13 @@ from pipelines.compute import (
     load_valuesets,
 )
 from pipelines.compute import model as m
+from pipelines.compute.needs import needs_of
 from pipelines.compute.registry import BASIS_TABLE
 from pipelines.config import Settings, load_settings
 from pipelines.conformance.deck import COMPARED_CODES, CaseProblem, Deck, TestCase, cms_number, read_deck
 from pipelines.errors import ConfigError
 from pipelines.extract import extract_paths
+from pipelines.load.snapshot import Snapshot
 from pipelines.tables import TABLES
 
 log = logging.getLogger(__name__)
@@ -371,6 +373,9 @@ def run_deck(
     tables = attribute_to_case_patient(extracted.tables, deck.cases)
     quarantined = extracted.quarantine["source_file"].astype("string").value_counts().to_dict()
     basis_name = BASIS_TABLE[indicator.basis]
+    # The same columns and codings a warehouse snapshot would hold for this measure: the
+    # decks check the read model's filter as well as the logic.
+    needs = needs_of([indicator], index)
     counts: dict[str, dict[str, int]] = {c.case: {} for c in deck.cases}
     unattributed = 0
     rounds = 0
@@ -384,7 +389,7 @@ def run_deck(
                 name: df[df["source_file"].isin(files)] if "source_file" in df.columns else df
                 for name, df in tables.items()
             }
-            subjects = evaluate(indicator, part, period, index)
+            subjects = evaluate(indicator, Snapshot.of(part, needs=needs), period, index)
             per_case, lost = _case_counts(indicator, subjects, part[basis_name], files)
             unattributed += lost
             for case, row in per_case.iterrows():

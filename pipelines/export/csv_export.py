@@ -28,8 +28,9 @@ from typing import Any
 import pandas as pd
 
 from pipelines import outputs
-from pipelines.export.period import indicator_index, period_bounds, period_results
+from pipelines.export.period import indicator_index, period_results
 from pipelines.export.suppression import apply_suppression, flag_column, suppressed_fields
+from pipelines.periods import Month
 from pipelines.tables import FINAL, NOT_COMPUTED, POPULATIONS
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ def format_decimal(value: Any) -> str:
 
 def csv_rows(results: pd.DataFrame, indicators: list[dict], period: str, threshold: int) -> list[dict[str, str]]:
     """The export's rows as strings, suppression applied (shared with tests and other writers)."""
-    start, end = period_bounds(period)
+    month = Month.parse(period)
+    start, end = month.start.isoformat(), month.last_day.isoformat()
     index = indicator_index(indicators)
     frame = apply_suppression(period_results(results, indicators, period), threshold)
     rows: list[dict[str, str]] = []

@@ -42,8 +42,9 @@ from pydantic import ValidationError
 from pipelines import outputs
 from pipelines.errors import ExportError
 from pipelines.export.csv_export import format_decimal
-from pipelines.export.period import indicator_index, period_bounds, period_results
+from pipelines.export.period import indicator_index, period_results
 from pipelines.export.suppression import apply_suppression, flag_column
+from pipelines.periods import Month
 from pipelines.tables import (
     ALL_FACILITIES,
     FINAL,
@@ -173,7 +174,8 @@ def measure_report_from_counts(
     ``individual`` with ``subject_reference`` gives a per-patient report (internal use;
     never for regulator export). ``state`` sets the report's status.
     """
-    start, end = period_bounds(period)
+    month = Month.parse(period)
+    start, end = month.start.isoformat(), month.last_day.isoformat()
     iid = str(indicator["id"])
     scoring = str(indicator.get("scoring"))
     hidden = set(suppressed)

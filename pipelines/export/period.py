@@ -44,12 +44,6 @@ KEY = ["indicator_id", "facility_id", "stratifier", "stratum"]
 AGGREGATE_COLUMNS = [c.name for c in INDICATOR_RESULTS.columns]
 
 
-def period_bounds(period: str) -> tuple[str, str]:
-    """First and last day of the reporting month (ISO dates)."""
-    m = Month.parse(period)
-    return m.start.isoformat(), m.last_day.isoformat()
-
-
 def indicator_index(indicators: list[dict]) -> dict[str, Mapping[str, Any]]:
     out: dict[str, Mapping[str, Any]] = {}
     for ind in indicators:
@@ -81,7 +75,7 @@ def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 def period_results(results: pd.DataFrame, indicators: list[dict], period: str) -> pd.DataFrame:
     """The reporting month's aggregate rows, typed, checked and sorted."""
-    period_bounds(period)
+    Month.parse(period)
     index = indicator_index(indicators)
     optional = ("numerator_events", "denominator_value", "censored", "state", "state_reason")
     missing = [c for c in AGGREGATE_COLUMNS if c not in results.columns and c not in optional]
@@ -121,4 +115,4 @@ def period_results(results: pd.DataFrame, indicators: list[dict], period: str) -
     return sort_rows(frame)
 
 
-__all__ = ["IDENTIFYING", "KEY", "indicator_index", "period_bounds", "period_results", "sort_rows"]
+__all__ = ["IDENTIFYING", "KEY", "indicator_index", "period_results", "sort_rows"]

@@ -12,19 +12,22 @@ from pipelines.load.batches import (
     lookup_records,
     read_batch,
     read_batches,
-    read_deliveries,
-    read_table,
     replace_batch,
     table_counts,
 )
 from pipelines.load.engine import make_engine
 from pipelines.load.results import read_results, read_subjects, replace_results, retire_indicator, stored_indicator_ids
 from pipelines.load.schema import SCHEMA_VERSION, create_schema
+from pipelines.load.snapshot import DeliveryReader, Needs, Snapshot, latest_per_key, read_deliveries, read_table
 
 __all__ = [
     "SCHEMA_VERSION",
+    "DeliveryReader",
+    "Needs",
+    "Snapshot",
     "batch_records",
     "create_schema",
+    "latest_per_key",
     "list_batches",
     "lookup_records",
     "make_engine",

@@ -8,9 +8,8 @@ batch, and a failed load leaves the previous state intact.
 
 Records may be delivered more than once: Patient, Organization and Location
 resources are re-sent in every batch that references them, and a source may correct
-a record in a later batch. Each delivery is kept (history, provenance), and
-:func:`read_table` resolves them: the latest batch wins, optionally as of an earlier
-batch so that a past month can be recomputed exactly as it was known then.
+a record in a later batch. Each delivery is kept (history, provenance); which one a
+reader sees is the read model's rule (:mod:`pipelines.load.snapshot`).
 """
 
 from __future__ import annotations
@@ -30,13 +29,6 @@ from pipelines.load.frames import insert_frame, prepare, read_typed
 from pipelines.periods import Month
 
 log = logging.getLogger(__name__)
-
-
-def check_month(value: str, what: str) -> str:
-    """Batches and periods are calendar months ``YYYY-MM`` (:class:`periods.Month`); they
-    sort as text, which the "latest batch wins" rule relies on."""
-    del what  # every bad month gets the one PeriodError message
-    return Month.parse(value).label
 
 
 def _batch_table(name: str) -> tuple[sa.Table, T.TableSpec]:
@@ -65,7 +57,7 @@ def replace_batch(
     ``fingerprint`` (of the delivered files) and ``accepted_as`` (how the delivery
     guard was passed) are recorded in ``load_batches``.
     """
-    check_month(batch, "batch")
+    batch = Month.parse(batch).label
     unknown = sorted(set(tables) - set(T.TABLES))
     if unknown:
         raise WarehouseError(f"replace_batch: unknown source table(s): {', '.join(unknown)}")
@@ -106,52 +98,11 @@ def replace_batch(
     return written
 
 
-def read_table(engine: Engine, name: str, *, upto_batch: str | None = None) -> pd.DataFrame:
-    """A source table with one row per record id: the delivery from the latest batch
-    (no later than ``upto_batch`` when given), typed exactly like extract output, with
-    provenance and the ``batch`` that delivered it."""
-    if name not in T.TABLES:
-        raise WarehouseError(f"unknown source table {name!r}; expected one of {', '.join(T.TABLES)}")
-    spec = T.TABLES[name]
-    table = S.SOURCE_TABLES[name]
-    keys, bcol = [table.c[c] for c in spec.key_columns], table.c[S.BATCH]
-    latest = sa.select(*(k.label(f"k{i}") for i, k in enumerate(keys)), sa.func.max(bcol).label("b")).group_by(*keys)
-    if upto_batch is not None:
-        latest = latest.where(bcol <= check_month(upto_batch, "upto_batch"))
-    latest_sq = latest.subquery("latest")
-    on = [k == latest_sq.c[f"k{i}"] for i, k in enumerate(keys)]
-    stmt = (
-        sa.select(*(table.c[c] for c in spec.column_names), bcol)
-        .join(latest_sq, sa.and_(*on, bcol == latest_sq.c.b))
-        .order_by(bcol, table.c.source_file, table.c.source_line, *keys)
-    )
-    with read_connection(engine, f"reading {name}") as conn:
-        return read_typed(conn, stmt, spec, {S.BATCH: "string"})
-
-
-def read_deliveries(engine: Engine, name: str, *, upto_batch: str | None = None) -> pd.DataFrame:
-    """Every delivery of a source table's records (no later than ``upto_batch``), with
-    the ``batch`` that delivered each: a record re-sent in three batches appears three
-    times. One read serves several batch horizons; keep the latest per key in memory."""
-    if name not in T.TABLES:
-        raise WarehouseError(f"unknown source table {name!r}; expected one of {', '.join(T.TABLES)}")
-    spec = T.TABLES[name]
-    table = S.SOURCE_TABLES[name]
-    bcol = table.c[S.BATCH]
-    stmt = sa.select(*(table.c[c] for c in spec.column_names), bcol).order_by(
-        bcol, table.c.source_file, table.c.source_line, *(table.c[c] for c in spec.key_columns)
-    )
-    if upto_batch is not None:
-        stmt = stmt.where(bcol <= check_month(upto_batch, "upto_batch"))
-    with read_connection(engine, f"reading {name}") as conn:
-        return read_typed(conn, stmt, spec, {S.BATCH: "string"})
-
-
 def read_batch(engine: Engine, name: str, batch: str) -> pd.DataFrame:
     """Rows one batch wrote to ``quarantine``, ``reconciliation`` or ``validation_checks``
     (a source table name also works: that batch's deliveries, undeduplicated)."""
     table, spec = _batch_table(name)
-    check_month(batch, "batch")
+    batch = Month.parse(batch).label
     order = (
         [table.c[S.QUARANTINE_ID]]
         if name == T.QUARANTINE.name
@@ -170,7 +121,7 @@ def read_batches(engine: Engine, name: str, batches: Sequence[str]) -> pd.DataFr
     """Rows several batches wrote to one batch table (``reconciliation``,
     ``column_profiles`` ...), with their ``batch``: the delivery guard's history."""
     table, spec = _batch_table(name)
-    wanted = [check_month(b, "batch") for b in batches]
+    wanted = [Month.parse(b).label for b in batches]
     stmt = sa.select(*(table.c[c] for c in spec.column_names), table.c[S.BATCH]).where(table.c[S.BATCH].in_(wanted))
     stmt = stmt.order_by(table.c[S.BATCH], *(table.c[c] for c in table.primary_key.columns.keys() if c != S.BATCH))
     with read_connection(engine, f"reading {name}") as conn:

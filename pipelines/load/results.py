@@ -20,9 +20,9 @@ from sqlalchemy.engine import Engine
 
 from pipelines import tables as T
 from pipelines.load import schema as S
-from pipelines.load.batches import check_month
 from pipelines.load.engine import read_connection, write_transaction
 from pipelines.load.frames import insert_frame, prepare, read_typed
+from pipelines.periods import Month
 
 _RESULT_KEY = ["indicator_id", "period", "facility_id", "stratifier", "stratum"]
 _SUBJECT_KEY = ["indicator_id", "period", "subject_id"]
@@ -30,7 +30,7 @@ _SUBJECT_KEY = ["indicator_id", "period", "subject_id"]
 
 def replace_results(engine: Engine, period: str, *, subjects: pd.DataFrame, results: pd.DataFrame) -> None:
     """Replace every result of ``period`` (all indicators) with these frames."""
-    check_month(period, "period")
+    period = Month.parse(period).label
     subj = prepare(subjects, T.INDICATOR_SUBJECTS, unique=_SUBJECT_KEY, fixed={"period": period})
     res = prepare(results, T.INDICATOR_RESULTS, unique=_RESULT_KEY, fixed={"period": period})
     with write_transaction(engine, f"storing indicator results for {period}") as conn:
@@ -87,7 +87,7 @@ def read_results(
     t = S.indicator_results
     stmt = sa.select(*(t.c[c] for c in T.INDICATOR_RESULTS.column_names))
     if periods is not None:
-        stmt = stmt.where(t.c.period.in_([check_month(p, "period") for p in periods]))
+        stmt = stmt.where(t.c.period.in_([Month.parse(p).label for p in periods]))
     if indicator_ids is not None:
         stmt = stmt.where(t.c.indicator_id.in_(list(indicator_ids)))
     stmt = stmt.order_by(*(t.c[c] for c in _RESULT_KEY))
@@ -99,7 +99,7 @@ def read_subjects(engine: Engine, period: str, indicator_id: str | None = None) 
     """Per-subject membership of one period (drill-down lists; stays internal)."""
     t = S.indicator_subjects
     stmt = sa.select(*(t.c[c] for c in T.INDICATOR_SUBJECTS.column_names)).where(
-        t.c.period == check_month(period, "period")
+        t.c.period == Month.parse(period).label
     )
     if indicator_id is not None:
         stmt = stmt.where(t.c.indicator_id == indicator_id)

@@ -69,31 +69,6 @@ QUARANTINE_REASON_LIMIT = 20
 # --------------------------------------------------------------------------- helpers
 
 
-def parse_period(period: str) -> tuple[int, int]:
-    """``"2026-10"`` -> ``(2026, 10)``; anything else is a PeriodError."""
-    m = Month.parse(period)
-    return m.year, m.month
-
-
-def period_bounds(period: str) -> tuple[str, str]:
-    """First and last calendar day of a reporting month, as ISO dates."""
-    m = Month.parse(period)
-    return m.start.isoformat(), m.last_day.isoformat()
-
-
-def month_window(period: str, months: int) -> list[str]:
-    """The ``months`` reporting months ending with ``period``, oldest first."""
-    return [m.label for m in Month.parse(period).window(months)]
-
-
-def period_label(period: str) -> str:
-    return Month.parse(period).long_label
-
-
-def short_month(period: str) -> str:
-    return Month.parse(period).short_label
-
-
 def _num(value: Any) -> float | None:
     if value is None or value is pd.NA:
         return None
@@ -376,7 +351,7 @@ def _indicator_section(
         trend.append(
             {
                 "period": p,
-                "label": short_month(p),
+                "label": Month.parse(p).short_label,
                 "value": s["value"],
                 "ci_low": s["ci_low"],
                 "ci_high": s["ci_high"],
@@ -635,7 +610,7 @@ def _provisional_summary(sections: list[dict[str, Any]], shared: str) -> dict[st
     return {
         "reason": shared,
         "final_counts": counts,
-        "final_months": [period_label(m) for m in months],
+        "final_months": [Month.parse(m).long_label for m in months],
         "final_attention": _attention(finals, "last_final"),
     }
 
@@ -680,13 +655,13 @@ def build_report_context(
     ``data_as_of`` defaults to the last day of the reporting month: the report covers
     encounters that ended (and feedback received) up to then.
     """
-    parse_period(period)
+    month = Month.parse(period)
     _require_columns(
         results,
         [c.name for c in INDICATOR_RESULTS.columns if c.name != "numerator_events" and c.name != "denominator_value"],
         "indicator results",
     )
-    window = month_window(period, months)
+    window = [m.label for m in month.window(months)]
     in_window = results[results["period"].astype("string").isin(window)]
     lookup = _lookup(in_window)
     known = {str(i["id"]) for i in indicators}
@@ -739,18 +714,18 @@ def build_report_context(
     rag = {k: 0 for k in STATUS_LABELS}
     for s in sections:
         rag[s["current"]["status"]] += 1
-    start, end = period_bounds(period)
+    start, end = month.start.isoformat(), month.last_day.isoformat()
     dq = _data_quality(reconciliation, checks, quarantine)
     attention = _attention(sections, "current")
     provisional = _provisional_summary(sections, shared)
     return {
         "title": "Monthly quality and safety report",
         "period": period,
-        "period_label": period_label(period),
+        "period_label": month.long_label,
         "period_start": start,
         "period_end": end,
         "months": window,
-        "month_labels": [short_month(p) for p in window],
+        "month_labels": [Month.parse(p).short_label for p in window],
         "generated_at": generated_at,
         "data_as_of": data_as_of or end,
         "rag_counts": rag,
@@ -773,6 +748,4 @@ __all__ = [
     "format_ci",
     "format_number",
     "format_value",
-    "month_window",
-    "period_bounds",
 ]

@@ -146,8 +146,11 @@ def test_population_reference_must_point_backwards(tmp_path: Path) -> None:
 def test_escape_hatch_python_population_is_used(tmp_path: Path) -> None:
     doc = copy.deepcopy(BASE)
     del doc["populations"]["numerator"]["criteria"]
+    doc["reads"] = ["encounters"]
     folder = _folder(tmp_path, doc)
-    (folder / "demo.py").write_text("def numerator(subjects, data, period):\n    return subjects['ward_id'] == 'w2'\n")
+    (folder / "demo.py").write_text(
+        "def numerator(subjects, data, period, valuesets):\n    return subjects['ward_id'] == 'w2'\n"
+    )
     (ind,) = load_indicators(folder)
     data = frames(
         encounters=[

@@ -1,0 +1,112 @@
+"""Vectorised column helpers every eCQM uses: timestamps, days, membership, per-row hits.
+
+CQL's three-valued logic collapses to false here: a comparison with a missing value is
+not met, so every helper returns plain booleans with nulls as False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+US = "datetime64[us]"
+DAY = np.timedelta64(1, "D")
+HOUR = pd.Timedelta(hours=1)
+
+
+def ts(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Timestamps as ``datetime64[us]`` (NaT where missing or unreadable)."""
+    s = pd.Series(values) if not isinstance(values, pd.Series) else values
+    if not pd.api.types.is_datetime64_any_dtype(s.dtype):
+        s = pd.to_datetime(s, errors="coerce")
+    return s.to_numpy(dtype=US)
+
+
+def days(values: pd.Series | np.ndarray) -> np.ndarray:
+    """The calendar day of each timestamp (the facility's local day), NaT where missing."""
+    return ts(values).astype("datetime64[D]")
+
+
+def strs(s: pd.Series) -> pd.Series:
+    return s.astype("string")
+
+
+def isin(s: pd.Series, values: Iterable[str] | pd.Series | np.ndarray) -> np.ndarray:
+    """Membership of a string column in a (possibly large) set of strings; nulls never match.
+
+    Uses Arrow's hash-based ``is_in``: pandas' own ``isin`` on Arrow strings boxes every
+    candidate value, which dominates when matching ids against ids."""
+    if not isinstance(values, pd.Series | np.ndarray):
+        values = list(values)
+    candidates = pa.array(pd.Series(values, dtype="string").dropna(), type=pa.large_string())
+    if len(s) == 0 or len(candidates) == 0:
+        return np.zeros(len(s), dtype=bool)
+    column = pa.array(strs(s), type=pa.large_string())
+    hit = pc.is_in(column, value_set=candidates, skip_nulls=True)
+    return np.array(hit.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def eq(s: pd.Series, value: str) -> np.ndarray:
+    return strs(s).eq(value).to_numpy(dtype=bool, na_value=False)
+
+
+def true(s: pd.Series) -> np.ndarray:
+    return s.astype("boolean").to_numpy(dtype=bool, na_value=False)
+
+
+def any_per_row(n: int, rows: np.ndarray) -> np.ndarray:
+    """True at the given row positions (each subject that has at least one hit)."""
+    out = np.zeros(n, dtype=bool)
+    out[np.asarray(rows, dtype=np.int64)] = True
+    return out
+
+
+def events(frame: pd.DataFrame, mask: np.ndarray, at: pd.Series | np.ndarray) -> pd.DataFrame:
+    """``patient_id`` and the ``day`` of each selected record (for :func:`window_hits`)."""
+    return pd.DataFrame({"patient_id": frame["patient_id"].to_numpy()[mask], "day": days(pd.Series(at))[mask]})
+
+
+def window_hits(stays: pd.DataFrame, found: pd.DataFrame, lo: str, hi: str) -> np.ndarray:
+    """Per stay: some event of the same patient falls on a calendar day in [lo, hi].
+
+    ``found`` has ``patient_id`` and ``day`` (datetime64[D]); ``lo``/``hi`` are day columns
+    of ``stays``. This is CQL's ``X during day of Interval[lo, hi]`` for every pair at once.
+    """
+    n = len(stays)
+    ev = found[["patient_id", "day"]]
+    ev = ev[~np.isnat(ev["day"].to_numpy(dtype="datetime64[D]"))]
+    if n == 0 or ev.empty:
+        return np.zeros(n, dtype=bool)
+    left = pd.DataFrame(
+        {"__row": np.arange(n), "patient_id": stays["patient_id"].to_numpy(), "lo": stays[lo], "hi": stays[hi]}
+    )
+    m = left.merge(ev, on="patient_id", how="inner")
+    day = m["day"].to_numpy(dtype="datetime64[D]")
+    ok = (day >= m["lo"].to_numpy(dtype="datetime64[D]")) & (day <= m["hi"].to_numpy(dtype="datetime64[D]"))
+    return any_per_row(n, m["__row"].to_numpy()[ok])
+
+
+def patients_with(subjects: pd.DataFrame, patient_ids: pd.Series) -> np.ndarray:
+    """Patient-based measures: subjects whose patient has at least one of the records."""
+    return isin(subjects["patient_id"], strs(patient_ids).dropna().unique())
+
+
+__all__ = [
+    "DAY",
+    "HOUR",
+    "US",
+    "any_per_row",
+    "days",
+    "eq",
+    "events",
+    "isin",
+    "patients_with",
+    "strs",
+    "true",
+    "ts",
+    "window_hits",
+]

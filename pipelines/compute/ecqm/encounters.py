@@ -1,0 +1,86 @@
+"""Encounters as CQMCommon sees them: inpatient encounters, the hospitalization that
+includes an immediately prior observation stay and emergency visit, and ages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipelines.compute.ecqm.columns import eq, ts
+from pipelines.compute.ecqm.retrieve import Retrieve
+from pipelines.compute.engine import completed_years
+from pipelines.compute.model import Period
+
+_HOUR_US = np.timedelta64(3_600_000_000, "us")
+
+
+def of_type(encounters: pd.DataFrame, r: Retrieve, name: str) -> np.ndarray:
+    """Encounters whose Encounter.type has a coding in the value set (the retrieve's code path)."""
+    return r.in_valueset(encounters, "encounters", name)
+
+
+def inpatient_encounter(subjects: pd.DataFrame, r: Retrieve, period: Period) -> np.ndarray:
+    """CQMCommon "Inpatient Encounter": type in Encounter Inpatient, finished, ending in the period."""
+    end = ts(subjects["end_at"])
+    lo, hi = (np.datetime64(t.to_datetime64(), "us") for t in (period.start, period.end))
+    return eq(subjects["status"], "finished") & of_type(subjects, r, "Encounter Inpatient") & (end >= lo) & (end < hi)
+
+
+def age_at_start(subjects: pd.DataFrame, r: Retrieve) -> np.ndarray:
+    """CQL ``AgeInYearsAt(date from start of Encounter.period)``: completed years on the day
+    the encounter starts; NaN when the birth date or the start is unknown."""
+    patients = r.table("patients")[["patient_id", "birth_date"]]
+    birth = subjects[["patient_id"]].merge(patients, on="patient_id", how="left")["birth_date"]
+    start = pd.Series(ts(subjects["start_at"])).dt.normalize()
+    return completed_years(birth.reset_index(drop=True), start.reset_index(drop=True))
+
+
+def age_at_end(subjects: pd.DataFrame, period: Period) -> np.ndarray:
+    """Patient-based measures: ``AgeInYearsAt(date from end of "Measurement Period")`` from
+    the subject's own birth date; NaN without one."""
+    birth = pd.Series(ts(subjects["birth_date"]))
+    last_day = period.end - pd.Timedelta(days=1)
+    years = last_day.year - birth.dt.year
+    before = (last_day.month * 100 + last_day.day) < (birth.dt.month * 100 + birth.dt.day)
+    return (years - before.astype("Float64")).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _latest_prior_start(stays: pd.DataFrame, anchor: np.ndarray, visits: pd.DataFrame) -> np.ndarray:
+    """Start of the latest-ending visit that ends 1 hour or less on or before ``anchor``.
+
+    CQMCommon ``hospitalizationWithObservation``: ``Last(... ends 1 hour or less on or before
+    start ... sort by end of period)``; NaT where there is none (or its start is unknown).
+    """
+    n = len(stays)
+    out = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
+    if n == 0 or visits.empty:
+        return out
+    left = pd.DataFrame({"__row": np.arange(n), "patient_id": stays["patient_id"].to_numpy(), "anchor": anchor})
+    m = left.merge(visits[["patient_id", "start_at", "end_at"]], on="patient_id", how="inner")
+    end, anc = ts(m["end_at"]), m["anchor"].to_numpy(dtype="datetime64[us]")
+    ok = (end <= anc) & (end >= anc - _HOUR_US)
+    m = m[ok]
+    if m.empty:
+        return out
+    last = m.sort_values(["__row", "end_at"], kind="stable").drop_duplicates("__row", keep="last")
+    out[last["__row"].to_numpy()] = ts(last["start_at"])
+    return out
+
+
+def hospitalization_start(stays: pd.DataFrame, r: Retrieve) -> np.ndarray:
+    """Start of CQMCommon ``hospitalizationWithObservation()``: the start of an emergency
+    department visit ending <= 1 hour before the (observation stay before the) encounter,
+    else of an observation stay ending <= 1 hour before it, else of the encounter itself.
+    The hospitalization ends when the encounter does."""
+    enc = r.table("encounters")
+    finished = eq(enc["status"], "finished")
+    obs = enc[finished & of_type(enc, r, "Observation Services")]
+    ed = enc[finished & of_type(enc, r, "Emergency Department Visit")]
+    start = ts(stays["start_at"])
+    obs_start = _latest_prior_start(stays, start, obs)
+    visit_start = np.where(np.isnat(obs_start), start, obs_start)
+    ed_start = _latest_prior_start(stays, visit_start, ed)
+    return np.where(np.isnat(ed_start), visit_start, ed_start)
+
+
+__all__ = ["age_at_end", "age_at_start", "hospitalization_start", "inpatient_encounter", "of_type"]

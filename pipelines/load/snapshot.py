@@ -1,0 +1,238 @@
+"""The read model: the warehouse as it was known at a batch horizon.
+
+Records are delivered more than once (a Patient is re-sent with every batch that
+references it; a source corrects a record in a later batch), and every delivery is
+kept. What any reader means by "the encounters" is one row per record, the latest
+delivery winning, as of a batch horizon (a past month is recomputed exactly as it was
+known then). That rule lives here, once: :func:`latest_per_key`. Compute, report and
+export read source tables only through a :class:`Snapshot`.
+
+A snapshot also reads no more than the computation needs (:class:`Needs`): the columns
+the indicators being computed read (provenance is never needed), and from ``codings``,
+the largest table by far, only the rows whose (system, code) is in a value set those
+indicators use or is a code they name directly. ``codings`` is read in chunks and
+filtered as it streams, so memory holds the rows kept, not the table.
+
+Several horizons share one read of every table (:class:`DeliveryReader`): a backfill
+computes each month from its own horizon, and the month's revision window from theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipelines import tables as T
+from pipelines.errors import WarehouseError
+from pipelines.load import schema as S
+from pipelines.load.engine import read_connection
+from pipelines.load.frames import read_typed
+from pipelines.periods import Month
+
+#: A filter over a chunk of ``codings`` rows: True for the rows to keep.
+CodingFilter = Callable[[pd.DataFrame], pd.Series]
+#: Rows per chunk when streaming a table through a filter.
+CHUNK_ROWS = 250_000
+
+
+def latest_per_key(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """One row per record of table ``name``: the latest ``batch`` wins (rows without a
+    ``batch`` column count as one delivery; within one, the last row in source order)."""
+    spec = T.TABLES[name]
+    keys = [c for c in spec.key_columns if c in frame.columns]
+    if "batch" in frame.columns:
+        frame = frame.sort_values("batch", kind="stable")
+    dup = frame.duplicated(subset=keys, keep="last").to_numpy(dtype=bool)
+    return frame[~dup].reset_index(drop=True) if dup.any() else frame.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a reader needs from the source tables.
+
+    ``columns``: table -> the columns read (None: every contract column but provenance).
+    Tables not named are not read at all (an empty frame of the contract stands in).
+    ``codings``: a filter for the ``codings`` rows worth keeping (None: all of them).
+    """
+
+    columns: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    codings: CodingFilter | None = None
+
+    @classmethod
+    def everything(cls) -> Needs:
+        return cls({name: None for name in T.TABLES})
+
+    def read_columns(self, name: str) -> list[str] | None:
+        """The columns to read for ``name`` (the keys always), None if it is not needed."""
+        if name not in self.columns:
+            return None
+        spec = T.TABLES[name]
+        wanted = self.columns[name]
+        provenance = {p for p, _ in T.PROVENANCE}
+        if wanted is None:
+            return [c for c in spec.column_names if c not in provenance]
+        unknown = sorted(set(wanted) - set(spec.column_names))
+        if unknown:
+            raise WarehouseError(f"{name}: no column(s) {', '.join(unknown)} in the table contract")
+        return [c for c in spec.column_names if c in set(wanted) | set(spec.key_columns)]
+
+
+def read_deliveries(
+    engine: Engine,
+    name: str,
+    *,
+    upto_batch: str | None = None,
+    columns: list[str] | None = None,
+    keep: CodingFilter | None = None,
+) -> pd.DataFrame:
+    """Every delivery of a source table's records (no later than ``upto_batch``), with the
+    ``batch`` that delivered each: a record re-sent in three batches appears three times.
+    ``columns`` (default: all) are read; ``keep`` filters each chunk as it streams."""
+    if name not in T.TABLES:
+        raise WarehouseError(f"unknown source table {name!r}; expected one of {', '.join(T.TABLES)}")
+    spec = T.TABLES[name]
+    table = S.SOURCE_TABLES[name]
+    cols = columns or spec.column_names
+    bcol = table.c[S.BATCH]
+    stmt = sa.select(*(table.c[c] for c in cols), bcol)
+    order = [bcol, *(table.c[c] for c in ("source_file", "source_line") if c in spec.column_names)]
+    stmt = stmt.order_by(*order, *(table.c[c] for c in spec.key_columns))
+    if upto_batch is not None:
+        stmt = stmt.where(bcol <= Month.parse(upto_batch).label)
+    sub = _subset(spec, cols)
+    with read_connection(engine, f"reading {name}") as conn:
+        if keep is None:
+            return read_typed(conn, stmt, sub, {S.BATCH: "string"})
+        parts = []
+        result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(stmt)
+        names = list(result.keys())
+        for rows in result.partitions(CHUNK_ROWS):
+            chunk = _typed_rows(rows, names, sub)
+            parts.append(chunk[keep(chunk).to_numpy(dtype=bool)])
+        if not parts:
+            return T.empty_frame(sub).assign(batch=pd.Series(dtype="string"))
+        return pd.concat(parts, ignore_index=True)
+
+
+def _subset(spec: T.TableSpec, cols: list[str]) -> T.TableSpec:
+    """The contract of ``cols`` of ``spec`` (provenance columns included when asked for)."""
+    provenance = tuple(T.Column(p, dtype) for p, dtype in T.PROVENANCE if spec.provenance and p in cols)
+    own = tuple(c for c in spec.columns if c.name in cols)
+    return T.TableSpec(spec.name, spec.key, own + provenance, spec.grain, False, spec.type_column)
+
+
+def _typed_rows(rows: list, names: list[str], spec: T.TableSpec) -> pd.DataFrame:
+    from pipelines.load.frames import _column
+
+    data = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    dtypes = {**spec.dtypes, S.BATCH: "string"}
+    raw = pd.DataFrame({c: _column(v, dtypes.get(c)) for c, v in zip(names, data, strict=True)})
+    typed, failures = T.conform(raw, spec)
+    if (failures != "").any():
+        raise WarehouseError(f"{spec.name}: stored rows do not fit the table contract; the warehouse is inconsistent")
+    typed[S.BATCH] = raw[S.BATCH].astype("string").reset_index(drop=True)
+    return typed
+
+
+class Snapshot(Mapping[str, pd.DataFrame]):
+    """Source tables as of a batch horizon, one row per record, the latest delivery
+    winning; tables are read when first asked for. A table the needs do not name reads
+    as an empty frame of the contract."""
+
+    def __init__(self, deliveries: Callable[[str], pd.DataFrame | None], horizon: str | None) -> None:
+        self._deliveries = deliveries
+        self._horizon = None if horizon is None else Month.parse(horizon).label
+        self._tables: dict[str, pd.DataFrame] = {}
+
+    @classmethod
+    def of(cls, frames: Mapping[str, pd.DataFrame], horizon: str | None = None, needs: Needs | None = None) -> Snapshot:
+        """A snapshot of frames already in memory (one extraction, a test's rows): the same
+        latest-delivery rule as the warehouse's, and with ``needs`` the same columns and
+        codings a warehouse snapshot would hold."""
+
+        def deliveries(name: str) -> pd.DataFrame | None:
+            frame = frames.get(name)
+            if frame is None or needs is None:
+                return frame
+            columns = needs.read_columns(name)
+            if columns is None:
+                return None
+            frame = frame[[c for c in [*columns, S.BATCH] if c in frame.columns]]
+            if name == "codings" and needs.codings is not None:
+                frame = frame[needs.codings(frame).to_numpy(dtype=bool)]
+            return frame
+
+        return cls(deliveries, horizon)
+
+    @property
+    def horizon(self) -> str | None:
+        return self._horizon
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in T.TABLES:
+            raise KeyError(name)
+        if name not in self._tables:
+            frame = self._deliveries(name)
+            if frame is None:
+                frame = T.empty_frame(T.TABLES[name])
+            if self._horizon is not None and "batch" in frame.columns:
+                later = (frame["batch"] > self._horizon).to_numpy(dtype=bool, na_value=False)
+                if later.any():
+                    frame = frame[~later]
+            self._tables[name] = latest_per_key(frame, name)
+        return self._tables[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(T.TABLES)
+
+    def __len__(self) -> int:
+        return len(T.TABLES)
+
+
+class DeliveryReader:
+    """Reads each needed table's deliveries once (up to ``upto_batch``), for snapshots at
+    several horizons."""
+
+    def __init__(self, engine: Engine, needs: Needs, upto_batch: str | None = None) -> None:
+        self._engine = engine
+        self._needs = needs
+        self._upto = upto_batch
+        self._read: dict[str, pd.DataFrame | None] = {}
+
+    def deliveries(self, name: str) -> pd.DataFrame | None:
+        if name not in self._read:
+            columns = self._needs.read_columns(name)
+            if columns is None:
+                self._read[name] = None
+            else:
+                keep = self._needs.codings if name == "codings" else None
+                self._read[name] = read_deliveries(
+                    self._engine, name, upto_batch=self._upto, columns=columns, keep=keep
+                )
+        return self._read[name]
+
+    def snapshot(self, horizon: str | None) -> Snapshot:
+        return Snapshot(self.deliveries, horizon)
+
+
+def read_table(engine: Engine, name: str, *, upto_batch: str | None = None) -> pd.DataFrame:
+    """One source table as of ``upto_batch`` (default: everything loaded), every column
+    with provenance and the ``batch`` that delivered each row: a snapshot of one table."""
+    frame = read_deliveries(engine, name, upto_batch=upto_batch)
+    return Snapshot.of({name: frame}, upto_batch)[name]
+
+
+__all__ = [
+    "CHUNK_ROWS",
+    "CodingFilter",
+    "DeliveryReader",
+    "Needs",
+    "Snapshot",
+    "latest_per_key",
+    "read_deliveries",
+    "read_table",
+]
