@@ -30,7 +30,7 @@ help:
 	@echo "make demo   - generate a synthetic hospital system and run the monthly DAG through Airflow"
 	@echo "make test   - install and run the whole test suite (SQLite + PostgreSQL + Airflow)"
 	@echo "make bench  - time every stage on $(BENCH_PATIENTS) synthetic patients"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff (lint and format) and mypy"
 	@echo "make clean  - remove var/ (all generated data, the warehouse and reports)"
 
 .venv/.careqi-installed: pyproject.toml uv.lock
@@ -60,6 +60,7 @@ bench: install
 lint: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+	$(UV) run mypy
 
 clean:
 	rm -rf var

@@ -22,12 +22,15 @@ Monthly quality-indicator run for one reporting month:
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
+from pipelines.periods import MONTH_PATTERN
 
-def _stage(name: str, *args: object, **kwargs: object) -> object:
+
+def _stage(name: str, *args: object, **kwargs: object) -> Any:
     """Call ``pipelines.stages.<name>``; a CareQI error the user must fix fails the task
     at once (no retry), while warehouse outages and unexpected errors are retried."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -61,7 +64,7 @@ REGULATOR_EXPORT = Asset("careqi://exports/monthly")
         "period": Param(
             None,
             type=["null", "string"],
-            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            pattern=MONTH_PATTERN,
             description="Reporting month YYYY-MM; empty = the month before the run date.",
         ),
         "history": Param(

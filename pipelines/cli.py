@@ -324,24 +324,17 @@ def indicators_list(
     from pipelines.stages import indicator_catalogue
 
     indicators, _ = indicator_catalogue(_settings())
-    meta = [i.metadata() for i in indicators]
     if as_json:
-        out.print_json(json.dumps(meta))
+        out.print_json(json.dumps([i.metadata() for i in indicators]))
         return
-    table = Table(title=f"{len(meta)} indicators")
+    table = Table(title=f"{len(indicators)} indicators")
     for col in ("id", "title", "domain", "scoring", "basis", "target", "improvement", "owner"):
         table.add_column(col)
-    for m in meta:
+    for i in indicators:
         table.add_row(
-            m["id"],
-            m["title"],
-            m["domain"],
-            m["scoring"],
-            m["basis"],
-            f"{m['target']} {m.get('unit') or ''}".strip(),
-            m["improvement"],
-            m.get("owner") or "",
-        )
+            i.id, i.title, i.domain.label, i.scoring.value, i.basis.value, f"{i.target} {i.unit}".strip(),
+            i.improvement.value, i.owner,
+        )  # fmt: skip
     out.print(table)
 
 

@@ -27,7 +27,9 @@ from pipelines.errors import PeriodError
 MIN_YEAR = 1900
 MAX_YEAR = 2199
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+#: The shape of a month, ``YYYY-MM`` (also the DAG's ``period`` param schema).
+MONTH_PATTERN = r"^(\d{4})-(0[1-9]|1[0-2])$"
+_PERIOD = re.compile(MONTH_PATTERN)
 
 
 def _message(text: object) -> str:
@@ -210,6 +212,7 @@ def previous_month(moment: datetime | date) -> str:
 __all__ = [
     "MAX_YEAR",
     "MIN_YEAR",
+    "MONTH_PATTERN",
     "MeasurementPeriod",
     "Month",
     "bounds",

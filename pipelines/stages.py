@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -41,6 +41,10 @@ from pipelines.tables import (
     TABLES,
     empty_frame,
 )
+
+if TYPE_CHECKING:
+    from pipelines.compute.model import Indicator
+    from pipelines.compute.valuesets import ValueSetIndex
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +88,7 @@ def delivery_fingerprint(source: Path) -> str:
         digest.update(rel.encode("utf-8") + b"\0")
         try:
             with open(path, "rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                while block := fh.read(1 << 20):
                     digest.update(block)
         except OSError as exc:
             raise ExtractError(f"cannot read {rel!r} in {source}: {exc.strerror or exc}") from None
@@ -136,7 +140,7 @@ def extract_stage(period: str, settings: Settings | None = None, *, input_dir: P
     out = stage_dir(settings, period, "extract")
     _write_frames(out, result.tables)
     result.quarantine.to_parquet(out / QUARANTINE_FILE, index=False)
-    meta = {
+    meta: dict[str, Any] = {
         "period": period,
         "source": str(source),
         "fingerprint": delivery_fingerprint(source),
@@ -302,7 +306,7 @@ def load_stage(period: str, settings: Settings | None = None) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------- compute
-def indicator_catalogue(settings: Settings) -> tuple[list[Any], Any]:
+def indicator_catalogue(settings: Settings) -> tuple[list[Indicator], ValueSetIndex]:
     """The indicator definitions and the value sets they reference."""
     from pipelines.compute import load_indicators, load_valuesets
 
@@ -482,7 +486,7 @@ def compute_stage(
 # ------------------------------------------------------------------- report / export
 @dataclass(frozen=True)
 class _ReportInputs:
-    indicators: list[dict[str, Any]]
+    indicators: list[Indicator]
     results: pd.DataFrame
     subjects: pd.DataFrame
     reconciliation: pd.DataFrame
@@ -506,7 +510,7 @@ def _report_inputs(period: str, settings: Settings) -> _ReportInputs:
         orgs, locs = snapshot["organizations"], snapshot["locations"]
         computed = set(results.loc[results["period"] == period, "indicator_id"])
         return _ReportInputs(
-            indicators=[i.metadata() for i in indicators if i.id in computed],
+            indicators=[i for i in indicators if i.id in computed],
             results=results,
             subjects=read_subjects(engine, period),
             reconciliation=read_batch(engine, "reconciliation", period),
@@ -575,12 +579,12 @@ def export_stage(period: str, settings: Settings | None = None) -> dict[str, Any
             f"withdrawn, run `careqi indicators retire {orphans[0]}` (archives their results), else restore the file"
         )
     computed = set(results["indicator_id"])
-    meta = [i.metadata() for i in indicators if i.id in computed]
+    chosen = [i for i in indicators if i.id in computed]
     target = settings.exports_dir / period
     threshold = settings.small_number_threshold
     with publish_folder(target, f"the exports for {period}") as folder:
-        csv_path = export_csv(results, meta, period, folder, small_number_threshold=threshold)
-        reports = export_measure_reports(results, meta, period, folder, small_number_threshold=threshold)
+        csv_path = export_csv(results, chosen, period, folder, small_number_threshold=threshold)
+        reports = export_measure_reports(results, chosen, period, folder, small_number_threshold=threshold)
     log.info("exports for %s written to %s", period, target)
     return {"csv": str(target / csv_path.name), "measure_reports": [str(target / p.name) for p in reports]}
 

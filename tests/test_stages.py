@@ -87,6 +87,28 @@ def test_report_and_exports_are_written(pipeline: Settings) -> None:
     assert list(exports.glob("*.measurereport.json"))
 
 
+def test_the_report_shows_the_configured_number_of_months(
+    pipeline: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CAREQI_REPORT_MONTHS sets the trend window the report reads and shows."""
+    from dataclasses import replace
+
+    import pipelines.publish as publish
+
+    shown: list[list[str]] = []
+    build = publish.build_report_context
+
+    def spy(**kwargs):  # type: ignore[no-untyped-def]
+        context = build(**kwargs)
+        shown.append(context["months"])
+        return context
+
+    monkeypatch.setattr(publish, "build_report_context", spy)
+    stages.report_stage(PERIODS[-1], replace(pipeline, report_months=2, reports_dir=tmp_path))
+    assert shown == [PERIODS[-2:]]
+    assert (tmp_path / PERIODS[-1] / "index.html").is_file()
+
+
 def test_csv_export_agrees_with_the_warehouse(pipeline: Settings) -> None:
     period = PERIODS[-1]
     engine = make_engine(pipeline.warehouse_url)

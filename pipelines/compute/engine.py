@@ -428,9 +428,8 @@ def evaluate(
             "service": ctx.column("service").astype("string"),
         }
     )
-    for pop, col in m.SUBJECT_COLUMN.items():
-        if pop in m.SCORING_POPULATIONS[indicator.scoring]:
-            out[col] = pd.array(flags.get(pop, np.zeros(n, dtype=bool)), dtype="boolean")
+    for pop in indicator.reported_populations:
+        out[pop.column] = pd.array(flags.get(pop, np.zeros(n, dtype=bool)), dtype="boolean")
     for col in ("denominator", "denominator_exclusion", "numerator", "numerator_exclusion"):
         if col not in out.columns:
             out[col] = pd.array(np.zeros(n, dtype=bool), dtype="boolean")

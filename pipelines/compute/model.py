@@ -4,8 +4,8 @@ The vocabulary follows the eCQM population model (CMS eCQM logic guidance, FHIR
 Measure): a subject enters the initial population, then the denominator, may be
 excluded from it, may meet the numerator, and may be excluded from that. Continuous
 measures use a measure population instead. Population names are the snake_case forms
-of the FHIR measure-population codes (``POPULATION_CODES`` in :mod:`pipelines.tables`),
-so one name travels from the YAML file to the MeasureReport.
+of the FHIR measure-population codes (:attr:`Population.code`), so one name travels from
+the YAML file to the MeasureReport. Labels a reader sees live on the enums.
 
 Criteria are a small closed set of frozen dataclasses: the registry builds them from
 YAML and the engine interprets them as vectorised masks. Nothing here is ever
@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.periods import MeasurementPeriod
-from pipelines.tables import POPULATION_CODES
+from pipelines.tables import POPULATIONS
 
 
 class Scoring(StrEnum):
@@ -45,10 +45,16 @@ class Improvement(StrEnum):
 
 
 class Domain(StrEnum):
+    """The report's domains, in the order the scorecard shows them."""
+
     PATIENT_SAFETY = "patient_safety"
     GUIDELINE_ADHERENCE = "guideline_adherence"
     PATIENT_EXPERIENCE = "patient_experience"
     RESPONSIVENESS = "responsiveness"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
 
 
 class Aggregate(StrEnum):
@@ -83,7 +89,22 @@ class Population(StrEnum):
     @property
     def code(self) -> str:
         """The FHIR measure-population code (``denominator-exclusion``)."""
-        return POPULATION_CODES[self.value]
+        return self.value.replace("_", "-")
+
+    @property
+    def label(self) -> str:
+        """What a reader calls it (``Denominator exclusions``)."""
+        text = self.value.replace("_", " ").capitalize()
+        return text + "s" if text.endswith("exclusion") else text
+
+    @property
+    def column(self) -> str:
+        """The results / subjects column that stores it. Continuous measures use the shared
+        columns: measure population -> ``denominator``, its exclusion ->
+        ``denominator_exclusion``."""
+        return {"measure_population": "denominator", "measure_population_exclusion": "denominator_exclusion"}.get(
+            self.value, self.value
+        )
 
 
 #: Populations each scoring allows, in evaluation order; the required ones first.
@@ -113,17 +134,8 @@ REQUIRED_POPULATIONS: dict[Scoring, tuple[Population, ...]] = {
     Scoring.RATIO: (Population.INITIAL_POPULATION, Population.DENOMINATOR, Population.NUMERATOR),
     Scoring.CONTINUOUS: (Population.INITIAL_POPULATION, Population.MEASURE_POPULATION),
 }
-#: Continuous measures store their populations in the shared subject columns:
-#: measure population -> ``denominator``, its exclusion -> ``denominator_exclusion``.
-SUBJECT_COLUMN: dict[Population, str] = {
-    Population.INITIAL_POPULATION: "initial_population",
-    Population.DENOMINATOR: "denominator",
-    Population.DENOMINATOR_EXCLUSION: "denominator_exclusion",
-    Population.NUMERATOR: "numerator",
-    Population.NUMERATOR_EXCLUSION: "numerator_exclusion",
-    Population.MEASURE_POPULATION: "denominator",
-    Population.MEASURE_POPULATION_EXCLUSION: "denominator_exclusion",
-}
+if {p.column for p in Population} != set(POPULATIONS):  # pragma: no cover - a contract edit
+    raise RuntimeError("Population.column and tables.POPULATIONS disagree")
 
 
 # ----------------------------------------------------------------------------- period
@@ -403,7 +415,8 @@ class PopulationDef:
 
 @dataclass(frozen=True)
 class Indicator:
-    """One indicator file, validated. ``metadata()`` is what the report and exports see."""
+    """One indicator file, validated: what compute, the report and the exports all read
+    (``metadata()`` is its JSON form, for ``careqi indicators show --json``)."""
 
     id: str
     title: str
@@ -439,6 +452,16 @@ class Indicator:
 
     def population(self, name: Population | str) -> PopulationDef | None:
         return self.populations.get(Population(name))
+
+    @property
+    def reported_populations(self) -> tuple[Population, ...]:
+        """The populations its scoring reports (a MeasureReport group, the stored columns)."""
+        return SCORING_POPULATIONS[self.scoring]
+
+    def definition(self, population: Population) -> str:
+        """The population's sentence ("" when the file does not define it)."""
+        pop = self.populations.get(population)
+        return "" if pop is None else pop.sentence
 
     @property
     def valuesets(self) -> set[str]:
@@ -482,7 +505,7 @@ class Indicator:
                 else {"sentence": self.follow_up.sentence, "days": self.follow_up.days, "by": self.follow_up.by.value}
             ),
             "population_codes": {p.value: p.code for p in self.populations},
-            "subject_columns": {p.value: SUBJECT_COLUMN[p] for p in self.populations},
+            "subject_columns": {p.value: p.column for p in self.populations},
         }
 
 
@@ -490,7 +513,6 @@ __all__ = [
     "OPERATORS",
     "REQUIRED_POPULATIONS",
     "SCORING_POPULATIONS",
-    "SUBJECT_COLUMN",
     "Aggregate",
     "AllOf",
     "AnyOf",

@@ -127,7 +127,7 @@ def write_measure_reports(run: ConformanceRun, out_dir: Path) -> list[Path]:
         raise ExportError(f"cases of {run.deck.measure_name} span {len(spans)} measurement periods; expected one")
     ((start, end),) = spans
     return export_individual_reports(
-        run.indicator.metadata(),
+        run.indicator,
         subjects,
         Path(out_dir),
         period_start=start,

@@ -328,7 +328,7 @@ class ConformanceRun:
 
 def population_columns(indicator: Indicator) -> list[tuple[str, str]]:
     """(measure-population code, INDICATOR_SUBJECTS column) for the indicator's scoring."""
-    return [(p.code, m.SUBJECT_COLUMN[p]) for p in m.SCORING_POPULATIONS[indicator.scoring]]
+    return [(p.code, p.column) for p in indicator.reported_populations]
 
 
 def _case_counts(

@@ -22,12 +22,14 @@ import csv
 import io
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pipelines import outputs
+from pipelines.compute.model import Indicator
 from pipelines.export.period import indicator_index, period_results
 from pipelines.export.suppression import apply_suppression, flag_column, suppressed_fields
 from pipelines.periods import Month
@@ -64,7 +66,9 @@ def format_decimal(value: Any) -> str:
     return "0.000000" if text == "-0.000000" else text
 
 
-def csv_rows(results: pd.DataFrame, indicators: list[dict], period: str, threshold: int) -> list[dict[str, str]]:
+def csv_rows(
+    results: pd.DataFrame, indicators: Sequence[Indicator], period: str, threshold: int
+) -> list[dict[str, str]]:
     """The export's rows as strings, suppression applied (shared with tests and other writers)."""
     month = Month.parse(period)
     start, end = month.start.isoformat(), month.last_day.isoformat()
@@ -76,15 +80,15 @@ def csv_rows(results: pd.DataFrame, indicators: list[dict], period: str, thresho
         computed = rec["state"] != NOT_COMPUTED
         row = {
             "indicator_id": rec["indicator_id"],
-            "cms_id": str(ind.get("cms_id") or ""),
-            "title": str(ind.get("title") or ""),
+            "cms_id": ind.cms_id or "",
+            "title": ind.title,
             "period_start": start,
             "period_end": end,
             "facility_id": rec["facility_id"],
             "stratifier": rec["stratifier"],
             "stratum": rec["stratum"],
-            "scoring": str(ind.get("scoring")),
-            "unit": str(ind.get("unit") or ""),
+            "scoring": ind.scoring.value,
+            "unit": ind.unit,
         }
         for c in POPULATIONS:
             row[c] = "" if rec[flag_column(c)] or not computed else str(int(rec[c]))
@@ -102,7 +106,7 @@ def csv_rows(results: pd.DataFrame, indicators: list[dict], period: str, thresho
 
 def export_csv(
     results: pd.DataFrame,
-    indicators: list[dict],
+    indicators: Sequence[Indicator],
     period: str,
     out_dir: Path,
     *,

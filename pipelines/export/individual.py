@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.compute.model import Indicator, Scoring
 from pipelines.errors import ExportError
 from pipelines.export.measure_report import (
     POPULATION_SYSTEM,
@@ -40,7 +41,7 @@ class SubjectCounts:
 
 
 def individual_measure_report(
-    indicator: Mapping[str, Any],
+    indicator: Indicator,
     counts: Mapping[str, int],
     *,
     period_start: str,
@@ -85,7 +86,7 @@ def _proportion(totals: Mapping[str, int]) -> float | None:
 
 
 def export_individual_reports(
-    indicator: Mapping[str, Any],
+    indicator: Indicator,
     subjects: Sequence[SubjectCounts],
     out_dir: Path,
     *,
@@ -100,7 +101,7 @@ def export_individual_reports(
     report leaves no partial set behind. Proportion summaries carry the score;
     ratio and continuous ones carry counts only (their score needs observations).
     """
-    iid = str(indicator["id"])
+    iid = indicator.id
     names = [s.name for s in subjects]
     if len(set(names)) != len(names):
         raise ExportError("individual MeasureReports need distinct subject names")
@@ -120,7 +121,7 @@ def export_individual_reports(
         documents.append((Path("individual") / f"{s.name}.json", resource))
         for code, count in s.counts.items():
             totals[code] = totals.get(code, 0) + int(count)
-    score = _proportion(totals) if indicator.get("scoring") == "proportion" else None
+    score = _proportion(totals) if indicator.scoring is Scoring.PROPORTION else None
     summary = individual_measure_report(
         indicator,
         totals,

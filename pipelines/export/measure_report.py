@@ -2,8 +2,8 @@
 
 Shape (checked against ``fhir.resources.R4B`` before anything is written):
 
-* ``measure``: the CMS eCQM canonical (``https://madie.cms.gov/Measure/<cms_id>``) when the
-  indicator is aligned with one (an ``http(s)`` ``cms_id`` is used as is), else
+* ``measure``: the canonical Measure the indicator's YAML declares (``measure.url``, with
+  ``|version`` when it declares one: an eCQM's MADiE canonical), else
   ``https://careqi.example.org/fhir/Measure/<id>``.
 * ``group[0]``: the whole system (facility ``ALL``, unstratified) with its population counts
   and ``measureScore``; facilities are reported as a ``facility`` stratifier of that group
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from fhir.resources.R4B.measurereport import MeasureReport
 from pydantic import ValidationError
 
 from pipelines import outputs
+from pipelines.compute.model import Indicator, Scoring
 from pipelines.errors import ExportError
 from pipelines.export.csv_export import format_decimal
 from pipelines.export.period import indicator_index, period_results
@@ -50,7 +51,6 @@ from pipelines.tables import (
     FINAL,
     NOT_COMPUTED,
     OVERALL,
-    POPULATION_CODES,
     POPULATIONS,
     PROVISIONAL,
 )
@@ -58,7 +58,6 @@ from pipelines.tables import (
 log = logging.getLogger(__name__)
 
 CAREQI_MEASURE_BASE = "https://careqi.example.org/fhir/Measure/"
-CMS_MEASURE_BASE = "https://madie.cms.gov/Measure/"
 POPULATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-population"
 IMPROVEMENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-improvement-notation"
 DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
@@ -67,39 +66,20 @@ MASKED = {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "masked"}]}
 NOT_PERFORMED = {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "not-performed"}]}
 #: Result state -> MeasureReport.status (complete | pending | error).
 REPORT_STATUS = {FINAL: "complete", PROVISIONAL: "pending", NOT_COMPUTED: "error"}
-#: CMS short ids -> MADiE measure names (the canonical URL uses the full name), per the
-#: eCQM QI-Core 2025 content (e.g. ``https://madie.cms.gov/Measure/CMS108FHIRVTEProphylaxis``).
-CMS_MEASURE_NAMES = {
-    "CMS108": "CMS108FHIRVTEProphylaxis",
-    "CMS165": "CMS165FHIRControllingHighBloodPressure",
-    "CMS826": "CMS826FHIRHHPI",
-    "CMS1017": "CMS1017FHIRHHFI",
-}
 
 
-def measure_canonical(indicator: Mapping[str, Any]) -> str:
-    cms = str(indicator.get("cms_id") or "").strip()
-    if cms.startswith(("http://", "https://")):
-        return cms
-    if cms:
-        return CMS_MEASURE_BASE + CMS_MEASURE_NAMES.get(cms.upper().removesuffix("FHIR"), cms)
-    return CAREQI_MEASURE_BASE + str(indicator["id"])
+def measure_canonical(indicator: Indicator) -> str:
+    """The Measure this report is about: the declared canonical (``url|version``), else
+    CareQI's own Measure for the indicator."""
+    if indicator.measure_url:
+        version = f"|{indicator.measure_version}" if indicator.measure_version else ""
+        return indicator.measure_url + version
+    return CAREQI_MEASURE_BASE + indicator.id
 
 
 def fhir_id(text: str) -> str:
     """FHIR ids allow only ``[A-Za-z0-9-.]`` (max 64): indicator ids use underscores."""
     return re.sub(r"[^A-Za-z0-9.-]", "-", text)[:64]
-
-
-def population_columns(scoring: str) -> list[tuple[str, str]]:
-    """(results column, measure-population code) reported for a scoring type."""
-    if scoring == "continuous":
-        return [
-            ("initial_population", POPULATION_CODES["initial_population"]),
-            ("denominator", POPULATION_CODES["measure_population"]),
-            ("denominator_exclusion", POPULATION_CODES["measure_population_exclusion"]),
-        ]
-    return [(p, POPULATION_CODES[p]) for p in POPULATIONS]
 
 
 def _decimal(value: Any) -> float | None:
@@ -108,12 +88,15 @@ def _decimal(value: Any) -> float | None:
 
 
 def _populations(
-    counts: Mapping[str, Any], scoring: str, suppressed: Iterable[str], computed: bool = True
+    counts: Mapping[str, Any], indicator: Indicator, suppressed: Iterable[str], computed: bool = True
 ) -> list[dict[str, Any]]:
+    """The group's populations, as the indicator's scoring reports them (continuous
+    measures: measure population and its exclusion, stored in the denominator columns)."""
     hidden = set(suppressed)
     out = []
-    for col, code in population_columns(scoring):
-        entry: dict[str, Any] = {"code": {"coding": [{"system": POPULATION_SYSTEM, "code": code}]}}
+    for pop in indicator.reported_populations:
+        col = pop.column
+        entry: dict[str, Any] = {"code": {"coding": [{"system": POPULATION_SYSTEM, "code": pop.code}]}}
         value = counts.get(col)
         if not computed:
             entry["_count"] = NOT_PERFORMED
@@ -126,7 +109,7 @@ def _populations(
 
 
 def _score(
-    score: Any, ci: tuple[Any, Any] | None, indicator: Mapping[str, Any], masked: bool
+    score: Any, ci: tuple[Any, Any] | None, indicator: Indicator, masked: bool
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """(measureScore, extensions for the owning group/stratum)."""
     if masked:
@@ -135,8 +118,8 @@ def _score(
     if value is None:
         return None, []
     quantity: dict[str, Any] = {"value": value}
-    unit = str(indicator.get("unit") or "")
-    if indicator.get("scoring") != "proportion" and unit:
+    unit = indicator.unit
+    if indicator.scoring is not Scoring.PROPORTION and unit:
         quantity["unit"] = unit
     ext = []
     if ci is not None:
@@ -155,7 +138,7 @@ def validate_measure_report(resource: Mapping[str, Any]) -> MeasureReport:
 
 
 def measure_report_from_counts(
-    indicator: Mapping[str, Any],
+    indicator: Indicator,
     period: str,
     counts: Mapping[str, Any],
     *,
@@ -176,10 +159,9 @@ def measure_report_from_counts(
     """
     month = Month.parse(period)
     start, end = month.start.isoformat(), month.last_day.isoformat()
-    iid = str(indicator["id"])
-    scoring = str(indicator.get("scoring"))
+    iid = indicator.id
     hidden = set(suppressed)
-    group: dict[str, Any] = {"population": _populations(counts, scoring, hidden, computed=state != NOT_COMPUTED)}
+    group: dict[str, Any] = {"population": _populations(counts, indicator, hidden, computed=state != NOT_COMPUTED)}
     measure_score, ext = _score(score, ci, indicator, "measure_score" in hidden)
     if ext:
         group["extension"] = ext
@@ -202,7 +184,7 @@ def measure_report_from_counts(
 
 
 def report_envelope(
-    indicator: Mapping[str, Any],
+    indicator: Indicator,
     *,
     report_id: str,
     report_type: str,
@@ -226,9 +208,7 @@ def report_envelope(
         "date": end,
         "reporter": {"display": reporter},
         "period": {"start": start, "end": end},
-        "improvementNotation": {
-            "coding": [{"system": IMPROVEMENT_SYSTEM, "code": str(indicator.get("improvement") or "increase")}]
-        },
+        "improvementNotation": {"coding": [{"system": IMPROVEMENT_SYSTEM, "code": indicator.improvement.value}]},
         "group": [group],
     }
     if subject_reference:
@@ -244,14 +224,14 @@ def _row_hidden(rec: Mapping[str, Any]) -> set[str]:
     return hidden
 
 
-def _stratum(rec: Mapping[str, Any], indicator: Mapping[str, Any], components: list[tuple[str, str]]) -> dict:
+def _stratum(rec: Mapping[str, Any], indicator: Indicator, components: list[tuple[str, str]]) -> dict:
     hidden = _row_hidden(rec)
     stratum: dict[str, Any] = {}
     if len(components) == 1:
         stratum["value"] = {"text": components[0][1]}
     else:
         stratum["component"] = [{"code": {"text": k}, "value": {"text": v}} for k, v in components]
-    stratum["population"] = _populations(rec, str(indicator.get("scoring")), hidden)
+    stratum["population"] = _populations(rec, indicator, hidden)
     score, ext = _score(rec["measure_score"], (rec["ci_low"], rec["ci_high"]), indicator, "measure_score" in hidden)
     if ext:
         stratum["extension"] = ext
@@ -260,7 +240,7 @@ def _stratum(rec: Mapping[str, Any], indicator: Mapping[str, Any], components: l
     return stratum
 
 
-def _stratifiers(rows: pd.DataFrame, indicator: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _stratifiers(rows: pd.DataFrame, indicator: Indicator) -> list[dict[str, Any]]:
     recs = rows.to_dict("records")
     overall = [r for r in recs if (r["stratifier"], r["stratum"]) == OVERALL]
     out: list[dict[str, Any]] = []
@@ -296,14 +276,14 @@ def _stratifiers(rows: pd.DataFrame, indicator: Mapping[str, Any]) -> list[dict[
 
 
 def summary_measure_report(
-    indicator: Mapping[str, Any], period: str, rows: pd.DataFrame, *, reporter: str = "CareQI"
+    indicator: Indicator, period: str, rows: pd.DataFrame, *, reporter: str = "CareQI"
 ) -> dict[str, Any]:
     """The summary report for one indicator from its suppressed period rows."""
     system = rows[(rows["facility_id"] == ALL_FACILITIES) & (rows["stratifier"] == OVERALL[0])
                   & (rows["stratum"] == OVERALL[1])]  # fmt: skip
     if len(system) != 1:
         raise ExportError(
-            f"indicator {indicator['id']}: no system-wide (facility ALL, overall) result for {period}; "
+            f"indicator {indicator.id}: no system-wide (facility ALL, overall) result for {period}; "
             "the compute stage must emit one row per indicator and month, with zero counts if need be"
         )
     rec = system.iloc[0].to_dict()
@@ -323,7 +303,7 @@ def summary_measure_report(
 
 def export_measure_reports(
     results: pd.DataFrame,
-    indicators: list[dict],
+    indicators: Sequence[Indicator],
     period: str,
     out_dir: Path,
     *,
@@ -353,7 +333,6 @@ __all__ = [
     "export_measure_reports",
     "measure_canonical",
     "measure_report_from_counts",
-    "population_columns",
     "summary_measure_report",
     "validate_measure_report",
 ]

@@ -10,11 +10,11 @@ patient list in disguise.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
 
 import pandas as pd
 
+from pipelines.compute.model import Indicator
 from pipelines.errors import ExportError
 from pipelines.periods import Month
 from pipelines.tables import ALL_FACILITIES, FINAL, INDICATOR_RESULTS, OVERALL, POPULATIONS, STATES
@@ -44,15 +44,13 @@ KEY = ["indicator_id", "facility_id", "stratifier", "stratum"]
 AGGREGATE_COLUMNS = [c.name for c in INDICATOR_RESULTS.columns]
 
 
-def indicator_index(indicators: list[dict]) -> dict[str, Mapping[str, Any]]:
-    out: dict[str, Mapping[str, Any]] = {}
+def indicator_index(indicators: Sequence[Indicator]) -> dict[str, Indicator]:
+    """The indicators by id; an id that cannot name a file or a FHIR resource is refused."""
+    out: dict[str, Indicator] = {}
     for ind in indicators:
-        iid = str(ind.get("id", ""))
-        if not SAFE_ID_RE.match(iid):
-            raise ExportError(f"indicator id {iid!r} is not usable in a file name or FHIR id ([A-Za-z0-9._-])")
-        if ind.get("scoring") not in ("proportion", "ratio", "continuous"):
-            raise ExportError(f"indicator {iid}: scoring must be proportion, ratio or continuous")
-        out[iid] = ind
+        if not SAFE_ID_RE.match(ind.id):
+            raise ExportError(f"indicator id {ind.id!r} is not usable in a file name or FHIR id ([A-Za-z0-9._-])")
+        out[ind.id] = ind
     return out
 
 
@@ -73,7 +71,7 @@ def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[order].reset_index(drop=True)
 
 
-def period_results(results: pd.DataFrame, indicators: list[dict], period: str) -> pd.DataFrame:
+def period_results(results: pd.DataFrame, indicators: Sequence[Indicator], period: str) -> pd.DataFrame:
     """The reporting month's aggregate rows, typed, checked and sorted."""
     Month.parse(period)
     index = indicator_index(indicators)

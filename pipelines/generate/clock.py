@@ -12,6 +12,8 @@ import math
 from bisect import bisect_right
 from datetime import UTC, date, datetime, timedelta
 
+from pipelines.periods import Month
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MINUTE = 1
 HOUR = 60
@@ -76,31 +78,15 @@ def season(minute: int, amplitude: float) -> float:
 
 def month_periods(end_period: str, months: int) -> list[str]:
     """The ``months`` consecutive ``YYYY-MM`` periods ending at ``end_period``, oldest first."""
-    try:
-        year, month = (int(p) for p in end_period.split("-"))
-        if not 1 <= month <= 12:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"end_period must look like YYYY-MM, got {end_period!r}") from None
     if months < 1:
         raise ValueError(f"months must be >= 1, got {months}")
-    out = []
-    for k in range(months - 1, -1, -1):
-        idx = year * 12 + (month - 1) - k
-        out.append(f"{idx // 12:04d}-{idx % 12 + 1:02d}")
-    return out
+    return [m.label for m in Month.parse(end_period).window(months)]
 
 
-def month_bounds(periods: list[str]) -> list[int]:
+def period_starts(periods: list[str]) -> list[int]:
     """Start minute of each period plus the start of the month after the last one."""
-    bounds = []
-    for p in periods:
-        y, m = (int(x) for x in p.split("-"))
-        bounds.append(minute_of(date(y, m, 1)))
-    y, m = (int(x) for x in periods[-1].split("-"))
-    y2, m2 = (y + 1, 1) if m == 12 else (y, m + 1)
-    bounds.append(minute_of(date(y2, m2, 1)))
-    return bounds
+    months = [Month.parse(p) for p in periods]
+    return [minute_of(m.start) for m in months] + [minute_of(months[-1].end)]
 
 
 def batch_index(bounds: list[int], minute: int) -> int:

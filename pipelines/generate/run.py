@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.generate.clinical import Simulator, World
-from pipelines.generate.clock import batch_index, iso, month_bounds, month_periods
+from pipelines.generate.clock import batch_index, iso, month_periods, period_starts
 from pipelines.generate.codes import VALUESET_DIR, load_terminology
 from pipelines.generate.model import build_catalogue, location_resources, organization_resources
 from pipelines.generate.writer import BatchWriter
@@ -53,7 +53,7 @@ def generate(
     if patients < 0:
         raise ValueError(f"patients must be >= 0, got {patients}")
     periods = month_periods(end_period, months)
-    bounds = month_bounds(periods)
+    bounds = period_starts(periods)
     facilities = build_catalogue()
     world = World(facilities=facilities, terms=load_terminology(valueset_dir), bounds=bounds, seed=seed)
     sim = Simulator(world)

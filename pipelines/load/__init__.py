@@ -9,7 +9,6 @@ from __future__ import annotations
 from pipelines.load.batches import (
     batch_records,
     list_batches,
-    lookup_records,
     read_batch,
     read_batches,
     replace_batch,
@@ -18,7 +17,15 @@ from pipelines.load.batches import (
 from pipelines.load.engine import make_engine
 from pipelines.load.results import read_results, read_subjects, replace_results, retire_indicator, stored_indicator_ids
 from pipelines.load.schema import SCHEMA_VERSION, create_schema
-from pipelines.load.snapshot import DeliveryReader, Needs, Snapshot, latest_per_key, read_deliveries, read_table
+from pipelines.load.snapshot import (
+    DeliveryReader,
+    Needs,
+    Snapshot,
+    latest_per_key,
+    lookup_records,
+    read_deliveries,
+    read_table,
+)
 
 __all__ = [
     "SCHEMA_VERSION",

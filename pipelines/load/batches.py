@@ -128,40 +128,6 @@ def read_batches(engine: Engine, name: str, batches: Sequence[str]) -> pd.DataFr
         return read_typed(conn, stmt, spec, {S.BATCH: "string"})
 
 
-#: Ids per query when looking records up by id (well under SQLite's variable limit).
-_LOOKUP_CHUNK = 5_000
-
-
-def lookup_records(engine: Engine, name: str, ids: Sequence[str], columns: Sequence[str] = ()) -> pd.DataFrame:
-    """The latest delivery of each of ``ids`` in a source table, with the key and
-    ``columns``: how validation resolves a reference to a record loaded earlier. Only
-    the ids asked for are read (parameterised, in chunks), never the whole table."""
-    if name not in T.TABLES:
-        raise WarehouseError(f"unknown source table {name!r}; expected one of {', '.join(T.TABLES)}")
-    spec = T.TABLES[name]
-    table = S.SOURCE_TABLES[name]
-    key = table.c[spec.key]
-    wanted = [spec.key, *[c for c in columns if c != spec.key]]
-    parts = []
-    unique = sorted({str(i) for i in ids})
-    with read_connection(engine, f"looking up {name}") as conn:
-        for start in range(0, len(unique), _LOOKUP_CHUNK):
-            chunk = unique[start : start + _LOOKUP_CHUNK]
-            stmt = (
-                sa.select(*(table.c[c] for c in wanted), table.c[S.BATCH])
-                .where(key.in_(chunk))
-                .order_by(key, table.c[S.BATCH])
-            )
-            rows = conn.execute(stmt).fetchall()
-            parts.append(pd.DataFrame(rows, columns=[*wanted, S.BATCH]))
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*wanted, S.BATCH])
-    out = out.drop_duplicates(spec.key, keep="last").reset_index(drop=True)
-    for c in wanted:
-        dtype = spec.dtypes[c]
-        out[c] = pd.to_datetime(out[c]).astype(dtype) if dtype == T.TS else out[c].astype(dtype)
-    return out[wanted]
-
-
 def batch_records(engine: Engine) -> pd.DataFrame:
     """``load_batches``: every loaded batch, when, how many rows, its fingerprint and
     how it passed the delivery guard."""

@@ -19,8 +19,9 @@ computes each month from its own horizon, and the month's revision window from t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -118,6 +119,37 @@ def read_deliveries(
         return pd.concat(parts, ignore_index=True)
 
 
+#: Ids per query when looking records up by id (well under SQLite's variable limit).
+LOOKUP_CHUNK = 5_000
+
+
+def lookup_records(engine: Engine, name: str, ids: Sequence[str], columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The latest delivery of each of ``ids`` in a source table, with its key columns and
+    ``columns``: how validation resolves a reference to a record loaded earlier. Only the
+    ids asked for are read (parameterised, in chunks), never the whole table."""
+    if name not in T.TABLES:
+        raise WarehouseError(f"unknown source table {name!r}; expected one of {', '.join(T.TABLES)}")
+    spec = T.TABLES[name]
+    table = S.SOURCE_TABLES[name]
+    wanted = [*spec.key_columns, *[c for c in columns if c not in spec.key_columns]]
+    order = [c for c in ("source_file", "source_line") if c in spec.column_names]
+    sub = _subset(spec, [*wanted, *order])
+    key = table.c[spec.key]
+    parts = []
+    unique = sorted({str(i) for i in ids})
+    with read_connection(engine, f"looking up {name}") as conn:
+        for start in range(0, len(unique), LOOKUP_CHUNK):
+            stmt = (
+                sa.select(*(table.c[c] for c in sub.column_names), table.c[S.BATCH])
+                .where(key.in_(unique[start : start + LOOKUP_CHUNK]))
+                .order_by(table.c[S.BATCH], *(table.c[c] for c in order))
+            )
+            result = conn.execute(stmt)
+            parts.append(_typed_rows(result.fetchall(), list(result.keys()), sub))
+    frame = pd.concat(parts, ignore_index=True) if parts else T.empty_frame(sub).assign(batch=pd.Series(dtype="string"))
+    return latest_per_key(frame, name)[wanted]
+
+
 def _subset(spec: T.TableSpec, cols: list[str]) -> T.TableSpec:
     """The contract of ``cols`` of ``spec`` (provenance columns included when asked for)."""
     provenance = tuple(T.Column(p, dtype) for p, dtype in T.PROVENANCE if spec.provenance and p in cols)
@@ -125,7 +157,7 @@ def _subset(spec: T.TableSpec, cols: list[str]) -> T.TableSpec:
     return T.TableSpec(spec.name, spec.key, own + provenance, spec.grain, False, spec.type_column)
 
 
-def _typed_rows(rows: list, names: list[str], spec: T.TableSpec) -> pd.DataFrame:
+def _typed_rows(rows: Sequence[Any], names: list[str], spec: T.TableSpec) -> pd.DataFrame:
     from pipelines.load.frames import _column
 
     data = list(zip(*rows, strict=True)) if rows else [() for _ in names]
@@ -228,11 +260,13 @@ def read_table(engine: Engine, name: str, *, upto_batch: str | None = None) -> p
 
 __all__ = [
     "CHUNK_ROWS",
+    "LOOKUP_CHUNK",
     "CodingFilter",
     "DeliveryReader",
     "Needs",
     "Snapshot",
     "latest_per_key",
+    "lookup_records",
     "read_deliveries",
     "read_table",
 ]

@@ -44,7 +44,7 @@ LINE_COLOUR = "#005eb8"
 BAND_COLOUR = "#b8d4ef"
 TARGET_COLOUR = "#425563"
 
-_RC = {
+_RC: dict[str, Any] = {
     # Labels come from indicator files and sources: never read "$...$" in them as
     # mathtext (an unknown command used to crash the whole report).
     "text.parse_math": False,
@@ -108,7 +108,8 @@ def trend_chart_svg(
     lo = _none_to_nan([t.get("ci_low") for t in trend], scale)
     hi = _none_to_nan([t.get("ci_high") for t in trend], scale)
     targets = _none_to_nan([t.get("target") if t.get("target") is not None else target for t in trend], scale)
-    with plt.rc_context({**_RC, "svg.hashsalt": salt}):
+    rc: Any = {**_RC, "svg.hashsalt": salt}  # matplotlib types rc keys as a closed Literal set
+    with plt.rc_context(rc):
         fig, ax = plt.subplots(figsize=(7.6, 2.5), dpi=72)
         try:
             has_data = any(not math.isnan(v) for v in y)

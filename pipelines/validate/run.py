@@ -228,14 +228,14 @@ def _validate_table(
     expectations = list(suite.expectations)
     n = len(df)
     if n == 0 or datasource is None:
-        checks = [_check_row(spec.name, e, 0, n) for e in expectations]
-        checks += [
+        empty = [_check_row(spec.name, e, 0, n) for e in expectations]
+        empty += [
             _relation_row(spec.name, r, 0, n) for r in relations if not r.table or delivered.can_resolve(r.table)
         ]
         return _TableOutcome(
             df.reset_index(drop=True),
             _concat([], QUARANTINE.dtypes),
-            _concat([pd.DataFrame(checks)], VALIDATION_CHECKS.dtypes),
+            _concat([pd.DataFrame(empty)], VALIDATION_CHECKS.dtypes),
         )
 
     needed = sorted({c for e in expectations for c in expectation_columns(e)} | _condition_columns(expectations))
@@ -251,7 +251,7 @@ def _validate_table(
     reasons: list[np.ndarray] = []
     checks: list[dict[str, Any]] = []
     for i, (expectation, rows) in enumerate(zip(expectations, flagged, strict=True)):
-        reason = f"{check_name(expectation)}: {expectation.meta['description']}"
+        reason = f"{check_name(expectation)}: {(expectation.meta or {})['description']}"
         if (expectation.meta or {}).get("keep") == "first":
             rows, texts = _later_copies(df, expectation_columns(expectation), rows)
             text = np.array([f"{check_name(expectation)}: {t}" for t in texts], dtype=object)
@@ -306,7 +306,7 @@ def _run_gx(
                 {
                     "type": e.expectation_type,
                     "kwargs": dict(e.configuration.kwargs),
-                    "meta": {**e.meta, _TAG: i},
+                    "meta": {**(e.meta or {}), _TAG: i},
                 },
                 f"validate {table}",
             )
@@ -323,7 +323,10 @@ def _run_gx(
     )
     flagged: list[np.ndarray | None] = [None] * len(expectations)
     for r in result.results:
-        i = r.expectation_config.meta[_TAG]
+        config = r.expectation_config
+        if config is None or not config.meta or _TAG not in config.meta:
+            raise ValidationFailed(f"validate {table}: GX returned a result for no expectation of the suite")
+        i = config.meta[_TAG]
         name = check_name(expectations[i])
         error = _exception_message(r.exception_info)
         if error:

@@ -7,7 +7,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from pipelines.compute.model import Indicator
 from pipelines.tables import INDICATOR_RESULTS
+from tests.catalogue import make_indicator
 
 PERIOD = "2026-10"
 
@@ -65,32 +67,30 @@ def typed(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 @pytest.fixture
-def indicators() -> list[dict]:
+def indicators() -> list[Indicator]:
     return [
-        {
-            "id": "vte",
-            "title": "VTE prophylaxis",
-            "domain": "guideline_adherence",
-            "scoring": "proportion",
-            "improvement": "increase",
-            "target": 0.9,
-            "unit": "%",
-            "multiplier": 100,
-            "stratifiers": ["ward"],
-            "cms_id": "CMS108FHIRVTEProphylaxis",
-            "populations": {},
-        },
-        {
-            "id": "days",
-            "title": "Days to resolve complaints",
-            "domain": "responsiveness",
-            "scoring": "continuous",
-            "improvement": "decrease",
-            "target": 20.0,
-            "unit": "days",
-            "stratifiers": [],
-            "populations": {},
-        },
+        make_indicator(
+            "vte",
+            title="VTE prophylaxis",
+            domain="guideline_adherence",
+            scoring="proportion",
+            improvement="increase",
+            target=0.9,
+            unit="%",
+            multiplier=100,
+            stratifiers=["ward"],
+            cms_id="CMS108FHIRVTEProphylaxis",
+            measure_url="https://madie.cms.gov/Measure/CMS108FHIRVTEProphylaxis",
+        ),
+        make_indicator(
+            "days",
+            title="Days to resolve complaints",
+            domain="responsiveness",
+            scoring="continuous",
+            improvement="decrease",
+            target=20.0,
+            unit="days",
+        ),
     ]
 
 

@@ -8,6 +8,7 @@ from fhir.resources.R4B.measurereport import MeasureReport
 from pipelines.errors import ExportError
 from pipelines.export import export_measure_reports, measure_report_from_counts
 from pipelines.export.measure_report import DATA_ABSENT_REASON, validate_measure_report
+from tests.catalogue import with_fields
 
 from .conftest import PERIOD
 
@@ -137,11 +138,16 @@ def test_invalid_resource_is_an_export_error():
         )
 
 
-def test_underscored_indicator_ids_give_valid_fhir_ids_and_cms_short_ids_resolve(results, indicators, tmp_path):
+def test_underscored_indicator_ids_give_valid_fhir_ids_and_the_declared_measure_is_referenced(
+    results, indicators, tmp_path
+):
     renamed = results.assign(indicator_id=results["indicator_id"].replace({"vte": "vte_prophylaxis"}))
-    ind = [{**indicators[0], "id": "vte_prophylaxis", "cms_id": "CMS108"}, indicators[1]]
+    url = "https://madie.cms.gov/Measure/CMS108FHIRVTEProphylaxis"
+    ind = [with_fields(indicators[0], id="vte_prophylaxis", measure_url=url, measure_version="0.3.000"), indicators[1]]
     paths = export_measure_reports(renamed, ind, PERIOD, tmp_path)
     doc = json.loads((tmp_path / "vte_prophylaxis.measurereport.json").read_text(encoding="utf-8"))
     assert tmp_path / "vte_prophylaxis.measurereport.json" in paths
     assert doc["id"] == "vte-prophylaxis-2026-10"
-    assert doc["measure"] == "https://madie.cms.gov/Measure/CMS108FHIRVTEProphylaxis"
+    assert doc["measure"] == url + "|0.3.000"
+    other = json.loads((tmp_path / "days.measurereport.json").read_text(encoding="utf-8"))
+    assert other["measure"] == "https://careqi.example.org/fhir/Measure/days"

@@ -8,6 +8,7 @@ from pipelines.errors import ExportError
 from pipelines.export.period import period_results
 from pipelines.export.suppression import apply_suppression, flag_column
 from pipelines.tables import ALL_FACILITIES, OVERALL, POPULATIONS
+from tests.catalogue import with_fields
 
 from .conftest import PERIOD, row, typed
 
@@ -64,7 +65,7 @@ def test_score_and_ci_are_hidden_when_a_count_behind_them_is(suppressed):
 
 
 def test_ratio_score_is_hidden_when_its_event_count_is_small(indicators):
-    ratio = {**indicators[0], "id": "falls", "scoring": "ratio", "unit": "per 1,000 patient-days"}
+    ratio = with_fields(indicators[0], id="falls", scoring="ratio", unit="per 1,000 patient-days")
     frame = typed([row("falls", "ALL", "overall", "all", 500, 0, score=1.2, events=3, exposure=2500.0)])
     out = apply_suppression(period_results(frame, [ratio], PERIOD), 11)
     assert bool(out.loc[0, flag_column("measure_score")]) is True

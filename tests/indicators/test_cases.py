@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipelines.compute import evaluate, load_indicators, load_valuesets
-from pipelines.compute.model import SUBJECT_COLUMN, Population
+from pipelines.compute.model import Population
 from pipelines.config import load_settings
 from tests.indicators._cases import INDICATORS_DIR, Case, all_cases
 
@@ -22,7 +22,7 @@ VALUESETS = load_valuesets([INDICATORS_DIR / "valuesets", *ECQM_VALUESET_DIRS])
 
 
 def _column(key: str) -> str:
-    return SUBJECT_COLUMN[Population(key)] if key in Population.__members__.values() else key
+    return Population(key).column if key in Population.__members__.values() else key
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from pipelines.compute.model import Indicator
 from pipelines.tables import (
     INDICATOR_RESULTS,
     INDICATOR_SUBJECTS,
@@ -15,6 +16,7 @@ from pipelines.tables import (
     VALIDATION_CHECKS,
     empty_frame,
 )
+from tests.catalogue import make_indicator
 
 PERIOD = "2026-10"
 
@@ -66,53 +68,48 @@ def result(
 
 
 @pytest.fixture(scope="module")
-def indicators() -> list[dict]:
+def indicators() -> list[Indicator]:
     return [
-        {
-            "id": "vte",
-            "title": "VTE prophylaxis",
-            "description": "Prophylaxis by day 2.",
-            "domain": "guideline_adherence",
-            "owner": "Medical Director",
-            "scoring": "proportion",
-            "basis": "encounter",
-            "improvement": "increase",
-            "target": 0.95,
-            "unit": "%",
-            "multiplier": 100,
-            "stratifiers": ["ward"],
-            "populations": {"denominator": "Adult inpatients.", "numerator": "Given."},
-        },
-        {
-            "id": "falls",
-            "title": "Falls with harm",
-            "description": "Falls per 1,000 bed days.",
-            "domain": "patient_safety",
-            "owner": "Director of Nursing",
-            "scoring": "ratio",
-            "basis": "encounter",
-            "improvement": "decrease",
-            "target": 0.5,
-            "unit": "per 1,000 patient-days",
-            "multiplier": 1000,
-            "stratifiers": [],
-            "populations": {"numerator": "Falls with moderate harm or worse."},
-        },
-        {
-            "id": "fft",
-            "title": "Would recommend",
-            "description": "FFT.",
-            "domain": "patient_experience",
-            "owner": "Head of Experience",
-            "scoring": "proportion",
-            "basis": "response",
-            "improvement": "increase",
-            "target": 0.9,
-            "unit": "%",
-            "multiplier": 100,
-            "stratifiers": [],
-            "populations": {},
-        },
+        make_indicator(
+            "vte",
+            title="VTE prophylaxis",
+            description="Prophylaxis by day 2.",
+            domain="guideline_adherence",
+            owner="Medical Director",
+            scoring="proportion",
+            improvement="increase",
+            target=0.95,
+            unit="%",
+            multiplier=100,
+            stratifiers=["ward"],
+            populations={"denominator": "Adult inpatients.", "numerator": "Given."},
+        ),
+        make_indicator(
+            "falls",
+            title="Falls with harm",
+            description="Falls per 1,000 bed days.",
+            domain="patient_safety",
+            owner="Director of Nursing",
+            scoring="ratio",
+            improvement="decrease",
+            target=0.5,
+            unit="per 1,000 patient-days",
+            multiplier=1000,
+            populations={"numerator": "Falls with moderate harm or worse."},
+        ),
+        make_indicator(
+            "fft",
+            title="Would recommend",
+            description="FFT.",
+            domain="patient_experience",
+            owner="Head of Experience",
+            scoring="proportion",
+            basis="survey_response",
+            improvement="increase",
+            target=0.9,
+            unit="%",
+            multiplier=100,
+        ),
     ]
 
 

@@ -7,8 +7,10 @@ import pytest
 
 from pipelines.errors import CareQIError
 from pipelines.publish import build_report_context
-from pipelines.publish.context import CASE_LIMIT, change_vs_previous, format_ci, format_value
+from pipelines.publish.formatting import change_vs_previous, format_ci, format_value
+from pipelines.publish.sections import CASE_LIMIT
 from pipelines.tables import INDICATOR_RESULTS, INDICATOR_SUBJECTS
+from tests.catalogue import make_indicator, with_fields
 
 from .conftest import PERIOD, subject, typed
 
@@ -52,7 +54,7 @@ def test_values_are_formatted_in_the_indicator_unit(indicators):
     vte, falls, _ = indicators
     assert format_value(0.8765, vte) == "87.6%"
     assert format_value(0.8, falls) == "0.80 per 1,000 patient-days"
-    assert format_value(12.345, {"scoring": "continuous", "unit": "days"}) == "12.3 days"
+    assert format_value(12.345, make_indicator("los", scoring="continuous", unit="days")) == "12.3 days"
     assert format_value(None, vte) == "–"
 
 
@@ -68,7 +70,7 @@ def test_change_is_called_better_when_it_moves_the_right_way(ctx, indicators):
 def test_rag_counts_use_the_system_row_and_missing_results_are_grey(
     indicators, results, subjects, reconciliation, checks, quarantine, facilities, wards
 ):
-    extra = [*indicators, {**indicators[2], "id": "silent", "title": "No results yet"}]
+    extra = [*indicators, with_fields(indicators[2], id="silent", title="No results yet")]
     ctx = build_report_context(
         period=PERIOD,
         indicators=extra,
@@ -142,16 +144,15 @@ def test_case_list_is_capped_and_counts_the_rest(
 def test_continuous_cases_are_those_worse_than_target_worst_first(
     results, reconciliation, checks, quarantine, facilities, wards
 ):
-    ind = {
-        "id": "days",
-        "title": "Days to resolve",
-        "domain": "responsiveness",
-        "scoring": "continuous",
-        "improvement": "decrease",
-        "target": 20.0,
-        "unit": "days",
-        "populations": {},
-    }
+    ind = make_indicator(
+        "days",
+        title="Days to resolve",
+        domain="responsiveness",
+        scoring="continuous",
+        improvement="decrease",
+        target=20.0,
+        unit="days",
+    )
     res = typed(
         [
             {
@@ -244,6 +245,6 @@ def test_duplicate_result_rows_are_refused(indicators, results, subjects, reconc
 
 
 def test_percent_units_with_a_noun_read_naturally():
-    ind = {"scoring": "proportion", "unit": "% of adult inpatient stays", "multiplier": 100}
+    ind = make_indicator("vte", scoring="proportion", unit="% of adult inpatient stays", multiplier=100)
     assert format_value(0.912, ind) == "91.2% of adult inpatient stays"
     assert format_ci(0.9, 0.93, ind) == "90.0–93.0%"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pipelines.config import PROJECT_ROOT
 from pipelines.publish import build_report_context, render_report
 from pipelines.tables import INDICATOR_RESULTS
+from tests.catalogue import with_fields
 
 from .conftest import PERIOD, result, typed
 
@@ -77,7 +78,7 @@ def test_a_unit_with_mathtext_or_markup_renders_as_text(  # type: ignore[no-unty
     indicators, subjects, reconciliation, checks, quarantine, facilities, wards, tmp_path
 ) -> None:
     """Regression (defect 14): a unit containing ``$\\badcmd{...$`` crashed ``careqi report``."""
-    odd = [{**i, "unit": "$\\badcmd{x$ per <b>1,000</b>"} if i["id"] == "falls" else i for i in indicators]
+    odd = [with_fields(i, unit="$\\badcmd{x$ per <b>1,000</b>") if i.id == "falls" else i for i in indicators]
     rows = _rows() + [
         result("falls", PERIOD, 0.8, "red", target=0.5, events=1, exposure=1250.0),
         result("falls", "2026-09", 1.1, "red", target=0.5, events=2, exposure=1700.0),

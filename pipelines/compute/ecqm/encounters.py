@@ -39,13 +39,11 @@ def age_at_end(subjects: pd.DataFrame, period: Period) -> np.ndarray:
     """Patient-based measures: ``AgeInYearsAt(date from end of "Measurement Period")`` from
     the subject's own birth date; NaN without one."""
     birth = pd.Series(ts(subjects["birth_date"]))
-    last_day = period.end - pd.Timedelta(days=1)
-    years = last_day.year - birth.dt.year
-    before = (last_day.month * 100 + last_day.day) < (birth.dt.month * 100 + birth.dt.day)
-    return (years - before.astype("Float64")).to_numpy(dtype=np.float64, na_value=np.nan)
+    last_day = pd.Series(period.end - pd.Timedelta(days=1), index=birth.index)
+    return completed_years(birth, last_day)
 
 
-def _latest_prior_start(stays: pd.DataFrame, anchor: np.ndarray, visits: pd.DataFrame) -> np.ndarray:
+def _prior_visit_start(stays: pd.DataFrame, anchor: np.ndarray, visits: pd.DataFrame) -> np.ndarray:
     """Start of the latest-ending visit that ends 1 hour or less on or before ``anchor``.
 
     CQMCommon ``hospitalizationWithObservation``: ``Last(... ends 1 hour or less on or before
@@ -77,9 +75,9 @@ def hospitalization_start(stays: pd.DataFrame, r: Retrieve) -> np.ndarray:
     obs = enc[finished & of_type(enc, r, "Observation Services")]
     ed = enc[finished & of_type(enc, r, "Emergency Department Visit")]
     start = ts(stays["start_at"])
-    obs_start = _latest_prior_start(stays, start, obs)
+    obs_start = _prior_visit_start(stays, start, obs)
     visit_start = np.where(np.isnat(obs_start), start, obs_start)
-    ed_start = _latest_prior_start(stays, visit_start, ed)
+    ed_start = _prior_visit_start(stays, visit_start, ed)
     return np.where(np.isnat(ed_start), visit_start, ed_start)
 
 

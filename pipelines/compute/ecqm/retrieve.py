@@ -14,6 +14,7 @@ YAML declares what each name is (:class:`~pipelines.compute.valuesets.DeclaredVa
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -108,24 +109,19 @@ class Retrieve:
         names: Iterable[str] | str,
         *,
         element: str | None = None,
-        own: Own | str = "default",
+        own: Own | Literal["default"] = "default",
         key: str | None = None,
     ) -> np.ndarray:
         """Rows of ``frame`` (records of ``table``) whose own coding or any coding of
         ``element`` is in one of the named value sets."""
         names = (names,) if isinstance(names, str) else tuple(names)
         element = element or DEFAULT_ELEMENT.get(table, "code")
-        if own == "default":
-            own = (
-                OWN_CODING.get(table, ("code", "code_system"))
-                if element == DEFAULT_ELEMENT.get(table, "code")
-                else None
-            )
+        mine = _default_own(table, element) if isinstance(own, str) else own
         out = np.zeros(len(frame), dtype=bool)
         if frame.empty:
             return out
-        if own is not None:
-            code_col, system_col = own
+        if mine is not None:
+            code_col, system_col = mine
             for name in names:
                 if system_col is None:
                     out |= isin(frame[code_col], {c for _, c in self.vs.codes(name)})
@@ -167,24 +163,19 @@ class Retrieve:
         codes: Iterable[tuple[str, str] | str],
         *,
         element: str | None = None,
-        own: Own | str = "default",
+        own: Own | Literal["default"] = "default",
         key: str | None = None,
     ) -> np.ndarray:
         """Rows whose own coding or any coding of ``element`` is one of ``codes`` (CQL ``~``
         on a direct-reference code); a code may be given by its declared name."""
         pairs = [self.vs.code(c) if isinstance(c, str) else c for c in codes]
         element = element or DEFAULT_ELEMENT.get(table, "code")
-        if own == "default":
-            own = (
-                OWN_CODING.get(table, ("code", "code_system"))
-                if element == DEFAULT_ELEMENT.get(table, "code")
-                else None
-            )
+        mine = _default_own(table, element) if isinstance(own, str) else own
         out = np.zeros(len(frame), dtype=bool)
         if frame.empty:
             return out
-        if own is not None:
-            code_col, system_col = own
+        if mine is not None:
+            code_col, system_col = mine
             if system_col is None:
                 out |= isin(frame[code_col], {c for _, c in pairs})
             else:

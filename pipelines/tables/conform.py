@@ -1,0 +1,135 @@
+"""Rows become typed columns here, once: :func:`conform`.
+
+Extractors build rows as plain values; conforming them to a :class:`TableSpec` is the
+single place where text, numbers, booleans and FHIR date/dateTimes become the
+contract's dtypes, and where a value that is present but unreadable is reported (so
+the row can be quarantined) rather than silently nulled.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from pipelines.tables.spec import TS, TableSpec
+
+#: FHIR date / dateTime shapes (also accepted in the feedback CSVs): a year, a month, a
+#: day, or a day with a time and optionally seconds, fractions and an offset. Anything
+#: else ("10/10/2026", an integer 20261010, "20261010") is unreadable, never guessed.
+ISO_TIMESTAMP = r"\d{4}(?:-\d{2}(?:-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?)?)?"
+_HAS_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+#: C0 control characters other than tab, newline and carriage return, and DEL.
+#: PostgreSQL cannot store NUL in text and SQLite can, so both get the same text:
+#: each such character becomes U+FFFD (the replacement character), visibly.
+CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+REPLACEMENT = "\ufffd"
+
+
+def clean_text(col: pd.Series) -> pd.Series:
+    """``col`` (string dtype) with control characters replaced and blank strings null.
+
+    FHIR forbids empty strings ("" is not a value), and a whitespace-only id or code
+    would otherwise count as a real one; a NUL would store on SQLite and fail the
+    whole month on PostgreSQL.
+    """
+    if not len(col):
+        return col
+    if col.str.contains(CONTROL_CHARACTERS, regex=True).any():
+        col = col.str.replace(CONTROL_CHARACTERS, REPLACEMENT, regex=True)
+    blank = col.str.strip().eq("").fillna(False)
+    if blank.any():
+        col = col.mask(blank)
+    return col
+
+
+def _timestamps(raw: pd.Series, zones: pd.Series | str) -> tuple[pd.Series, pd.Series]:
+    """Typed timestamps and a mask of present-but-unreadable values (see :func:`conform`).
+
+    Only text in a FHIR date/dateTime shape is parsed; a number or a boolean where a
+    date belongs is unreadable (an integer used to become 1970-01-01). Datetimes read
+    back from the warehouse are kept as they are: they are already local.
+    """
+    from pipelines.localtime import to_local
+
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        col = raw.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(raw.dt, "tz", None) else raw
+        return col.astype(TS), pd.Series(False, index=raw.index)
+    present = raw.notna().to_numpy(dtype=bool)
+    moments: pd.Series | None = None
+    if raw.dtype == object:
+        kinds = raw.map(type, na_action="ignore")
+        is_text = kinds.eq(str).fillna(False).to_numpy(dtype=bool)
+        is_moment = kinds.map(lambda k: isinstance(k, type) and issubclass(k, datetime)).fillna(False)
+        is_moment = is_moment.to_numpy(dtype=bool)
+        if is_moment.any():
+            moments = pd.to_datetime(raw.where(is_moment), errors="coerce")
+            if getattr(moments.dt, "tz", None) is not None:
+                moments = moments.dt.tz_convert("UTC").dt.tz_localize(None)
+        text = raw.where(is_text).astype("string")
+        not_text = present & ~is_text & ~is_moment
+    else:
+        text = raw.astype("string")
+        not_text = np.zeros(len(raw), dtype=bool)
+    text = text.str.strip()
+    shaped = text.str.fullmatch(ISO_TIMESTAMP).to_numpy(dtype=bool, na_value=False)
+    parsed = pd.to_datetime(text.where(shaped), errors="coerce", utc=True, format="ISO8601")
+    col = parsed.dt.tz_localize(None).astype(TS)
+    offset = shaped & text.str.contains(_HAS_OFFSET, regex=True).to_numpy(dtype=bool, na_value=False)
+    if offset.any() and not (isinstance(zones, str) and zones == "UTC"):
+        local = to_local(col[offset], zones if isinstance(zones, str) else zones[offset])
+        col = col.copy()
+        col[offset] = local.to_numpy()
+    if moments is not None:
+        col = col.where(~pd.Series(is_moment, index=col.index), moments.astype(TS))
+    blank = text.eq("").to_numpy(dtype=bool, na_value=False)
+    bad = (present & ~blank & col.isna().to_numpy(dtype=bool)) | not_text
+    return col, pd.Series(bad, index=raw.index)
+
+
+def conform(
+    df: pd.DataFrame, spec: TableSpec, *, zones: pd.Series | str | None = None
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Return ``df`` with exactly the spec's columns (missing ones null) and dtypes,
+    plus a per-row string naming every value that could not be converted.
+
+    Extractors build rows as plain dicts; this is the single place where they become
+    typed columns, so that a source lacking an optional field still yields the table
+    shape every later stage expects. A value that is present but unreadable (a date
+    like ``2026-13-45`` or ``20261010``, ``"abc"`` in a number column) is never
+    silently turned into a null: the second return value says which row and field, so
+    the caller can quarantine the row (``""`` means the row converted cleanly).
+
+    ``zones`` (one IANA zone, or one per row) is the facility's clock: timestamps that
+    carry an offset are converted to its wall-clock time (:mod:`pipelines.localtime`);
+    without ``zones`` they are converted to UTC. Timestamps without an offset are kept
+    as written. Text loses control characters and blank strings (:func:`clean_text`).
+    """
+    out = pd.DataFrame(index=df.index)
+    failures = pd.Series("", index=df.index, dtype="object")
+    for name, dtype in spec.dtypes.items():
+        raw = df[name] if name in df.columns else pd.Series(pd.NA, index=df.index, dtype="object")
+        if dtype == TS:
+            col, bad = _timestamps(raw, zones if zones is not None else "UTC")
+        elif dtype in ("Int64", "Float64"):
+            col = pd.to_numeric(raw, errors="coerce")
+            if dtype == "Int64":
+                frac = col.notna() & (col != col.round())
+                col = col.mask(frac)
+            col = col.astype(dtype)
+            bad = raw.notna() & ~raw.astype("string").str.strip().eq("").fillna(False) & col.isna()
+        elif dtype == "string":
+            col = clean_text(raw.astype(dtype))
+            bad = pd.Series(False, index=df.index)
+        else:
+            col = raw.astype(dtype)
+            bad = raw.notna() & ~raw.astype("string").str.strip().eq("").fillna(False) & col.isna()
+        bad = bad.fillna(False).astype(bool)
+        if bad.any():
+            failures[bad] = failures[bad] + f"unreadable {dtype} value in {name}; "
+        out[name] = col
+    return out.reset_index(drop=True), failures.str.rstrip("; ").reset_index(drop=True)
+
+
+__all__ = ["CONTROL_CHARACTERS", "ISO_TIMESTAMP", "REPLACEMENT", "clean_text", "conform"]

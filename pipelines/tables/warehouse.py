@@ -1,0 +1,165 @@
+"""The warehouse's own tables: the bookkeeping of each batch (quarantine,
+reconciliation, validation checks, column profiles) and the indicator results and
+subjects, with the vocabulary their rows use (populations, result states).
+"""
+
+from __future__ import annotations
+
+from pipelines.tables.spec import TableSpec
+from pipelines.tables.spec import col as _c
+
+#: Rows that could not be accepted, with why and from where. Written by extract
+#: (unparseable input) and by validation (failed expectations).
+QUARANTINE = TableSpec(
+    "quarantine",
+    "record_id",
+    (
+        _c("table_name", nullable=False),
+        _c("record_id"),
+        _c("stage", nullable=False, doc="extract | validate"),
+        _c("reasons", nullable=False, doc="'; '-joined failed checks, each 'check: explanation'"),
+        _c("payload", doc="the raw line or row as JSON, truncated to 2,000 characters"),
+    ),
+    "one row per rejected record",
+)
+
+#: read = accepted + quarantined, per table and batch.
+RECONCILIATION = TableSpec(
+    "reconciliation",
+    "table_name",
+    (
+        _c("table_name", nullable=False),
+        _c("rows_read", "Int64", nullable=False),
+        _c("rows_accepted", "Int64", nullable=False),
+        _c("rows_quarantined", "Int64", nullable=False),
+        _c("balanced", "boolean", nullable=False),
+    ),
+    "one row per table per batch",
+    provenance=False,
+)
+
+#: One row per expectation per table per batch, in the shape every check shares
+#: (after OHDSI DataQualityDashboard): what was checked, how many rows broke it.
+VALIDATION_CHECKS = TableSpec(
+    "validation_checks",
+    "check",
+    (
+        _c("table_name", nullable=False),
+        _c(
+            "check",
+            nullable=False,
+            doc="expectation type plus column(s), e.g. expect_column_values_to_not_be_null(patient_id)",
+        ),
+        _c("description", doc="plain-language statement from the expectation's meta"),
+        _c("category", doc="Kahn category: conformance | completeness | plausibility | uniqueness"),
+        _c("violated", "Int64", nullable=False),
+        _c("denominator", "Int64", nullable=False),
+        _c("pct", "Float64", nullable=False),
+        _c("status", nullable=False, doc="pass | fail"),
+    ),
+    "one row per table x check per batch",
+    provenance=False,
+)
+
+#: How full each contract column of a batch's accepted rows is: the delivery guard
+#: compares a batch with its neighbours (a column that was filled and is now empty is a
+#: broken feed), and the data-quality report can show completeness over time.
+COLUMN_PROFILES = TableSpec(
+    "column_profiles",
+    "column_name",
+    (
+        _c("table_name", nullable=False),
+        _c("column_name", nullable=False),
+        _c("rows", "Int64", nullable=False, doc="accepted rows of the table in the batch"),
+        _c("filled", "Int64", nullable=False, doc="of which have a value in the column"),
+    ),
+    "one row per table x column per batch",
+    provenance=False,
+)
+
+#: The population columns of the results and subjects tables (each population of
+#: :class:`pipelines.compute.model.Population` names its ``column``).
+POPULATIONS = (
+    "initial_population",
+    "denominator",
+    "denominator_exclusion",
+    "numerator",
+    "numerator_exclusion",
+)
+#: Per-subject indicator membership, kept for drill-down.
+INDICATOR_SUBJECTS = TableSpec(
+    "indicator_subjects",
+    "subject_id",
+    (
+        _c("indicator_id", nullable=False),
+        _c("period", nullable=False, doc="reporting month YYYY-MM"),
+        _c("subject_id", nullable=False, doc="encounter, patient, complaint or response id"),
+        _c("patient_id"),
+        _c("facility_id"),
+        _c("ward_id"),
+        _c("service"),
+        *(_c(p, "boolean", nullable=False) for p in POPULATIONS),
+        _c(
+            "censored",
+            "boolean",
+            doc="the subject's deadline (follow_up) had not passed by the end of the data: out of the denominator",
+        ),
+        _c("numerator_events", "Int64", doc="ratio measures: qualifying events counted for this subject"),
+        _c("denominator_value", "Float64", doc="ratio measures: exposure, e.g. patient-days"),
+        _c("observation", "Float64", doc="continuous measures: the per-subject value"),
+    ),
+    "one row per indicator x period x subject in the initial population",
+    provenance=False,
+)
+
+#: Aggregates per indicator x period x facility x stratum. facility_id 'ALL' is the
+#: whole system; stratifier 'overall' with stratum 'all' is the unstratified row.
+INDICATOR_RESULTS = TableSpec(
+    "indicator_results",
+    "indicator_id",
+    (
+        _c("indicator_id", nullable=False),
+        _c("period", nullable=False),
+        _c("facility_id", nullable=False),
+        _c("stratifier", nullable=False),
+        _c("stratum", nullable=False),
+        *(_c(p, "Int64", nullable=False) for p in POPULATIONS),
+        _c("numerator_events", "Int64"),
+        _c("denominator_value", "Float64"),
+        _c("measure_score", "Float64"),
+        _c("ci_low", "Float64"),
+        _c("ci_high", "Float64"),
+        _c("target", "Float64"),
+        _c("status", doc="green | amber | red | grey (no data); null when the state is not final (not graded)"),
+        _c("censored", "Int64", doc="subjects left out of the denominator until their deadline has passed"),
+        _c("state", nullable=False, doc="final | provisional | not_computed"),
+        _c("state_reason", doc="why a result is provisional or not computed, in plain language"),
+    ),
+    "one row per indicator x period x facility x stratum",
+    provenance=False,
+)
+
+ALL_FACILITIES = "ALL"
+OVERALL = ("overall", "all")
+#: Result states: ``final`` (no later batch can change it), ``provisional`` (open to
+#: revision, or cases still within their deadline: shown, not graded), ``not_computed``
+#: (the indicator could not be evaluated this time; never its old value).
+FINAL, PROVISIONAL, NOT_COMPUTED = "final", "provisional", "not_computed"
+STATES = (FINAL, PROVISIONAL, NOT_COMPUTED)
+
+
+__all__ = [
+    "ALL_FACILITIES",
+    "COLUMN_PROFILES",
+    "FINAL",
+    "INDICATOR_RESULTS",
+    "INDICATOR_SUBJECTS",
+    "NOT_COMPUTED",
+    "OVERALL",
+    "POPULATIONS",
+    "PROVISIONAL",
+    "QUARANTINE",
+    "RECONCILIATION",
+    "STATES",
+    "VALIDATION_CHECKS",
+]
