@@ -91,8 +91,9 @@ def run_benchmark(
     """Generate ``patients`` over ``months`` months and time each stage.
 
     Returns one row per stage: records handled, seconds, records/s and the peak
-    resident memory during the stage (on Linux; elsewhere the process's peak so far). Per-indicator rows (``indicator:<id>``)
-    report patients/s of the vectorised evaluation over the whole population.
+    resident memory during the stage (on Linux; elsewhere the process's peak so far).
+    Per-indicator rows (``indicator:<id>``) report patients/s of the vectorised
+    evaluation over the whole population.
     """
     import json
 

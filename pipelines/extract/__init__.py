@@ -23,6 +23,11 @@ Accounting (``rows_read[table] == accepted + quarantined`` for every table):
   quarantined in its own table and the parent is kept.
 * A parent without an id yields no children (they could not be named); validation
   quarantines the parent for its missing key.
+* A Medication resource is no table's record: each one read is counted in
+  ``ignored["Medication"]`` and only its codes are kept, to fill the medication
+  records whose ``medicationReference`` points at it (:mod:`pipelines.extract.medication`).
+  A medication record whose reference resolves to nothing is quarantined, the reason
+  naming the reference: nobody can tell which drug it was.
 * Validation judges each table on its own: children of a parent that fails a
   validation check stay, and are harmless since every use joins through the parent.
 """

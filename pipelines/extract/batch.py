@@ -43,7 +43,12 @@ class ExtractResult:
             for Bundle files/entries that could not be attributed to a table).
         ignored: resource types present but not used (Immunization, Coverage ...) -> count,
             plus ``Claim without diagnosis or procedure`` (claims that yield neither a
-            claim_diagnoses nor a claim_procedures row).
+            claim_diagnoses nor a claim_procedures row). ``Medication`` resources are
+            counted here too: they are no table's records, only the source of the code
+            of the medication records that reference them, and a line of a Medication
+            file that is not a readable Medication is ``Medication unreadable ...``. A
+            medication record whose reference names no Medication is quarantined
+            (:mod:`pipelines.extract.medication`).
         missing_columns: per table, optional contract columns a CSV header lacked.
     """
 
@@ -129,18 +134,6 @@ def _read_file(path: Path, rel: str, sink: Collector) -> None:
         sink.ignored[UNRECOGNISED] += 1
 
 
-def _fill_poa_from_encounters(rows: list[dict], poa: dict) -> None:
-    """QI-Core puts present-on-admission on Encounter.diagnosis; the Condition's own
-    extension, when present, wins."""
-    if not poa:
-        return
-    for row in rows:
-        if row.get("present_on_admission") is None:
-            code = poa.get(row.get("condition_id"))
-            if code is not None:
-                row["present_on_admission"] = code
-
-
 @cache
 def _empty(name: str) -> pd.DataFrame:
     """Building an empty typed frame costs ~5 ms; one-bundle extractions (eCQM test
@@ -202,7 +195,11 @@ def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult
     timestamp is read on its facility's clock.
     """
     clock = _Clock(timezones or TimeZones())
-    _fill_poa_from_encounters(sink.rows.get("conditions", []), sink.poa)
+    # Cross-resource rules, now that every resource of the batch has been read.
+    sink.poa.fill(sink.rows.get("conditions", []))
+    unresolved = sink.link_medications()
+    if unresolved:
+        log.warning("%d medication record(s) name a Medication that is not in the delivery: quarantined", unresolved)
     tables: dict[str, pd.DataFrame] = {}
     rejected: dict[str, set[int]] = {}
     order = [n for n in TABLES if n not in CHILD_TABLES] + [n for n in CHILD_TABLES if n in TABLES]
@@ -217,6 +214,8 @@ def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult
             continue
         frame = pd.DataFrame.from_records(rows, columns=spec.column_names)
         typed, failures = conform(frame, spec, zones=clock.zones(name, frame))
+        for position, reason in sink.held_back.get(name, {}).items():
+            failures.iat[position] = f"{failures.iat[position]}; {reason}" if failures.iat[position] else reason
         bad = failures.ne("").to_numpy()
         if bad.any():
             positions = bad.nonzero()[0]

@@ -18,6 +18,9 @@ joins claims to encounters through ``Claim.item.encounter``. The one-row tables 
 * Child and coding keys are ``<parent key>/<n>`` (n 1-based within the element);
   a parent without an id gets no children (it is quarantined by validation for the
   missing key, and its children could not be named).
+* A medication's own code is element ``medicationCodeableConcept`` whichever form
+  ``medication[x]`` took (:mod:`~pipelines.extract.medication`); a reference to a
+  Medication elsewhere in the delivery gets its codings at the end of the batch.
 * ``codings.element`` is the FHIR element name; nested elements use their last path
   segment (``route`` for dosage.route / dosageInstruction.route,
   ``dischargeDisposition`` for hospitalization.dischargeDisposition) and the QI-Core
@@ -34,19 +37,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from pipelines.extract.flatten import (
-    DO_NOT_PERFORM_REASON_EXTENSION,
-    FLATTENERS,
-    Row,
-    _code,
-    _coding0,
-    _ext_code,
-    _extension,
-    _obj,
-    _scalar,
-)
-from pipelines.extract.references import contained_id, ref_display, ref_id
-from pipelines.tables import POA_EXTENSION, RESOURCE_TABLES, TABLES
+from pipelines.extract.elements import as_dict, find_extension, first_code, first_coding, scalar
+from pipelines.extract.flatten import DO_NOT_PERFORM_REASON_EXTENSION, FLATTENERS, Row
+from pipelines.extract.medication import MEDICATION_ELEMENT, MEDICATION_RESOURCES, medication_concept
+from pipelines.extract.poa import CLAIM_DIAGNOSIS, ENCOUNTER_DIAGNOSIS, present_on_admission
+from pipelines.extract.references import ref_display, ref_id
+from pipelines.tables import RESOURCE_TABLES, TABLES
 
 #: (coding_id, table_name, record_id, record_type, element, system, code)
 CodingTuple = tuple[str, str, str, str | None, str, Any, Any]
@@ -73,6 +69,17 @@ CODED_ELEMENTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("reasonCode", ("reasonCode",)),
         ("route", ("dosageInstruction", "route")),
     ),
+    "MedicationDispense": (
+        ("category", ("category",)),
+        ("statusReason", ("statusReasonCodeableConcept",)),
+        ("route", ("dosageInstruction", "route")),
+    ),
+    "MedicationStatement": (
+        ("category", ("category",)),
+        ("statusReason", ("statusReason",)),
+        ("reasonCode", ("reasonCode",)),
+        ("route", ("dosage", "route")),
+    ),
     "Observation": (
         ("code", ("code",)),
         ("category", ("category",)),
@@ -84,9 +91,6 @@ CODED_ELEMENTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "DeviceRequest": (("codeCodeableConcept", ("codeCodeableConcept",)), ("reasonCode", ("reasonCode",))),
     "Task": (("code", ("code",)), ("statusReason", ("statusReason",)), ("reasonCode", ("reasonCode",))),
 }
-#: Element name of a medication's own code (medicationCodeableConcept, or the code of
-#: a contained Medication referenced by medicationReference).
-MEDICATION_ELEMENT = "medicationCodeableConcept"
 CLAIM_DIAGNOSIS_ELEMENTS = (("diagnosisCodeableConcept", ("diagnosisCodeableConcept",)), ("type", ("type",)))
 CLAIM_PROCEDURE_ELEMENTS = (("procedureCodeableConcept", ("procedureCodeableConcept",)),)
 
@@ -162,33 +166,21 @@ def add_codings(
                     record_id,
                     record_type,
                     element,
-                    _scalar(coding.get("system")),
-                    _scalar(coding.get("code")),
+                    scalar(coding.get("system")),
+                    scalar(coding.get("code")),
                 )
             )
-
-
-def _medication_concept(r: dict[str, Any]) -> Any:
-    if "medicationCodeableConcept" in r:
-        return r["medicationCodeableConcept"]
-    local = contained_id(r.get("medicationReference"))
-    if local is not None:
-        for item in r.get("contained") or []:
-            item = _obj(item)
-            if item.get("resourceType") == "Medication" and item.get("id") == local:
-                return item.get("code")
-    return None
 
 
 def resource_codings(rtype: str, r: dict[str, Any], table: str, record_id: str) -> list[CodingTuple]:
     out: list[CodingTuple] = []
     typed = rtype if TABLES[table].type_column else None
-    if rtype in ("MedicationAdministration", "MedicationRequest"):
-        add_codings(out, table, record_id, MEDICATION_ELEMENT, [_medication_concept(r)], typed)
+    if rtype in MEDICATION_RESOURCES:
+        add_codings(out, table, record_id, MEDICATION_ELEMENT, [medication_concept(r).concept], typed)
     for element, path in CODED_ELEMENTS.get(rtype, ()):
         add_codings(out, table, record_id, element, _walk(r, path), typed)
     if rtype == "ServiceRequest":
-        ext = _extension(r, DO_NOT_PERFORM_REASON_EXTENSION)
+        ext = find_extension(r, DO_NOT_PERFORM_REASON_EXTENSION)
         if ext is not None:
             add_codings(out, table, record_id, "doNotPerformReason", [ext.get("valueCodeableConcept")], typed)
     return out
@@ -206,7 +198,7 @@ def encounter_locations(r: dict[str, Any], encounter_id: str, patient_id: Any) -
     rows = []
     for n, entry in enumerate((e for e in locations if isinstance(e, dict)), 1):
         ref = entry.get("location")
-        period = _obj(entry.get("period"))
+        period = as_dict(entry.get("period"))
         rows.append(
             {
                 "encounter_location_id": f"{encounter_id}/{n}",
@@ -214,8 +206,8 @@ def encounter_locations(r: dict[str, Any], encounter_id: str, patient_id: Any) -
                 "patient_id": patient_id,
                 "location_id": ref_id(ref),
                 "location_name": ref_display(ref),
-                "start_at": _scalar(period.get("start")),
-                "end_at": _scalar(period.get("end")),
+                "start_at": scalar(period.get("start")),
+                "end_at": scalar(period.get("end")),
             }
         )
     return rows
@@ -223,9 +215,10 @@ def encounter_locations(r: dict[str, Any], encounter_id: str, patient_id: Any) -
 
 def encounter_diagnoses(r: dict[str, Any], encounter_id: str, patient_id: Any) -> list[Row]:
     """Every Encounter.diagnosis (element ``diagnosis``: use, rank and the QI-Core
-    present-on-admission extension, since CMS826/CMS1017 exclude harms present on
-    admission), then every Encounter.reasonReference (element ``reasonReference``:
-    condition only, CQMCommon ``encounterDiagnosis()`` reads it)."""
+    present-on-admission extension of that entry, :mod:`~pipelines.extract.poa`, since
+    CMS826/CMS1017 exclude harms present on admission), then every
+    Encounter.reasonReference (element ``reasonReference``: condition only, CQMCommon
+    ``encounterDiagnosis()`` reads it)."""
     rows: list[Row] = []
     diagnoses = r.get("diagnosis")
     for n, diag in enumerate((d for d in diagnoses if isinstance(d, dict)) if isinstance(diagnoses, list) else (), 1):
@@ -236,9 +229,9 @@ def encounter_diagnoses(r: dict[str, Any], encounter_id: str, patient_id: Any) -
                 "patient_id": patient_id,
                 "element": "diagnosis",
                 "condition_id": ref_id(diag.get("condition")),
-                "use_code": _code(diag.get("use")),
-                "rank": _scalar(diag.get("rank")),
-                "present_on_admission": _ext_code(_extension(diag, POA_EXTENSION)),
+                "use_code": first_code(diag.get("use")),
+                "rank": scalar(diag.get("rank")),
+                "present_on_admission": present_on_admission(diag, ENCOUNTER_DIAGNOSIS),
             }
         )
     reasons = r.get("reasonReference")
@@ -301,23 +294,24 @@ def claim_records(r: dict[str, Any]) -> list[Record]:
     """One claim_diagnoses row per Claim.diagnosis, then one claim_procedures row per
     Claim.procedure (none for a claim without either).
 
-    POA is ``diagnosis.onAdmission``; the encounter is that of the item whose
-    ``diagnosisSequence`` (``procedureSequence``) names the entry, else the claim's
-    first item encounter (Synthea puts the encounter on item 1 and the pointers on
-    later items). CMS108 reads the principal procedure from claim_procedures.
+    POA is ``diagnosis.onAdmission`` (:mod:`~pipelines.extract.poa`); the encounter is
+    that of the item whose ``diagnosisSequence`` (``procedureSequence``) names the
+    entry, else the claim's first item encounter (Synthea puts the encounter on item 1
+    and the pointers on later items). CMS108 reads the principal procedure from
+    claim_procedures.
     """
     diagnoses, procedures = _entries(r.get("diagnosis")), _entries(r.get("procedure"))
     if not diagnoses and not procedures:
         return []
-    claim_id = _scalar(r.get("id"))
+    claim_id = scalar(r.get("id"))
     patient_id = ref_id(r.get("patient"))
-    status, use = _scalar(r.get("status")), _scalar(r.get("use"))
+    status, use = scalar(r.get("status")), scalar(r.get("use"))
     encounters = _claim_encounters(r)
-    billable = _obj(r.get("billablePeriod"))
+    billable = as_dict(r.get("billablePeriod"))
     records = []
     for n, diag in enumerate(diagnoses, 1):
-        sequence = _scalar(diag.get("sequence"))
-        coding = _coding0(diag.get("diagnosisCodeableConcept"))
+        sequence = scalar(diag.get("sequence"))
+        coding = first_coding(diag.get("diagnosisCodeableConcept"))
         key = None if claim_id is None else f"{claim_id}/{n}"
         row = {
             "claim_diagnosis_id": key,
@@ -327,13 +321,13 @@ def claim_records(r: dict[str, Any]) -> list[Record]:
             "status": status,
             "use": use,
             "sequence": sequence,
-            "diagnosis_type": _code(diag.get("type")),
-            "code": _scalar(coding.get("code")),
-            "code_system": _scalar(coding.get("system")),
+            "diagnosis_type": first_code(diag.get("type")),
+            "code": scalar(coding.get("code")),
+            "code_system": scalar(coding.get("system")),
             "condition_id": ref_id(diag.get("diagnosisReference")),
-            "present_on_admission": _code(diag.get("onAdmission")),
-            "billable_start": _scalar(billable.get("start")),
-            "billable_end": _scalar(billable.get("end")),
+            "present_on_admission": present_on_admission(diag, CLAIM_DIAGNOSIS),
+            "billable_start": scalar(billable.get("start")),
+            "billable_end": scalar(billable.get("end")),
         }
         codings: list[CodingTuple] = []
         if key is not None:
@@ -341,8 +335,8 @@ def claim_records(r: dict[str, Any]) -> list[Record]:
                 add_codings(codings, "claim_diagnoses", key, element, _walk(diag, path))
         records.append(Record("claim_diagnoses", row, [], codings))
     for n, proc in enumerate(procedures, 1):
-        sequence = _scalar(proc.get("sequence"))
-        coding = _coding0(proc.get("procedureCodeableConcept"))
+        sequence = scalar(proc.get("sequence"))
+        coding = first_coding(proc.get("procedureCodeableConcept"))
         key = None if claim_id is None else f"{claim_id}/{n}"
         row = {
             "claim_procedure_id": key,
@@ -352,11 +346,11 @@ def claim_records(r: dict[str, Any]) -> list[Record]:
             "status": status,
             "use": use,
             "sequence": sequence,
-            "procedure_type": _code(proc.get("type")),
-            "code": _scalar(coding.get("code")),
-            "code_system": _scalar(coding.get("system")),
+            "procedure_type": first_code(proc.get("type")),
+            "code": scalar(coding.get("code")),
+            "code_system": scalar(coding.get("system")),
             "procedure_id": ref_id(proc.get("procedureReference")),
-            "performed_at": _scalar(proc.get("date")),
+            "performed_at": scalar(proc.get("date")),
         }
         codings = []
         if key is not None:

@@ -4,6 +4,12 @@ the counts that let a batch reconcile (read = accepted + quarantined).
 Readers add plain dicts; DataFrames are built once per table at the end
 (:mod:`pipelines.extract.batch`), which is what keeps extraction at tens of
 thousands of resources per second.
+
+Two rules need a resource that may arrive later in the batch, so the collector keeps
+only the small facts they need and :func:`~pipelines.extract.batch.finish` applies them
+before any frame is built: present-on-admission stated on Encounter.diagnosis for a
+Condition (:class:`~pipelines.extract.poa.StayPoa`), and the codes of Medication
+resources that medicationReference points at (:meth:`Collector.link_medications`).
 """
 
 from __future__ import annotations
@@ -14,10 +20,19 @@ from typing import Any
 
 import orjson
 
-from pipelines.extract.children import CLAIM_WITHOUT_ROWS, records
-from pipelines.extract.flatten import encounter_diagnosis_poa
+from pipelines.extract.children import CLAIM_WITHOUT_ROWS, CodingTuple, add_codings, records
+from pipelines.extract.flatten import medication_code_columns
+from pipelines.extract.medication import (
+    MEDICATION,
+    MEDICATION_ELEMENT,
+    MEDICATION_RESOURCES,
+    MedicationCodes,
+    medication_concept,
+    unresolved_reason,
+)
+from pipelines.extract.poa import StayPoa
 from pipelines.extract.structure import structure_error
-from pipelines.tables import RESOURCE_TABLES
+from pipelines.tables import RESOURCE_TABLES, TABLES
 
 #: Quarantine payloads are truncated to this many characters (tables.QUARANTINE).
 MAX_PAYLOAD = 2000
@@ -84,8 +99,16 @@ class Collector:
     ignored: Counter[str] = field(default_factory=Counter)
     #: table -> optional contract columns a CSV header lacked (read as null).
     missing_columns: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    #: condition id -> POA code found on an Encounter.diagnosis (first seen wins).
-    poa: dict[str, Any] = field(default_factory=dict)
+    #: condition id -> POA code stated on an Encounter.diagnosis (first seen wins).
+    poa: StayPoa = field(default_factory=StayPoa)
+    #: codes of the Medication resources read, by scope and key.
+    medications: MedicationCodes = field(default_factory=MedicationCodes)
+    #: (resource type, table, row position, Bundle or None, Medication key, reference as
+    #: sent) of each row whose medicationReference points outside its resource.
+    medication_links: list[tuple[str, str, int, str | None, str, str | None]] = field(default_factory=list)
+    #: table -> row position -> why the row cannot be accepted, decided once the whole
+    #: batch is read (a medicationReference that named nothing); batch.finish quarantines them.
+    held_back: dict[str, dict[int, str]] = field(default_factory=lambda: defaultdict(dict))
 
     def reject(
         self,
@@ -93,8 +116,8 @@ class Collector:
         record_id: Any,
         reason: str,
         payload: Any,
-        source_file: str,
-        source_line: int,
+        source_file: str | None,
+        source_line: int | None,
     ) -> None:
         self.quarantine.append(
             {
@@ -115,15 +138,25 @@ class Collector:
         source_file: str,
         source_line: int,
         sampled: Counter[str],
+        *,
+        bundle: str | None = None,
+        full_url: Any = None,
     ) -> None:
         """Flatten one resource into its table (or count it as ignored).
 
         ``sampled`` counts structurally validated resources per type in the current
-        file; the first ``validate_sample`` of each type are validated.
+        file; the first ``validate_sample`` of each type are validated. ``bundle`` names
+        the Bundle an entry came from (its source file) and ``full_url`` is the entry's
+        fullUrl: references to a Medication are looked up in that Bundle first.
         """
         rtype = resource.get("resourceType")
+        if rtype == MEDICATION:
+            # Not a record of any table: read for its code only (medication.py).
+            self.medications.add(resource, bundle, full_url)
+            self.ignored[MEDICATION] += 1
+            return
         table = RESOURCE_TABLES.get(rtype) if isinstance(rtype, str) else None
-        if table is None:
+        if table is None or not isinstance(rtype, str):
             self.ignored[str(rtype)] += 1
             return
         if sampled[rtype] < self.validate_sample:
@@ -134,7 +167,7 @@ class Collector:
                 return
         try:
             produced = records(rtype, resource)
-            poa = encounter_diagnosis_poa(resource) if rtype == "Encounter" else ()
+            medication = medication_concept(resource) if rtype in MEDICATION_RESOURCES else None
         except _FLATTEN_ERRORS as exc:  # defensive: flatteners tolerate odd shapes
             self.reject(
                 table,
@@ -148,8 +181,8 @@ class Collector:
         if not produced:
             self.ignored[CLAIM_WITHOUT_ROWS if rtype == "Claim" else f"{rtype} without rows"] += 1
             return
-        for condition_id, code in poa:
-            self.poa.setdefault(condition_id, code)
+        if rtype == "Encounter":
+            self.poa.add(resource)
         rows = self.rows
         for rec in produced:
             row = rec.row
@@ -166,6 +199,35 @@ class Collector:
             if rec.codings:
                 rows[CODINGS].extend([(*c, source_file, source_line) for c in rec.codings])
                 self.parents[CODINGS].extend([parent] * len(rec.codings))
+            if medication is not None:
+                if medication.target is not None:
+                    link = (rtype, rec.table, parent[1], bundle, medication.target, medication.reference)
+                    self.medication_links.append(link)
+                elif medication.dangling:
+                    self.held_back[rec.table][parent[1]] = unresolved_reason(medication.reference)
+
+    def link_medications(self) -> int:
+        """Fill the code columns and medication codings of every row whose
+        medicationReference names a Medication read anywhere in its scope (before or
+        after it); hold the rest back for quarantine (:attr:`held_back`). Returns how
+        many references stayed unresolved (dangling ones included)."""
+        for rtype, table, position, bundle, target, reference in self.medication_links:
+            found, concept = self.medications.find(target, bundle)
+            if not found:
+                self.held_back[table][position] = unresolved_reason(reference or target)
+                continue
+            row = self.rows[table][position]
+            row.update(medication_code_columns(concept))
+            spec = TABLES[table]
+            if row[spec.key] is None:
+                continue  # a record without an id has no codings (children.records)
+            typed = rtype if spec.type_column else None
+            codings: list[CodingTuple] = []
+            add_codings(codings, table, str(row[spec.key]), MEDICATION_ELEMENT, [concept], typed)
+            self.rows[CODINGS].extend([(*c, row["source_file"], row["source_line"]) for c in codings])
+            self.parents[CODINGS].extend([(table, position)] * len(codings))
+        self.medication_links.clear()
+        return sum(len(rows) for rows in self.held_back.values())
 
 
 __all__ = ["BUNDLE_TABLE", "CODINGS", "MAX_PAYLOAD", "Collector", "payload_text"]

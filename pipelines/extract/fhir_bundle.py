@@ -4,7 +4,9 @@ Every Bundle type a sender may hand over (transaction, batch, collection, search
 ...) is treated the same way: each ``entry.resource`` is flattened exactly as an
 NDJSON line would be, and its provenance line is the 1-based entry index. References
 inside Synthea bundles are ``urn:uuid:<id>``; :mod:`references` resolves them to the
-same logical ids Bulk exports use, so both sources join alike.
+same logical ids Bulk exports use, so both sources join alike. A Bundle is also the
+scope in which a medicationReference is looked up first (by the Medication entry's id
+or fullUrl, :mod:`pipelines.extract.medication`).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def read_bundle(path: Path, rel: str, sink: Collector) -> None:
             full_id = ref_id(entry.get("fullUrl"))
             if full_id is not None:
                 resource["id"] = full_id
-        sink.add_resource(resource, rel, index, sampled)
+        sink.add_resource(resource, rel, index, sampled, bundle=rel, full_url=entry.get("fullUrl"))
 
 
 __all__ = ["NO_RESOURCE", "read_bundle"]

@@ -5,7 +5,9 @@ Bulk Data spec ties each output file to one resource type (named in the manifest
 by convention, in the file name), so a line of another type is a sender error and is
 quarantined rather than silently routed elsewhere. A UTF-8 byte-order mark (some
 Windows tools write one at the start of a file, or of every appended chunk) is not
-part of the JSON and is dropped before parsing.
+part of the JSON and is dropped before parsing. ``Medication.ndjson`` feeds no table:
+its Medications are read only for the codes medication records reference
+(:func:`read_medications`).
 
 A rejected line is quarantined with its file, line and reason, and only the fields
 its table keeps (:func:`~pipelines.extract.collector.allowed_fields`), never the raw
@@ -14,16 +16,21 @@ line: it may be a Patient with a name and an address.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 
 from pipelines.errors import ExtractError
 from pipelines.extract.collector import Collector, allowed_fields
+from pipelines.extract.medication import MEDICATION, UNREADABLE_MEDICATION
 from pipelines.extract.sources import base_name, open_binary
 from pipelines.extract.structure import is_fhir_type
 from pipelines.tables import RESOURCE_TABLES
+
+log = logging.getLogger(__name__)
 
 #: UTF-8 byte-order mark.
 BOM = b"\xef\xbb\xbf"
@@ -34,8 +41,38 @@ def file_resource_type(path: Path) -> str:
     return base_name(path).split(".", 1)[0]
 
 
+def _lines(path: Path, rel: str) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line without a BOM) of every non-blank line."""
+    with open_binary(path, rel) as fh:
+        for line_no, line in enumerate(fh, 1):
+            if line.startswith(BOM):
+                line = line[len(BOM) :]
+            if line.strip():
+                yield line_no, line
+
+
+def read_medications(path: Path, rel: str, sink: Collector) -> None:
+    """Medication.ndjson: no table of its own, read for the codes that medication
+    records reference (:mod:`pipelines.extract.medication`). A line that is not a
+    readable Medication is counted, with a warning, and references to it stay unresolved."""
+    sampled: Counter[str] = Counter()
+    for line_no, line in _lines(path, rel):
+        try:
+            resource = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            resource = None
+        if not isinstance(resource, dict) or resource.get("resourceType") != MEDICATION:
+            log.warning("%s line %d is not a readable Medication", rel, line_no)
+            sink.ignored[UNREADABLE_MEDICATION] += 1
+            continue
+        sink.add_resource(resource, rel, line_no, sampled)
+
+
 def read_ndjson(path: Path, rel: str, sink: Collector) -> None:
     rtype = file_resource_type(path)
+    if rtype == MEDICATION:
+        read_medications(path, rel, sink)
+        return
     table = RESOURCE_TABLES.get(rtype)
     if table is None:
         if not is_fhir_type(rtype):
@@ -48,32 +85,27 @@ def read_ndjson(path: Path, rel: str, sink: Collector) -> None:
             sink.ignored[rtype] += sum(1 for line in fh if line.strip())
         return
     sampled: Counter[str] = Counter()
-    with open_binary(path, rel) as fh:
-        for line_no, line in enumerate(fh, 1):
-            if line.startswith(BOM):
-                line = line[len(BOM) :]
-            if not line.strip():
-                continue
-            try:
-                resource = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                sink.reject(table, None, f"malformed JSON: {exc}", None, rel, line_no)
-                continue
-            if not isinstance(resource, dict):
-                sink.reject(table, None, f"not a FHIR resource: JSON {type(resource).__name__}", None, rel, line_no)
-                continue
-            found = resource.get("resourceType")
-            if found != rtype:
-                sink.reject(
-                    table,
-                    resource.get("id"),
-                    f"resourceType mismatch: {str(found)[:64]!r} in a {rtype} file",
-                    allowed_fields(resource),
-                    rel,
-                    line_no,
-                )
-                continue
-            sink.add_resource(resource, rel, line_no, sampled)
+    for line_no, line in _lines(path, rel):
+        try:
+            resource = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            sink.reject(table, None, f"malformed JSON: {exc}", None, rel, line_no)
+            continue
+        if not isinstance(resource, dict):
+            sink.reject(table, None, f"not a FHIR resource: JSON {type(resource).__name__}", None, rel, line_no)
+            continue
+        found = resource.get("resourceType")
+        if found != rtype:
+            sink.reject(
+                table,
+                resource.get("id"),
+                f"resourceType mismatch: {str(found)[:64]!r} in a {rtype} file",
+                allowed_fields(resource),
+                rel,
+                line_no,
+            )
+            continue
+        sink.add_resource(resource, rel, line_no, sampled)
 
 
-__all__ = ["file_resource_type", "read_ndjson"]
+__all__ = ["file_resource_type", "read_medications", "read_ndjson"]

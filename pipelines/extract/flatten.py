@@ -17,10 +17,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
-from pipelines.extract.references import contained_id, ref_display, ref_id
-from pipelines.tables import HARM_EXTENSION, POA_EXTENSION
+from pipelines.extract.elements import (
+    all_codes,
+    as_dict,
+    extension_code,
+    find_extension,
+    first_code,
+    first_coding,
+    first_item,
+    first_system,
+    scalar,
+)
+from pipelines.extract.medication import medication_concept
+from pipelines.extract.poa import CONDITION, encounter_diagnosis_poa, present_on_admission
+from pipelines.extract.references import ref_display, ref_id
+from pipelines.tables import HARM_EXTENSION
 
 Row = dict[str, Any]
 
@@ -49,94 +60,26 @@ OUTCOME_HARM = {"fatal": "death", "resolvedWithSequelae": "severe"}
 # ---------------------------------------------------------------- element helpers
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _first(value: Any) -> Any:
-    if isinstance(value, list):
-        return value[0] if value else None
-    return value
-
-
-def _scalar(value: Any) -> Any:
-    """A primitive as is; a structure where a primitive belongs becomes its JSON text,
-    so that ``conform`` flags it as unreadable in typed columns instead of crashing."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-def _coding0(concept: Any) -> dict[str, Any]:
-    """CodeableConcept.coding[0] (also accepts a bare Coding or a list of concepts)."""
-    concept = _obj(_first(concept))
-    codings = concept.get("coding")
-    if codings is None and ("code" in concept or "system" in concept):
-        return concept  # a Coding, e.g. Encounter.class in R4
-    return _obj(_first(codings))
-
-
-def _code(concept: Any) -> Any:
-    return _scalar(_coding0(concept).get("code"))
-
-
-def _system(concept: Any) -> Any:
-    return _scalar(_coding0(concept).get("system"))
-
-
-def _codes(concept: Any) -> list[Any]:
-    concept = _obj(concept)
-    codings = concept.get("coding")
-    if not isinstance(codings, list):
-        return []
-    return [c.get("code") for c in codings if isinstance(c, dict)]
-
-
-def _extension(resource: Any, url: str) -> dict[str, Any] | None:
-    exts = _obj(resource).get("extension")
-    if isinstance(exts, list):
-        for ext in exts:
-            if isinstance(ext, dict) and ext.get("url") == url:
-                return ext
-    return None
-
-
 def _recorded(resource: dict[str, Any]) -> Any:
     """valueDateTime of the QI-Core recorded extension (first one wins)."""
     exts = resource.get("extension")
     if isinstance(exts, list):
         for ext in exts:
             if isinstance(ext, dict) and isinstance(ext.get("url"), str) and ext["url"].endswith(_RECORDED_SUFFIX):
-                return _scalar(ext.get("valueDateTime"))
+                return scalar(ext.get("valueDateTime"))
     return None
 
 
-def _ext_code(ext: dict[str, Any] | None) -> Any:
-    """valueCodeableConcept.coding[0].code, or valueCode / valueCoding.code."""
-    if ext is None:
-        return None
-    if "valueCodeableConcept" in ext:
-        return _code(ext["valueCodeableConcept"])
-    if "valueCoding" in ext:
-        return _scalar(_obj(ext["valueCoding"]).get("code"))
-    return _scalar(ext.get("valueCode"))
-
-
 def _period(value: Any, end: str) -> Any:
-    return _scalar(_obj(value).get(end))
+    return scalar(as_dict(value).get(end))
 
 
-def _medication_coding(resource: dict[str, Any]) -> dict[str, Any]:
-    """medicationCodeableConcept.coding[0], or the code of a contained Medication."""
-    if "medicationCodeableConcept" in resource:
-        return _coding0(resource["medicationCodeableConcept"])
-    local = contained_id(resource.get("medicationReference"))
-    if local is not None:
-        for item in resource.get("contained") or []:
-            item = _obj(item)
-            if item.get("resourceType") == "Medication" and item.get("id") == local:
-                return _coding0(item.get("code"))
-    return {}
+def medication_code_columns(concept: Any) -> Row:
+    """The medications row's ``code`` and ``code_system``: coding[0] of the drug's concept
+    (:func:`~pipelines.extract.medication.medication_concept`; a reference to a Medication
+    elsewhere in the delivery is filled in with this at the end of the batch)."""
+    coding = first_coding(concept)
+    return {"code": scalar(coding.get("code")), "code_system": scalar(coding.get("system"))}
 
 
 # ---------------------------------------------------------------- one function per type
@@ -144,31 +87,31 @@ def _medication_coding(resource: dict[str, Any]) -> dict[str, Any]:
 
 def flatten_patient(r: dict[str, Any]) -> Row:
     return {
-        "patient_id": _scalar(r.get("id")),
-        "birth_date": _scalar(r.get("birthDate")),
-        "gender": _scalar(r.get("gender")),
-        "deceased_at": _scalar(r.get("deceasedDateTime")),
+        "patient_id": scalar(r.get("id")),
+        "birth_date": scalar(r.get("birthDate")),
+        "gender": scalar(r.get("gender")),
+        "deceased_at": scalar(r.get("deceasedDateTime")),
         "organization_id": ref_id(r.get("managingOrganization")),
     }
 
 
 def flatten_encounter(r: dict[str, Any]) -> Row:
-    hosp = _obj(r.get("hospitalization"))
+    hosp = as_dict(r.get("hospitalization"))
     period = r.get("period")
     provider = r.get("serviceProvider")
-    ward = _obj(_first(r.get("location"))).get("location")
-    type_coding = _coding0(r.get("type"))
+    ward = as_dict(first_item(r.get("location"))).get("location")
+    type_coding = first_coding(r.get("type"))
     return {
-        "encounter_id": _scalar(r.get("id")),
+        "encounter_id": scalar(r.get("id")),
         "patient_id": ref_id(r.get("subject")),
-        "status": _scalar(r.get("status")),
-        "class_code": _code(r.get("class")),
-        "type_code": _scalar(type_coding.get("code")),
-        "type_system": _scalar(type_coding.get("system")),
-        "service": _code(r.get("serviceType")),
-        "priority": _code(r.get("priority")),
-        "admit_source": _code(hosp.get("admitSource")),
-        "discharge_disposition": _code(hosp.get("dischargeDisposition")),
+        "status": scalar(r.get("status")),
+        "class_code": first_code(r.get("class")),
+        "type_code": scalar(type_coding.get("code")),
+        "type_system": scalar(type_coding.get("system")),
+        "service": first_code(r.get("serviceType")),
+        "priority": first_code(r.get("priority")),
+        "admit_source": first_code(hosp.get("admitSource")),
+        "discharge_disposition": first_code(hosp.get("dischargeDisposition")),
         "start_at": _period(period, "start"),
         "end_at": _period(period, "end"),
         "facility_id": ref_id(provider),
@@ -178,120 +121,160 @@ def flatten_encounter(r: dict[str, Any]) -> Row:
     }
 
 
-def encounter_diagnosis_poa(r: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(condition id, POA code) for each Encounter.diagnosis carrying the QI-Core
-    present-on-admission extension: POA is a property of the diagnosis *on this stay*,
-    so senders following QI-Core put it here rather than on the Condition."""
-    out: list[tuple[str, Any]] = []
-    diagnoses = r.get("diagnosis")
-    if not isinstance(diagnoses, list):
-        return out
-    for diag in diagnoses:
-        if not isinstance(diag, dict):
-            continue
-        cond = ref_id(diag.get("condition"))
-        code = _ext_code(_extension(diag, POA_EXTENSION))
-        if cond is not None and code is not None:
-            out.append((cond, code))
-    return out
-
-
 def flatten_condition(r: dict[str, Any]) -> Row:
-    coding = _coding0(r.get("code"))
+    coding = first_coding(r.get("code"))
     onset = r.get("onsetDateTime")
-    onset_period = _obj(r.get("onsetPeriod"))
+    onset_period = as_dict(r.get("onsetPeriod"))
     if onset is None:
         onset = onset_period.get("start")
     abatement = r.get("abatementDateTime")
     if abatement is None:
-        abatement = _obj(r.get("abatementPeriod")).get("start")
+        abatement = as_dict(r.get("abatementPeriod")).get("start")
     return {
-        "condition_id": _scalar(r.get("id")),
+        "condition_id": scalar(r.get("id")),
         "patient_id": ref_id(r.get("subject")),
         "encounter_id": ref_id(r.get("encounter")),
-        "code": _scalar(coding.get("code")),
-        "code_system": _scalar(coding.get("system")),
-        "clinical_status": _code(r.get("clinicalStatus")),
-        "verification_status": _code(r.get("verificationStatus")),
-        "category": _code(r.get("category")),
-        "onset_at": _scalar(onset),
-        "onset_end": _scalar(onset_period.get("end")),
-        "abatement_at": _scalar(abatement),
-        "recorded_at": _scalar(r.get("recordedDate")),
-        "present_on_admission": _ext_code(_extension(r, POA_EXTENSION)),
+        "code": scalar(coding.get("code")),
+        "code_system": scalar(coding.get("system")),
+        "clinical_status": first_code(r.get("clinicalStatus")),
+        "verification_status": first_code(r.get("verificationStatus")),
+        "category": first_code(r.get("category")),
+        "onset_at": scalar(onset),
+        "onset_end": scalar(onset_period.get("end")),
+        "abatement_at": scalar(abatement),
+        "recorded_at": scalar(r.get("recordedDate")),
+        "present_on_admission": present_on_admission(r, CONDITION),
     }
 
 
 def flatten_procedure(r: dict[str, Any]) -> Row:
-    coding = _coding0(r.get("code"))
+    coding = first_coding(r.get("code"))
     if "performedDateTime" in r:
         start, end = r.get("performedDateTime"), None
     else:
-        period = _obj(r.get("performedPeriod"))
+        period = as_dict(r.get("performedPeriod"))
         start, end = period.get("start"), period.get("end")
     return {
-        "procedure_id": _scalar(r.get("id")),
+        "procedure_id": scalar(r.get("id")),
         "patient_id": ref_id(r.get("subject")),
         "encounter_id": ref_id(r.get("encounter")),
-        "code": _scalar(coding.get("code")),
-        "code_system": _scalar(coding.get("system")),
-        "status": _scalar(r.get("status")),
-        "performed_start": _scalar(start),
-        "performed_end": _scalar(end),
-        "status_reason_code": _code(r.get("statusReason")),
-        "status_reason_system": _system(r.get("statusReason")),
+        "code": scalar(coding.get("code")),
+        "code_system": scalar(coding.get("system")),
+        "status": scalar(r.get("status")),
+        "performed_start": scalar(start),
+        "performed_end": scalar(end),
+        "status_reason_code": first_code(r.get("statusReason")),
+        "status_reason_system": first_system(r.get("statusReason")),
         "recorded_at": _recorded(r),
     }
 
 
 def flatten_medication_administration(r: dict[str, Any]) -> Row:
-    coding = _medication_coding(r)
+    med = medication_code_columns(medication_concept(r).concept)
     if "effectiveDateTime" in r:
         start, end = r.get("effectiveDateTime"), None
     else:
-        period = _obj(r.get("effectivePeriod"))
+        period = as_dict(r.get("effectivePeriod"))
         start, end = period.get("start"), period.get("end")
     return {
-        "medication_id": _scalar(r.get("id")),
+        "medication_id": scalar(r.get("id")),
         "resource_type": "MedicationAdministration",
         "patient_id": ref_id(r.get("subject")),
         "encounter_id": ref_id(r.get("context")),  # R4: MedicationAdministration.context
-        "code": _scalar(coding.get("code")),
-        "code_system": _scalar(coding.get("system")),
-        "status": _scalar(r.get("status")),
-        "effective_start": _scalar(start),
-        "effective_end": _scalar(end),
+        "code": med["code"],
+        "code_system": med["code_system"],
+        "status": scalar(r.get("status")),
+        "effective_start": scalar(start),
+        "effective_end": scalar(end),
         "intent": None,
         "do_not_perform": None,
-        "status_reason_code": _code(r.get("statusReason")),
-        "status_reason_system": _system(r.get("statusReason")),
-        "reason_code": _code(r.get("reasonCode")),
-        "reason_system": _system(r.get("reasonCode")),
-        "route_code": _code(_obj(r.get("dosage")).get("route")),
+        "status_reason_code": first_code(r.get("statusReason")),
+        "status_reason_system": first_system(r.get("statusReason")),
+        "reason_code": first_code(r.get("reasonCode")),
+        "reason_system": first_system(r.get("reasonCode")),
+        "route_code": first_code(as_dict(r.get("dosage")).get("route")),
         "recorded_at": _recorded(r),
     }
 
 
 def flatten_medication_request(r: dict[str, Any]) -> Row:
-    coding = _medication_coding(r)
+    med = medication_code_columns(medication_concept(r).concept)
     return {
-        "medication_id": _scalar(r.get("id")),
+        "medication_id": scalar(r.get("id")),
         "resource_type": "MedicationRequest",
         "patient_id": ref_id(r.get("subject")),
         "encounter_id": ref_id(r.get("encounter")),
-        "code": _scalar(coding.get("code")),
-        "code_system": _scalar(coding.get("system")),
-        "status": _scalar(r.get("status")),
-        "effective_start": _scalar(r.get("authoredOn")),
+        "code": med["code"],
+        "code_system": med["code_system"],
+        "status": scalar(r.get("status")),
+        "effective_start": scalar(r.get("authoredOn")),
         "effective_end": None,
-        "intent": _scalar(r.get("intent")),
+        "intent": scalar(r.get("intent")),
         "do_not_perform": _bool(r.get("doNotPerform"), "doNotPerform"),
-        "status_reason_code": _code(r.get("statusReason")),
-        "status_reason_system": _system(r.get("statusReason")),
-        "reason_code": _code(r.get("reasonCode")),
-        "reason_system": _system(r.get("reasonCode")),
-        "route_code": _code(_obj(_first(r.get("dosageInstruction"))).get("route")),
+        "status_reason_code": first_code(r.get("statusReason")),
+        "status_reason_system": first_system(r.get("statusReason")),
+        "reason_code": first_code(r.get("reasonCode")),
+        "reason_system": first_system(r.get("reasonCode")),
+        "route_code": first_code(as_dict(first_item(r.get("dosageInstruction"))).get("route")),
         "recorded_at": _recorded(r),
+    }
+
+
+def flatten_medication_dispense(r: dict[str, Any]) -> Row:
+    """A dispense is dated when handed over (else when prepared); its encounter is the R4
+    ``context``."""
+    med = medication_code_columns(medication_concept(r).concept)
+    handed = r.get("whenHandedOver")
+    return {
+        "medication_id": scalar(r.get("id")),
+        "resource_type": "MedicationDispense",
+        "patient_id": ref_id(r.get("subject")),
+        "encounter_id": ref_id(r.get("context")),
+        "code": med["code"],
+        "code_system": med["code_system"],
+        "status": scalar(r.get("status")),
+        "effective_start": scalar(handed if handed is not None else r.get("whenPrepared")),
+        "effective_end": None,
+        "intent": None,
+        "do_not_perform": None,
+        "status_reason_code": first_code(r.get("statusReasonCodeableConcept")),
+        "status_reason_system": first_system(r.get("statusReasonCodeableConcept")),
+        "reason_code": None,
+        "reason_system": None,
+        "route_code": first_code(as_dict(first_item(r.get("dosageInstruction"))).get("route")),
+        "recorded_at": _recorded(r),
+    }
+
+
+def flatten_medication_statement(r: dict[str, Any]) -> Row:
+    """A statement covers ``effective[x]`` (a time or a period); its encounter is the R4
+    ``context``; ``dateAsserted`` is when it was recorded, unless the QI-Core recorded
+    extension says otherwise."""
+    med = medication_code_columns(medication_concept(r).concept)
+    if "effectiveDateTime" in r:
+        start, end = r.get("effectiveDateTime"), None
+    else:
+        period = as_dict(r.get("effectivePeriod"))
+        start, end = period.get("start"), period.get("end")
+    recorded = _recorded(r)
+    return {
+        "medication_id": scalar(r.get("id")),
+        "resource_type": "MedicationStatement",
+        "patient_id": ref_id(r.get("subject")),
+        "encounter_id": ref_id(r.get("context")),
+        "code": med["code"],
+        "code_system": med["code_system"],
+        "status": scalar(r.get("status")),
+        "effective_start": scalar(start),
+        "effective_end": scalar(end),
+        "intent": None,
+        "do_not_perform": None,
+        "status_reason_code": first_code(r.get("statusReason")),
+        "status_reason_system": first_system(r.get("statusReason")),
+        "reason_code": first_code(r.get("reasonCode")),
+        "reason_system": first_system(r.get("reasonCode")),
+        "route_code": first_code(as_dict(first_item(r.get("dosage"))).get("route")),
+        "recorded_at": recorded if recorded is not None else scalar(r.get("dateAsserted")),
     }
 
 
@@ -300,37 +283,37 @@ def _component_value(r: dict[str, Any], loinc: str) -> Any:
     if not isinstance(components, list):
         return None
     for comp in components:
-        if isinstance(comp, dict) and loinc in _codes(comp.get("code")):
-            return _scalar(_obj(comp.get("valueQuantity")).get("value"))
+        if isinstance(comp, dict) and loinc in all_codes(comp.get("code")):
+            return scalar(as_dict(comp.get("valueQuantity")).get("value"))
     return None
 
 
 def flatten_observation(r: dict[str, Any]) -> Row:
-    coding = _coding0(r.get("code"))
+    coding = first_coding(r.get("code"))
     effective = r.get("effectiveDateTime")
     if effective is None:
         effective = r.get("effectiveInstant")
-    period = _obj(r.get("effectivePeriod"))
+    period = as_dict(r.get("effectivePeriod"))
     if effective is None:
         effective = period.get("start")
-    quantity = _obj(r.get("valueQuantity"))
+    quantity = as_dict(r.get("valueQuantity"))
     unit = quantity.get("unit")
     if unit is None:
         unit = quantity.get("code")
     return {
-        "observation_id": _scalar(r.get("id")),
+        "observation_id": scalar(r.get("id")),
         "patient_id": ref_id(r.get("subject")),
         "encounter_id": ref_id(r.get("encounter")),
-        "code": _scalar(coding.get("code")),
-        "code_system": _scalar(coding.get("system")),
-        "status": _scalar(r.get("status")),
-        "effective_at": _scalar(effective),
-        "effective_end": _scalar(period.get("end")),
-        "issued_at": _scalar(r.get("issued")),
-        "category": _code(r.get("category")),
-        "value_num": _scalar(quantity.get("value")),
-        "value_unit": _scalar(unit),
-        "value_code": _code(r.get("valueCodeableConcept")) if "valueCodeableConcept" in r else None,
+        "code": scalar(coding.get("code")),
+        "code_system": scalar(coding.get("system")),
+        "status": scalar(r.get("status")),
+        "effective_at": scalar(effective),
+        "effective_end": scalar(period.get("end")),
+        "issued_at": scalar(r.get("issued")),
+        "category": first_code(r.get("category")),
+        "value_num": scalar(quantity.get("value")),
+        "value_unit": scalar(unit),
+        "value_code": first_code(r.get("valueCodeableConcept")) if "valueCodeableConcept" in r else None,
         "systolic": _component_value(r, LOINC_SYSTOLIC),
         "diastolic": _component_value(r, LOINC_DIASTOLIC),
     }
@@ -339,27 +322,27 @@ def flatten_observation(r: dict[str, Any]) -> Row:
 def harm_level(r: dict[str, Any]) -> Any:
     """The sender's own harm grading wins (extension); otherwise a fatal or lasting
     outcome; otherwise the clinical severity (mild/moderate/severe)."""
-    ext = _extension(r, HARM_EXTENSION)
-    value = _ext_code(ext)
+    ext = find_extension(r, HARM_EXTENSION)
+    value = extension_code(ext)
     if value is not None:
         return value
-    for code in _codes(r.get("outcome")):
+    for code in all_codes(r.get("outcome")):
         if code in OUTCOME_HARM:
             return OUTCOME_HARM[code]
-    severity = _code(r.get("severity"))
+    severity = first_code(r.get("severity"))
     return SEVERITY_HARM.get(severity) if isinstance(severity, str) else None
 
 
 def flatten_adverse_event(r: dict[str, Any]) -> Row:
-    coding = _coding0(r.get("event"))
+    coding = first_coding(r.get("event"))
     return {
-        "adverse_event_id": _scalar(r.get("id")),
+        "adverse_event_id": scalar(r.get("id")),
         "patient_id": ref_id(r.get("subject")),
         "encounter_id": ref_id(r.get("encounter")),
-        "code": _scalar(coding.get("code")),
-        "code_system": _scalar(coding.get("system")),
-        "occurred_at": _scalar(r.get("date")),
-        "recorded_at": _scalar(r.get("recordedDate")),
+        "code": scalar(coding.get("code")),
+        "code_system": scalar(coding.get("system")),
+        "occurred_at": scalar(r.get("date")),
+        "recorded_at": scalar(r.get("recordedDate")),
         "harm_level": harm_level(r),
         "ward_id": ref_id(r.get("location")),
     }
@@ -367,21 +350,21 @@ def flatten_adverse_event(r: dict[str, Any]) -> Row:
 
 def flatten_organization(r: dict[str, Any]) -> Row:
     return {
-        "organization_id": _scalar(r.get("id")),
-        "name": _scalar(r.get("name")),
-        "type_code": _code(r.get("type")),
+        "organization_id": scalar(r.get("id")),
+        "name": scalar(r.get("name")),
+        "type_code": first_code(r.get("type")),
         "part_of": ref_id(r.get("partOf")),
     }
 
 
 def flatten_location(r: dict[str, Any]) -> Row:
-    kind = _coding0(r.get("type"))
+    kind = first_coding(r.get("type"))
     return {
-        "location_id": _scalar(r.get("id")),
-        "name": _scalar(r.get("name")),
-        "type_code": _code(r.get("physicalType")),
-        "kind_code": _scalar(kind.get("code")),
-        "kind_system": _scalar(kind.get("system")),
+        "location_id": scalar(r.get("id")),
+        "name": scalar(r.get("name")),
+        "type_code": first_code(r.get("physicalType")),
+        "kind_code": scalar(kind.get("code")),
+        "kind_system": scalar(kind.get("system")),
         "organization_id": ref_id(r.get("managingOrganization")),
         "part_of": ref_id(r.get("partOf")),
     }
@@ -407,35 +390,35 @@ def _modifier_bool(r: dict[str, Any], url: str) -> bool | None:
 def _reason(r: dict[str, Any]) -> dict[str, Any]:
     """reasonCode[0].coding[0], else the QI-Core doNotPerformReason extension (how
     ServiceNotRequested records why an order was not placed)."""
-    coding = _coding0(r.get("reasonCode"))
+    coding = first_coding(r.get("reasonCode"))
     if not coding:
-        ext = _extension(r, DO_NOT_PERFORM_REASON_EXTENSION)
+        ext = find_extension(r, DO_NOT_PERFORM_REASON_EXTENSION)
         if ext is not None:
-            coding = _coding0(ext.get("valueCodeableConcept"))
+            coding = first_coding(ext.get("valueCodeableConcept"))
     return coding
 
 
 def _request_row(r: dict[str, Any], rtype: str, coding: dict[str, Any], reason: dict[str, Any]) -> Row:
     return {
-        "request_id": _scalar(r.get("id")),
+        "request_id": scalar(r.get("id")),
         "resource_type": rtype,
         "patient_id": ref_id(r.get("subject")),
         "encounter_id": ref_id(r.get("encounter")),
-        "code": _scalar(coding.get("code")),
-        "code_system": _scalar(coding.get("system")),
-        "status": _scalar(r.get("status")),
-        "intent": _scalar(r.get("intent")),
+        "code": scalar(coding.get("code")),
+        "code_system": scalar(coding.get("system")),
+        "status": scalar(r.get("status")),
+        "intent": scalar(r.get("intent")),
         "do_not_perform": None,
-        "reason_code": _scalar(reason.get("code")),
-        "reason_system": _scalar(reason.get("system")),
-        "authored_at": _scalar(r.get("authoredOn")),
+        "reason_code": scalar(reason.get("code")),
+        "reason_system": scalar(reason.get("system")),
+        "authored_at": scalar(r.get("authoredOn")),
         "end_at": None,
         "focus_id": None,
     }
 
 
 def flatten_service_request(r: dict[str, Any]) -> Row:
-    row = _request_row(r, "ServiceRequest", _coding0(r.get("code")), _reason(r))
+    row = _request_row(r, "ServiceRequest", first_coding(r.get("code")), _reason(r))
     row["do_not_perform"] = _bool(r.get("doNotPerform"), "doNotPerform")
     return row
 
@@ -443,7 +426,7 @@ def flatten_service_request(r: dict[str, Any]) -> Row:
 def flatten_device_request(r: dict[str, Any]) -> Row:
     """R4 DeviceRequest has no doNotPerform; QI-Core carries the R5 element as a
     modifierExtension (a plain ``doNotPerform`` is read too, for R5-minded senders)."""
-    row = _request_row(r, "DeviceRequest", _coding0(r.get("codeCodeableConcept")), _reason(r))
+    row = _request_row(r, "DeviceRequest", first_coding(r.get("codeCodeableConcept")), _reason(r))
     flag = _modifier_bool(r, DEVICE_REQUEST_DO_NOT_PERFORM)
     row["do_not_perform"] = flag if flag is not None else _bool(r.get("doNotPerform"), "doNotPerform")
     return row
@@ -452,15 +435,15 @@ def flatten_device_request(r: dict[str, Any]) -> Row:
 def flatten_task(r: dict[str, Any]) -> Row:
     """A rejected Task (QI-Core TaskRejected) says an order was refused: its
     statusReason is the reason, its focus the order, executionPeriod when."""
-    reason = _coding0(r.get("statusReason"))
+    reason = first_coding(r.get("statusReason"))
     if not reason:
-        reason = _coding0(r.get("reasonCode"))
-    period = _obj(r.get("executionPeriod"))
-    row = _request_row(r, "Task", _coding0(r.get("code")), reason)
+        reason = first_coding(r.get("reasonCode"))
+    period = as_dict(r.get("executionPeriod"))
+    row = _request_row(r, "Task", first_coding(r.get("code")), reason)
     row["patient_id"] = ref_id(r.get("for"))
     authored = r.get("authoredOn")
-    row["authored_at"] = _scalar(authored if authored is not None else period.get("start"))
-    row["end_at"] = _scalar(period.get("end"))
+    row["authored_at"] = scalar(authored if authored is not None else period.get("start"))
+    row["end_at"] = scalar(period.get("end"))
     row["focus_id"] = ref_id(r.get("focus"))
     return row
 
@@ -475,6 +458,8 @@ FLATTENERS: dict[str, Callable[[dict[str, Any]], Row]] = {
     "Procedure": flatten_procedure,
     "MedicationAdministration": flatten_medication_administration,
     "MedicationRequest": flatten_medication_request,
+    "MedicationDispense": flatten_medication_dispense,
+    "MedicationStatement": flatten_medication_statement,
     "Observation": flatten_observation,
     "AdverseEvent": flatten_adverse_event,
     "Organization": flatten_organization,
@@ -491,14 +476,16 @@ __all__ = [
     "OUTCOME_HARM",
     "RECORDED_EXTENSION",
     "SEVERITY_HARM",
-    "encounter_diagnosis_poa",
+    "encounter_diagnosis_poa",  # lives in poa.py; re-exported for existing callers
     "flatten_adverse_event",
     "flatten_condition",
     "flatten_device_request",
     "flatten_encounter",
     "flatten_location",
     "flatten_medication_administration",
+    "flatten_medication_dispense",
     "flatten_medication_request",
+    "flatten_medication_statement",
     "flatten_observation",
     "flatten_organization",
     "flatten_patient",
@@ -506,4 +493,5 @@ __all__ = [
     "flatten_service_request",
     "flatten_task",
     "harm_level",
+    "medication_code_columns",
 ]

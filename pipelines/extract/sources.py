@@ -41,7 +41,7 @@ def unreadable(path: Path, rel: str, exc: BaseException) -> ExtractError:
 def open_binary(path: Path, rel: str) -> Iterator[BinaryIO]:
     """Binary stream of the (decompressed) file; read errors become ExtractError."""
     try:
-        fh: BinaryIO = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # noqa: SIM115
+        fh: BinaryIO = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # type: ignore[assignment]  # noqa: SIM115
     except READ_ERRORS as exc:
         raise unreadable(path, rel, exc) from exc
     try:

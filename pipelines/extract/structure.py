@@ -21,6 +21,7 @@ Synthea R4 output (Bulk NDJSON and transaction Bundles) validates cleanly.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -41,9 +42,11 @@ def _path(loc: tuple) -> str:
     return ".".join("*" if isinstance(p, int) else str(p) for p in loc)
 
 
-def _tolerated(resource_type: str, error: dict) -> bool:
+def _tolerated(resource_type: str, error: Mapping[str, Any]) -> bool:
     allowed = TOLERATED_MISSING.get(resource_type)
-    return bool(allowed) and "missing" in str(error.get("type", "")) and _path(error.get("loc", ())) in allowed
+    if not allowed:
+        return False
+    return "missing" in str(error.get("type", "")) and _path(tuple(error.get("loc", ()))) in allowed
 
 
 @cache

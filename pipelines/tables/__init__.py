@@ -37,8 +37,11 @@ conditions      Condition: id, subject, encounter, code.coding[0], clinicalStatu
                 Encounter.diagnosis entry (valueCodeableConcept code Y/N/U/W).
 procedures      Procedure: id, subject, encounter, code, status,
                 performedDateTime or performedPeriod.
-medications     MedicationAdministration (effectiveDateTime / effectivePeriod) and
-                MedicationRequest (authoredOn): medicationCodeableConcept.coding[0].
+medications     MedicationAdministration (effectiveDateTime / effectivePeriod),
+                MedicationRequest (authoredOn), MedicationDispense (whenHandedOver) and
+                MedicationStatement (effective[x]): medication[x] coding[0], whether a
+                CodeableConcept or a Reference to a Medication (contained, or in the same
+                delivery).
 observations    Observation: id, subject, encounter, code, status, effectiveDateTime,
                 valueQuantity / valueCodeableConcept, and the LOINC 8480-6 / 8462-4
                 components for blood pressure.

@@ -124,7 +124,7 @@ def validate_tables(
     suites = load_suites(expectations_dir)
     for name in tables:
         if name not in TABLES:
-            raise ConfigError(f"validate: {name!r} is not a table in pipelines/tables.py")
+            raise ConfigError(f"validate: {name!r} is not a source table of pipelines.tables")
         if name not in suites:
             raise ConfigError(f"validate: no expectation suite {name}.json in {expectations_dir}")
     params = {"latest_plausible": NO_BATCH_LATEST, **(parameters or {})}
@@ -229,9 +229,7 @@ def _validate_table(
     n = len(df)
     if n == 0 or datasource is None:
         empty = [_check_row(spec.name, e, 0, n) for e in expectations]
-        empty += [
-            _relation_row(spec.name, r, 0, n) for r in relations if not r.table or delivered.can_resolve(r.table)
-        ]
+        empty += [_relation_row(spec.name, r, 0, n) for r in relations if not r.table or delivered.can_resolve(r.table)]
         return _TableOutcome(
             df.reset_index(drop=True),
             _concat([], QUARANTINE.dtypes),

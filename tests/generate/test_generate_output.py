@@ -8,6 +8,7 @@ import orjson
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
+from pipelines.errors import PeriodError
 from pipelines.generate import GenerateSummary, generate
 from pipelines.tables import PROVENANCE, TABLES
 from tests.generate.helpers import (
@@ -164,16 +165,16 @@ def test_progress_reports_every_patient_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "error"),
     [
-        {"end_period": "2026-13"},
-        {"end_period": "Oct 2026"},
-        {"months": 0},
-        {"defect_rate": 1.5},
-        {"patients": -1},
+        ({"end_period": "2026-13"}, PeriodError),  # every bad month fails as the month type says
+        ({"end_period": "Oct 2026"}, PeriodError),
+        ({"months": 0}, ValueError),
+        ({"defect_rate": 1.5}, ValueError),
+        ({"patients": -1}, ValueError),
     ],
 )
-def test_bad_arguments_raise_a_clear_error(tmp_path: Path, kwargs: dict[str, object]) -> None:
+def test_bad_arguments_raise_a_clear_error(tmp_path: Path, kwargs: dict[str, object], error: type[Exception]) -> None:
     args: dict[str, object] = {"patients": 3, **kwargs}
-    with pytest.raises(ValueError):
+    with pytest.raises(error):
         generate(tmp_path, **args)  # type: ignore[arg-type]
