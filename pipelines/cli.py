@@ -242,7 +242,7 @@ def _print_outcome(outcome: dict, brief: bool = False) -> None:
     if not brief and "report" in outcome:
         out.print(f"report:  {outcome['report']}")
         written = outcome["export"]
-        out.print(f"exports: {written['csv']} (+{len(written['measure_reports'])} MeasureReports)")
+        out.print("exports: " + ", ".join(f"{len(paths)} {name}" for name, paths in written.items()))
 
 
 # ------------------------------------------------------------------------- validate
@@ -310,9 +310,9 @@ def export(period: PeriodOpt) -> None:
     from pipelines import stages
 
     written = stages.export_stage(periods.validate_period(period), _settings())
-    out.print(written["csv"])
-    for path in written["measure_reports"]:
-        out.print(path)
+    for paths in written.values():
+        for path in paths:
+            out.print(path)
 
 
 # ----------------------------------------------------------------------- indicators

@@ -554,10 +554,11 @@ def report_stage(period: str, settings: Settings | None = None, *, generated_at:
     return str(path)
 
 
-def export_stage(period: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Write the regulator exports: aggregate CSV and one FHIR MeasureReport per
-    indicator, published together or not at all."""
-    from pipelines.export import export_csv, export_measure_reports
+def export_stage(period: str, settings: Settings | None = None) -> dict[str, list[str]]:
+    """Write every regulator export format (``pipelines.export.FORMATS``: the aggregate
+    CSV, one FHIR MeasureReport per indicator), published together or not at all.
+    Returns format -> the files written."""
+    from pipelines.export import FORMATS
     from pipelines.load import read_results
     from pipelines.outputs import publish_folder
 
@@ -582,11 +583,13 @@ def export_stage(period: str, settings: Settings | None = None) -> dict[str, Any
     chosen = [i for i in indicators if i.id in computed]
     target = settings.exports_dir / period
     threshold = settings.small_number_threshold
+    written: dict[str, list[str]] = {}
     with publish_folder(target, f"the exports for {period}") as folder:
-        csv_path = export_csv(results, chosen, period, folder, small_number_threshold=threshold)
-        reports = export_measure_reports(results, chosen, period, folder, small_number_threshold=threshold)
+        for name, writer in FORMATS.items():
+            paths = writer(results, chosen, period, folder, small_number_threshold=threshold)
+            written[name] = [str(target / p.name) for p in paths]
     log.info("exports for %s written to %s", period, target)
-    return {"csv": str(target / csv_path.name), "measure_reports": [str(target / p.name) for p in reports]}
+    return written
 
 
 def retire_stage(indicator_id: str, settings: Settings | None = None) -> dict[str, int]:

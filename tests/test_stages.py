@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -91,8 +92,6 @@ def test_the_report_shows_the_configured_number_of_months(
     pipeline: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """CAREQI_REPORT_MONTHS sets the trend window the report reads and shows."""
-    from dataclasses import replace
-
     import pipelines.publish as publish
 
     shown: list[list[str]] = []
@@ -107,6 +106,26 @@ def test_the_report_shows_the_configured_number_of_months(
     stages.report_stage(PERIODS[-1], replace(pipeline, report_months=2, reports_dir=tmp_path))
     assert shown == [PERIODS[-2:]]
     assert (tmp_path / PERIODS[-1] / "index.html").is_file()
+
+
+def test_a_new_export_format_is_a_writer_in_formats(
+    pipeline: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How an export format is added (README): a writer with the common signature, listed in
+    ``pipelines.export.FORMATS``; the stage writes it into the same published set."""
+    import pipelines.export as export
+
+    def counts(results, indicators, period, out_dir, *, small_number_threshold=11):  # type: ignore[no-untyped-def]
+        path = out_dir / f"counts-{period}.txt"
+        path.write_text(f"{len(indicators)} indicators, threshold {small_number_threshold}\n", encoding="utf-8")
+        return [path]
+
+    monkeypatch.setattr(export, "FORMATS", {**export.FORMATS, "counts": counts})
+    written = stages.export_stage(PERIODS[-1], replace(pipeline, exports_dir=tmp_path))
+    assert list(written) == ["csv", "measure_reports", "counts"]
+    (path,) = written["counts"]
+    assert Path(path).parent == tmp_path / PERIODS[-1] and Path(path).read_text().endswith("threshold 11\n")
+    assert all(Path(p).is_file() for paths in written.values() for p in paths)
 
 
 def test_csv_export_agrees_with_the_warehouse(pipeline: Settings) -> None:
@@ -225,7 +244,7 @@ def test_months_open_to_revision_are_provisional_and_not_graded(pipeline: Settin
     assert provisional["state_reason"].str.contains("open to revision until batch").all()
     assert computed.loc[computed["period"] == "2026-08", "status"].notna().all()
     export = stages.export_stage(PERIODS[-1], pipeline)
-    rows = list(csv.DictReader(open(export["csv"], encoding="utf-8")))
+    rows = list(csv.DictReader(open(export["csv"][0], encoding="utf-8")))
     assert {r["state"] for r in rows if r["state"] != "not_computed"} == {"provisional"}
     assert all(r["status"] == "" for r in rows)
     statuses = {json.loads(Path(p).read_text())["status"] for p in export["measure_reports"]}

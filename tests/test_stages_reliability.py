@@ -186,7 +186,7 @@ def test_an_indicator_not_computed_this_time_never_keeps_its_old_figure(home: Se
             got = rows[rows["period"] == month]
             assert got["state"].tolist() == ["not_computed"], (iid, month)
             assert got["measure_score"].isna().all()
-    csv_rows = pd.read_csv(outcome["export"]["csv"], dtype=str, keep_default_na=False)
+    csv_rows = pd.read_csv(outcome["export"]["csv"][0], dtype=str, keep_default_na=False)
     for iid in ecqms:
         row = csv_rows[csv_rows["indicator_id"] == iid]
         assert row["state"].tolist() == ["not_computed"] and row["measure_score"].tolist() == [""]
@@ -236,7 +236,7 @@ def test_hostile_text_in_a_delivery_is_stored_safely_and_exported_inert(home: Se
     assert (october["ward_id"] == HOSTILE_LOCATION).sum() > 0
     assert october["service"].dropna().str.endswith(REPLACEMENT).all()
     assert (comments.loc[comments["batch"] == MONTHS[-1], "comment"] == f"nul{REPLACEMENT}in a comment").any()
-    cells = pd.read_csv(outcome["export"]["csv"], dtype=str, keep_default_na=False).to_numpy().ravel()
+    cells = pd.read_csv(outcome["export"]["csv"][0], dtype=str, keep_default_na=False).to_numpy().ravel()
     assert {f"'{HOSTILE_WARD}", f"'{HOSTILE_LOCATION}"} <= set(cells)
     assert not any(c.startswith(("=", "+", "@", "\t", "\r")) for c in cells if c)
 

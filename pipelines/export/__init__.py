@@ -1,8 +1,41 @@
-"""Export: regulator extracts (CSV and FHIR R4 MeasureReport) with small-number suppression."""
+"""Export: regulator extracts with small-number suppression, one module per format.
+
+Every format is a writer with the same signature (:data:`Writer`): the month's results,
+the indicators they belong to, the period and the folder to write into; it returns the
+files it wrote. :data:`FORMATS` lists them, and the export stage writes every one into
+one folder published as a set. A new format is one module here and one line in
+:data:`FORMATS`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+
+from pipelines.compute.model import Indicator
 from pipelines.export.csv_export import export_csv
 from pipelines.export.measure_report import export_measure_reports, measure_report_from_counts
 
-__all__ = ["export_csv", "export_measure_reports", "measure_report_from_counts"]
+
+class Writer(Protocol):
+    def __call__(
+        self,
+        results: pd.DataFrame,
+        indicators: Sequence[Indicator],
+        period: str,
+        out_dir: Path,
+        *,
+        small_number_threshold: int = ...,
+    ) -> list[Path]: ...
+
+
+#: Format name -> its writer, in the order they are written.
+FORMATS: dict[str, Writer] = {
+    "csv": export_csv,
+    "measure_reports": export_measure_reports,
+}
+
+__all__ = ["FORMATS", "Writer", "export_csv", "export_measure_reports", "measure_report_from_counts"]

@@ -111,8 +111,8 @@ def export_csv(
     out_dir: Path,
     *,
     small_number_threshold: int = 11,
-) -> Path:
-    """Write ``out_dir/careqi-indicators-<period>.csv`` and return its path."""
+) -> list[Path]:
+    """Write ``out_dir/careqi-indicators-<period>.csv`` and return ``[its path]``."""
     rows = csv_rows(results, indicators, period, small_number_threshold)
     if not rows:
         log.warning("no indicator results for %s: writing a header-only CSV", period)
@@ -126,7 +126,7 @@ def export_csv(
     outputs.write_file(path, buf.getvalue().encode("utf-8"))
     n_supp = sum(1 for r in rows if r["suppressed"])
     log.info("wrote %d rows (%d with suppressed cells) to %s", len(rows), n_supp, path)
-    return path
+    return [path]
 
 
 __all__ = ["COLUMNS", "FORMULA_TRIGGERS", "csv_rows", "export_csv", "format_decimal", "safe_cell"]

@@ -9,12 +9,19 @@ committee how far to trust the figures (:mod:`.data_quality`).
 Nothing here produces HTML: values are pre-formatted strings and numbers
 (:mod:`.formatting`), so the same context can feed a template, a JSON API or a test.
 Charts are drawn later from the ``trend`` series kept in each indicator section.
+
+The report is a sequence of parts (``ctx["parts"]``), each rendered by
+``reports/partials/<part>.html.j2``. A new part is a pure function of
+:class:`ReportData` registered in :data:`EXTRA_PARTS` (its content lands in
+``ctx[<part>]``) and its template; it appears after the indicator sections, before the
+data-quality appendix.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -27,6 +34,32 @@ from pipelines.publish.sections import indicator_section, result_lookup
 from pipelines.tables import ALL_FACILITIES, INDICATOR_RESULTS
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """What the report is built from: the month, its trend window, the indicators shown
+    and what the report stage read for them (results of the whole window)."""
+
+    period: str
+    window: list[str]
+    indicators: Sequence[Indicator]
+    results: pd.DataFrame
+    subjects: pd.DataFrame
+    reconciliation: pd.DataFrame
+    checks: pd.DataFrame
+    quarantine: pd.DataFrame
+    facilities: Mapping[str, str]
+    wards: Mapping[str, str]
+
+
+#: A part beyond the built-in ones: its name (context key and template) and its builder.
+Part = tuple[str, Callable[[ReportData], dict[str, Any]]]
+#: Extra parts, in reading order.
+EXTRA_PARTS: list[Part] = []
+#: The built-in parts: before the extra ones, and the data-quality appendix after them.
+OPENING_PARTS = ("summary", "scorecard", "indicators")
+CLOSING_PARTS = ("data_quality",)
 
 
 def _split_reasons(sections: list[dict[str, Any]]) -> str:
@@ -163,6 +196,10 @@ def build_report_context(
     dq = data_quality(reconciliation, checks, quarantine)
     attention = _attention(sections, "current")
     provisional = _provisional_summary(sections, shared)
+    data = ReportData(
+        period, window, ordered, in_window, subjects, reconciliation, checks, quarantine, facilities, wards
+    )
+    extra = {name: build(data) for name, build in EXTRA_PARTS}
     return {
         "title": "Monthly quality and safety report",
         "period": period,
@@ -182,7 +219,9 @@ def build_report_context(
         "indicators": sections,
         "data_quality": dq,
         "facility_count": len({f for f in in_window["facility_id"].astype("string").dropna() if f != ALL_FACILITIES}),
+        "parts": [*OPENING_PARTS, *extra, *CLOSING_PARTS],
+        **extra,
     }
 
 
-__all__ = ["build_report_context"]
+__all__ = ["CLOSING_PARTS", "EXTRA_PARTS", "OPENING_PARTS", "Part", "ReportData", "build_report_context"]

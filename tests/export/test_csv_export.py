@@ -26,7 +26,7 @@ def find(rows, iid, fac, strat="overall", stratum="all"):
 
 
 def test_one_row_per_cell_of_the_period_with_the_contract_columns(results, indicators, tmp_path):
-    path = export_csv(results, indicators, PERIOD, tmp_path)
+    path = export_csv(results, indicators, PERIOD, tmp_path)[0]
     assert path.name == f"careqi-indicators-{PERIOD}.csv"
     header = path.read_text(encoding="utf-8").splitlines()[0]
     assert header.split(",") == COLUMNS
@@ -40,7 +40,7 @@ def test_one_row_per_cell_of_the_period_with_the_contract_columns(results, indic
 
 
 def test_small_counts_are_blank_and_flagged(results, indicators, tmp_path):
-    rows = read(export_csv(results, indicators, PERIOD, tmp_path))
+    rows = read(export_csv(results, indicators, PERIOD, tmp_path)[0])
     w1 = find(rows, "vte", "F1", "ward", "W1")
     assert w1["numerator"] == "" and w1["measure_score"] == "" and w1["ci_low"] == "" and w1["ci_high"] == ""
     assert w1["denominator"] == "60"
@@ -52,15 +52,15 @@ def test_small_counts_are_blank_and_flagged(results, indicators, tmp_path):
 
 
 def test_csv_is_byte_identical_across_runs_and_row_orders(results, indicators, tmp_path):
-    a = export_csv(results, indicators, PERIOD, tmp_path / "a").read_bytes()
+    a = export_csv(results, indicators, PERIOD, tmp_path / "a")[0].read_bytes()
     shuffled = results.sample(frac=1.0, random_state=3).reset_index(drop=True)
-    b = export_csv(shuffled, list(reversed(indicators)), PERIOD, tmp_path / "b").read_bytes()
+    b = export_csv(shuffled, list(reversed(indicators)), PERIOD, tmp_path / "b")[0].read_bytes()
     assert a == b
     assert b"\r\n" not in a and not a.startswith(b"\xef\xbb\xbf")
 
 
 def test_rows_are_sorted_system_first_then_facilities(results, indicators, tmp_path):
-    rows = read(export_csv(results, indicators, PERIOD, tmp_path))
+    rows = read(export_csv(results, indicators, PERIOD, tmp_path)[0])
     keys = [(r["indicator_id"], r["facility_id"], r["stratifier"], r["stratum"]) for r in rows]
     assert keys[0] == ("days", "ALL", "overall", "all")
     vte = [k for k in keys if k[0] == "vte"]
@@ -79,7 +79,7 @@ def test_identifiers_and_free_text_never_reach_the_file(results, indicators, tmp
         encounter_id="enc-SECRET-3",
         comment="Nurse SECRET-4 was rude",
     )
-    text = export_csv(leaky, indicators, PERIOD, tmp_path).read_text(encoding="utf-8")
+    text = export_csv(leaky, indicators, PERIOD, tmp_path)[0].read_text(encoding="utf-8")
     assert "SECRET" not in text
     assert "subject_id" not in text and "patient_id" not in text
 

@@ -32,7 +32,7 @@ def test_a_cell_that_could_run_as_a_formula_is_neutralised(value: str, indicator
             row("days", "ALL", "overall", "all", 40, 0, score=18.5, target=20.0),
         ]
     )
-    rows = _rows(export_csv(results, indicators, PERIOD, tmp_path))
+    rows = _rows(export_csv(results, indicators, PERIOD, tmp_path)[0])
     cells = [v for r in rows for v in r.values()]
     assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells if c)
     shown = "'" + value.replace("\r", " ")  # a line break inside a cell would split the row
@@ -53,7 +53,7 @@ def test_a_suppressed_score_takes_its_status_with_it(indicators, tmp_path) -> No
     )
     rows = {
         r["facility_id"]: r
-        for r in _rows(export_csv(results, indicators, PERIOD, tmp_path))
+        for r in _rows(export_csv(results, indicators, PERIOD, tmp_path)[0])
         if r["indicator_id"] == "vte"
     }
     assert rows["F1"]["measure_score"] == "" and rows["F1"]["status"] == ""
@@ -73,7 +73,7 @@ def test_provisional_and_not_computed_rows_say_so(indicators, tmp_path) -> None:
                 reason="value sets not supplied"),
         ]
     )  # fmt: skip
-    rows = {r["indicator_id"]: r for r in _rows(export_csv(results, indicators, PERIOD, tmp_path))}
+    rows = {r["indicator_id"]: r for r in _rows(export_csv(results, indicators, PERIOD, tmp_path)[0])}
     assert (rows["vte"]["state"], rows["vte"]["status"]) == ("provisional", "")
     assert rows["vte"]["measure_score"] == "0.600000"  # shown, not graded
     assert rows["days"]["state"] == "not_computed" and rows["days"]["state_reason"] == "value sets not supplied"

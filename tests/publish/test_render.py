@@ -79,3 +79,44 @@ def test_rendering_is_reproducible(ctx, rendered, tmp_path):
 def test_missing_templates_are_a_config_error(ctx, tmp_path):
     with pytest.raises(ConfigError, match="templates"):
         render_report(ctx, tmp_path, tmp_path / "out")
+
+
+def test_a_new_part_is_a_builder_and_a_template(
+    indicators, results, subjects, reconciliation, checks, quarantine, facilities, wards, tmp_path, monkeypatch
+):
+    """How a report part is added (README): a pure builder of ReportData in EXTRA_PARTS and
+    ``reports/partials/<name>.html.j2``. It renders after the indicator sections and
+    before the data-quality appendix, autoescaped like every other part."""
+    import shutil
+
+    from pipelines.publish import context
+
+    def owners(data: context.ReportData) -> dict:
+        return {"rows": sorted({(i.owner, i.title) for i in data.indicators}), "note": "<b>not bold</b>"}
+
+    monkeypatch.setattr(context, "EXTRA_PARTS", [("owners", owners)])
+    templates = tmp_path / "reports"
+    shutil.copytree(TEMPLATES, templates)
+    (templates / "partials" / "owners.html.j2").write_text(
+        '<section id="owners">{% for owner, title in ctx.owners.rows %}<p>{{ owner }}: {{ title }}</p>'
+        "{% endfor %}{{ ctx.owners.note }}</section>",
+        encoding="utf-8",
+    )
+    ctx = build_report_context(
+        period=PERIOD,
+        indicators=indicators,
+        results=results,
+        subjects=subjects,
+        reconciliation=reconciliation,
+        checks=checks,
+        quarantine=quarantine,
+        facilities=facilities,
+        wards=wards,
+        generated_at="x",
+    )
+    assert ctx["parts"] == ["summary", "scorecard", "indicators", "owners", "data_quality"]
+    html = render_report(ctx, templates, tmp_path / "out").read_text(encoding="utf-8")
+    part = html.index('<section id="owners">')
+    assert html.index('aria-label="Indicator details"') < part < html.index('class="data-quality"')
+    assert "<p>Director of Nursing: Falls with harm</p>" in html
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in html
