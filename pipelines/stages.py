@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -484,19 +483,8 @@ def compute_stage(
 
 
 # ------------------------------------------------------------------- report / export
-@dataclass(frozen=True)
-class _ReportInputs:
-    indicators: list[Indicator]
-    results: pd.DataFrame
-    subjects: pd.DataFrame
-    reconciliation: pd.DataFrame
-    checks: pd.DataFrame
-    quarantine: pd.DataFrame
-    facilities: dict[str, str]
-    wards: dict[str, str]
-
-
-def _report_inputs(period: str, settings: Settings) -> _ReportInputs:
+def _report_inputs(period: str, settings: Settings) -> dict[str, Any]:
+    """What the report of ``period`` is built from (``build_report_context``'s inputs)."""
     from pipelines.load import DeliveryReader, Needs, read_batch, read_results, read_subjects
 
     indicators, _ = indicator_catalogue(settings)
@@ -509,16 +497,16 @@ def _report_inputs(period: str, settings: Settings) -> _ReportInputs:
         snapshot = DeliveryReader(engine, names).snapshot(period)
         orgs, locs = snapshot["organizations"], snapshot["locations"]
         computed = set(results.loc[results["period"] == period, "indicator_id"])
-        return _ReportInputs(
-            indicators=[i for i in indicators if i.id in computed],
-            results=results,
-            subjects=read_subjects(engine, period),
-            reconciliation=read_batch(engine, "reconciliation", period),
-            checks=read_batch(engine, "validation_checks", period),
-            quarantine=read_batch(engine, "quarantine", period),
-            facilities=dict(zip(orgs["organization_id"], orgs["name"].fillna(orgs["organization_id"]), strict=True)),
-            wards=dict(zip(locs["location_id"], locs["name"].fillna(locs["location_id"]), strict=True)),
-        )
+        return {
+            "indicators": [i for i in indicators if i.id in computed],
+            "results": results,
+            "subjects": read_subjects(engine, period),
+            "reconciliation": read_batch(engine, "reconciliation", period),
+            "checks": read_batch(engine, "validation_checks", period),
+            "quarantine": read_batch(engine, "quarantine", period),
+            "facilities": dict(zip(orgs["organization_id"], orgs["name"].fillna(orgs["organization_id"]), strict=True)),
+            "wards": dict(zip(locs["location_id"], locs["name"].fillna(locs["location_id"]), strict=True)),
+        }
     finally:
         engine.dispose()
 
@@ -532,17 +520,9 @@ def report_stage(period: str, settings: Settings | None = None, *, generated_at:
 
     settings = _settings(settings)
     period = periods.validate_period(period)
-    inputs = _report_inputs(period, settings)
     context = build_report_context(
         period=period,
-        indicators=inputs.indicators,
-        results=inputs.results,
-        subjects=inputs.subjects,
-        reconciliation=inputs.reconciliation,
-        checks=inputs.checks,
-        quarantine=inputs.quarantine,
-        facilities=inputs.facilities,
-        wards=inputs.wards,
+        **_report_inputs(period, settings),
         generated_at=generated_at or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         months=settings.report_months,
     )

@@ -60,6 +60,15 @@ OUTCOME_HARM = {"fatal": "death", "resolvedWithSequelae": "severe"}
 # ---------------------------------------------------------------- element helpers
 
 
+def _timing(r: dict[str, Any], element: str) -> tuple[Any, Any]:
+    """``<element>[x]`` as (start, end): a dateTime is a start without an end, a Period
+    gives both (FHIR R4 ``effective[x]`` / ``performed[x]``)."""
+    if f"{element}DateTime" in r:
+        return r.get(f"{element}DateTime"), None
+    period = as_dict(r.get(f"{element}Period"))
+    return period.get("start"), period.get("end")
+
+
 def _recorded(resource: dict[str, Any]) -> Any:
     """valueDateTime of the QI-Core recorded extension (first one wins)."""
     exts = resource.get("extension")
@@ -149,11 +158,7 @@ def flatten_condition(r: dict[str, Any]) -> Row:
 
 def flatten_procedure(r: dict[str, Any]) -> Row:
     coding = first_coding(r.get("code"))
-    if "performedDateTime" in r:
-        start, end = r.get("performedDateTime"), None
-    else:
-        period = as_dict(r.get("performedPeriod"))
-        start, end = period.get("start"), period.get("end")
+    start, end = _timing(r, "performed")
     return {
         "procedure_id": scalar(r.get("id")),
         "patient_id": ref_id(r.get("subject")),
@@ -171,11 +176,7 @@ def flatten_procedure(r: dict[str, Any]) -> Row:
 
 def flatten_medication_administration(r: dict[str, Any]) -> Row:
     med = medication_code_columns(medication_concept(r).concept)
-    if "effectiveDateTime" in r:
-        start, end = r.get("effectiveDateTime"), None
-    else:
-        period = as_dict(r.get("effectivePeriod"))
-        start, end = period.get("start"), period.get("end")
+    start, end = _timing(r, "effective")
     return {
         "medication_id": scalar(r.get("id")),
         "resource_type": "MedicationAdministration",
@@ -251,11 +252,7 @@ def flatten_medication_statement(r: dict[str, Any]) -> Row:
     ``context``; ``dateAsserted`` is when it was recorded, unless the QI-Core recorded
     extension says otherwise."""
     med = medication_code_columns(medication_concept(r).concept)
-    if "effectiveDateTime" in r:
-        start, end = r.get("effectiveDateTime"), None
-    else:
-        period = as_dict(r.get("effectivePeriod"))
-        start, end = period.get("start"), period.get("end")
+    start, end = _timing(r, "effective")
     recorded = _recorded(r)
     return {
         "medication_id": scalar(r.get("id")),

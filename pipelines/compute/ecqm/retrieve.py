@@ -13,7 +13,7 @@ YAML declares what each name is (:class:`~pipelines.compute.valuesets.DeclaredVa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 import numpy as np
@@ -115,20 +115,23 @@ class Retrieve:
         """Rows of ``frame`` (records of ``table``) whose own coding or any coding of
         ``element`` is in one of the named value sets."""
         names = (names,) if isinstance(names, str) else tuple(names)
-        element = element or DEFAULT_ELEMENT.get(table, "code")
-        mine = _default_own(table, element) if isinstance(own, str) else own
-        out = np.zeros(len(frame), dtype=bool)
-        if frame.empty:
-            return out
-        if mine is not None:
-            code_col, system_col = mine
+
+        def match(system: pd.Series, code: pd.Series) -> np.ndarray:
+            hit = np.zeros(len(code), dtype=bool)
             for name in names:
-                if system_col is None:
-                    out |= isin(frame[code_col], {c for _, c in self.vs.codes(name)})
-                else:
-                    out |= self.vs.mask(name, frame[system_col], frame[code_col])
-        out |= isin(record_keys(table, frame, key), self.keys_in(table, element, names))
-        return out
+                hit |= self.vs.mask(name, system, code)
+            return hit
+
+        return self._rows(
+            frame,
+            table,
+            element,
+            own,
+            key,
+            match,
+            lambda: {c for name in names for _, c in self.vs.codes(name)},
+            lambda el: self.keys_in(table, el, names),
+        )
 
     def mask(
         self,
@@ -169,6 +172,31 @@ class Retrieve:
         """Rows whose own coding or any coding of ``element`` is one of ``codes`` (CQL ``~``
         on a direct-reference code); a code may be given by its declared name."""
         pairs = [self.vs.code(c) if isinstance(c, str) else c for c in codes]
+        return self._rows(
+            frame,
+            table,
+            element,
+            own,
+            key,
+            lambda system, code: code_mask(system, code, pairs),
+            lambda: {c for _, c in pairs},
+            lambda el: self.keys_with(table, el, pairs),
+        )
+
+    def _rows(
+        self,
+        frame: pd.DataFrame,
+        table: str,
+        element: str | None,
+        own: Own | Literal["default"],
+        key: str | None,
+        match: Callable[[pd.Series, pd.Series], np.ndarray],
+        codes: Callable[[], set[str]],
+        keys: Callable[[str], np.ndarray],
+    ) -> np.ndarray:
+        """Rows of ``frame`` whose own coding matches (``match`` on system and code; on the
+        code alone, in ``codes``, where the contract keeps no system) or whose record has
+        a matching coding of ``element`` (``keys``)."""
         element = element or DEFAULT_ELEMENT.get(table, "code")
         mine = _default_own(table, element) if isinstance(own, str) else own
         out = np.zeros(len(frame), dtype=bool)
@@ -176,11 +204,8 @@ class Retrieve:
             return out
         if mine is not None:
             code_col, system_col = mine
-            if system_col is None:
-                out |= isin(frame[code_col], {c for _, c in pairs})
-            else:
-                out |= code_mask(frame[system_col], frame[code_col], pairs)
-        out |= isin(record_keys(table, frame, key), self.keys_with(table, element, pairs))
+            out |= isin(frame[code_col], codes()) if system_col is None else match(frame[system_col], frame[code_col])
+        out |= isin(record_keys(table, frame, key), keys(element))
         return out
 
 
