@@ -22,7 +22,7 @@ def require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
     """Fail with the missing columns named when an input does not follow the contract."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise CareQIError(f"{what} is missing column(s) {', '.join(missing)}; expected the tables.py contract")
+        raise CareQIError(f"{what} is missing column(s) {', '.join(missing)}; expected the pipelines.tables contract")
 
 
 def reconciliation_rows(reconciliation: pd.DataFrame) -> list[dict[str, Any]]:

@@ -118,7 +118,7 @@ def parse_relations(items: Any, spec: TableSpec, where: str) -> list[Relation]:
                 raise ConfigError(f"{at}: table {spec.name} has no column {col!r}")
         if kind in ("reference", "not_before"):
             if relation.table not in TABLES:
-                raise ConfigError(f"{at}: no table {relation.table!r} in pipelines/tables.py")
+                raise ConfigError(f"{at}: no table {relation.table!r} in pipelines.tables")
             if kind == "not_before" and relation.other not in TABLES[relation.table].column_names:
                 raise ConfigError(f"{at}: table {relation.table} has no column {relation.other!r}")
         if kind == "duration" and relation.max_days <= 0:

@@ -178,7 +178,7 @@ def _check_shape(file_name: str, data: Any) -> TableSpec:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
     table = Path(file_name).stem
     if table not in TABLES:
-        raise ConfigError(f"{where}: no table named {table!r} in pipelines/tables.py")
+        raise ConfigError(f"{where}: no table named {table!r} in pipelines.tables")
     if data.get("name") != table:
         raise ConfigError(f"{where}: 'name' must be {table!r} (the file name), got {data.get('name')!r}")
     expectations = data.get("expectations")
