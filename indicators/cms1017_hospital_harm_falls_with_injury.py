@@ -43,7 +43,6 @@ import pandas as pd
 
 from pipelines.compute import ecqm
 from pipelines.compute.model import Period
-from pipelines.compute.valuesets import DeclaredValueSets
 
 INPATIENT_FALLS = "Inpatient Falls"
 MAJOR_INJURIES = "Major Injuries"
@@ -51,22 +50,6 @@ MODERATE_INJURIES = "Moderate Injuries"
 POA_YES = "Present on Admission or Clinically Undetermined"
 POA_NO = "Not Present On Admission or Documentation Insufficient to Determine"
 MAX_STAY_DAYS = 120
-
-#: ``encounter_diagnoses.element`` of rows that carry Encounter.reasonReference (the CQL's
-#: ``encountersDiagnosis()`` follows reasonReference, not Encounter.diagnosis).
-REASON_REFERENCE_ELEMENT = "reasonReference"
-
-
-def _reason_conditions(r: ecqm.Retrieve) -> pd.DataFrame:
-    """(encounter_id, condition_id) pairs of Encounter.reasonReference.
-
-    Only reasonReference counts: the CQL's ``encountersDiagnosis()`` does not follow
-    Encounter.diagnosis nor Condition.encounter, so a fall Condition that merely names the
-    stay (or that the stay lists as a diagnosis) does not document a fall for it.
-    """
-    refs = r.table("encounter_diagnoses")
-    refs = refs.loc[ecqm.eq(refs["element"], REASON_REFERENCE_ELEMENT), ["encounter_id", "condition_id"]]
-    return refs.astype("string").dropna().drop_duplicates(ignore_index=True)
 
 
 def qualifying_encounter(subjects: pd.DataFrame, r: ecqm.Retrieve, period: Period) -> np.ndarray:
@@ -76,8 +59,7 @@ def qualifying_encounter(subjects: pd.DataFrame, r: ecqm.Retrieve, period: Perio
     hstart = ecqm.days(ecqm.hospitalization_start(subjects, r))
     length = ecqm.days(subjects["end_at"]) - hstart
     short = ~np.isnat(length) & (length <= np.timedelta64(MAX_STAY_DAYS, "D"))
-    adult = np.nan_to_num(ecqm.age_at_start(subjects, r), nan=-1.0) >= 18
-    return ecqm.inpatient_encounter(subjects, r, period) & short & adult
+    return ecqm.inpatient_encounter(subjects, r, period) & short & ecqm.adult_at_start(subjects, r)
 
 
 def _claim_poa(subjects: pd.DataFrame, r: ecqm.Retrieve) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
@@ -99,11 +81,7 @@ def _fall_documented(subjects: pd.DataFrame, r: ecqm.Retrieve) -> np.ndarray:
     names in reasonReference, coded as an inpatient fall; or an AdverseEvent coded as an
     inpatient fall dated (date, else recordedDate) during the hospitalization."""
     n = len(subjects)
-    by_reason_code = ecqm.isin(subjects["encounter_id"], r.keys_in("encounters", "reason", [INPATIENT_FALLS]))
-
-    reasons = _reason_conditions(r)
-    fall_conditions = reasons["condition_id"].isin(r.ids_in("conditions", INPATIENT_FALLS)).to_numpy(dtype=bool)
-    by_condition = ecqm.isin(subjects["encounter_id"], reasons.loc[fall_conditions, "encounter_id"])
+    by_reason = ecqm.encounter_diagnosis(subjects, r, [INPATIENT_FALLS])
 
     events = r.table("adverse_events")
     falls = events[ecqm.isin(events["adverse_event_id"], r.ids_in("adverse_events", INPATIENT_FALLS))]
@@ -122,7 +100,7 @@ def _fall_documented(subjects: pd.DataFrame, r: ecqm.Retrieve) -> np.ndarray:
     at = ecqm.ts(m["at"])
     during = (at >= ecqm.ts(m["low"])) & (at <= ecqm.ts(m["high"]))
     by_event = ecqm.any_per_row(n, m["__row"].to_numpy()[during])
-    return by_reason_code | by_condition | by_event
+    return by_reason | by_event
 
 
 def fall_with_injury_not_present_on_admission(subjects: pd.DataFrame, r: ecqm.Retrieve) -> np.ndarray:
@@ -141,29 +119,29 @@ def fall_with_injury_not_present_on_admission(subjects: pd.DataFrame, r: ecqm.Re
 
 # ------------------------------------------------------------------ populations
 def initial_population(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, terms: ecqm.Retrieve
 ) -> np.ndarray:
     """ "Qualifying Encounter"."""
-    return qualifying_encounter(subjects, ecqm.Retrieve(data, valuesets), period)
+    return qualifying_encounter(subjects, terms, period)
 
 
 def denominator_exclusion(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, terms: ecqm.Retrieve
 ) -> np.ndarray:
     """ "Encounter With A Fall Present On Admission"."""
-    return fall_present_on_admission(subjects, ecqm.Retrieve(data, valuesets))
+    return fall_present_on_admission(subjects, terms)
 
 
 def numerator(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, terms: ecqm.Retrieve
 ) -> np.ndarray:
     """A documented fall, a fall not present on admission, and a major or moderate injury not
     present on admission, all for the encounter."""
-    return fall_with_injury_not_present_on_admission(subjects, ecqm.Retrieve(data, valuesets))
+    return fall_with_injury_not_present_on_admission(subjects, terms)
 
 
 def numerator_exclusion(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, terms: ecqm.Retrieve
 ) -> np.ndarray:
     """ "Numerator Exclusions": the same "Encounter With A Fall Present On Admission"."""
-    return fall_present_on_admission(subjects, ecqm.Retrieve(data, valuesets))
+    return fall_present_on_admission(subjects, terms)

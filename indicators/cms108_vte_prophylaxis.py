@@ -15,8 +15,8 @@ Choices that the tidy tables force (documented here because they change results 
   undefined ones), so every Condition of the patient is used, whatever its category.
 * Codes are matched on every coding of an element (``codings`` table) as well as the flattened
   first coding, because CQL's ``in`` on a CodeableConcept is true when ANY coding is in the set.
-  Where the contract has a code without a system (route, observation value), the code alone is
-  matched when no coding rows are supplied.
+  Where the contract has a code without a system (route, observation value), that column is
+  matched on the code alone.
 * Positive orders (comfort measures, the order a Task rejected) exclude ``doNotPerform`` requests:
   an order not to do something is never the order.
 
@@ -27,7 +27,7 @@ content that CareQI does not ship: without them the measure is not computed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -35,11 +35,14 @@ import pandas as pd
 from pipelines.compute.ecqm import (
     DAY,
     Retrieve,
+    adult_at_start,
     any_per_row,
     days,
+    encounter_diagnosis,
     eq,
     events,
     hospitalization_start,
+    inpatient_encounter,
     isin,
     point_end,
     principal_diagnosis,
@@ -50,9 +53,7 @@ from pipelines.compute.ecqm import (
     ts,
     window_hits,
 )
-from pipelines.compute.ecqm import age_at_start as _age
 from pipelines.compute.model import Period
-from pipelines.compute.valuesets import DeclaredValueSets
 
 VTE_RISK = "Risk for venous thromboembolism"  # direct-reference code (LOINC 72136-5)
 FULFILL = "Fulfill"  # direct-reference code (task-code fulfill)
@@ -88,30 +89,6 @@ SELECTED_SURGERY = (
 
 
 # ------------------------------------------------------------------------- encounter facts
-def _encounter_types(encounters: pd.DataFrame, terms: Retrieve, name: str) -> np.ndarray:
-    return terms.mask(encounters, "encounter_id", "encounters", "type", name, "type_code", "type_system")
-
-
-def _condition_hits(terms: Retrieve, names: Iterable[str]) -> np.ndarray:
-    """Condition ids whose code is in any of the value sets."""
-    return terms.ids_in("conditions", tuple(names), element="code", own=("code", "code_system"))
-
-
-def _has_encounter_diagnosis(stays: pd.DataFrame, terms: Retrieve, names: tuple[str, ...]) -> np.ndarray:
-    """VTE ``hasEncDiagnosisOf``: a referenced Condition's code, or a reasonCode, is in a set.
-
-    CQMCommon 4.1 ``encounterDiagnosis()`` follows Encounter.reasonReference. When the
-    encounter_diagnoses table says where a row came from (an ``element`` column), only
-    reasonReference rows are used; otherwise every row (diagnosis and reason references).
-    """
-    by_reason = isin(stays["encounter_id"], terms.keys_in("encounters", "reason", names))
-    links = terms.table("encounter_diagnoses")
-    if "element" in links.columns:
-        links = links[isin(links["element"], ("reasonReference",))]
-    links = links[isin(links["condition_id"], _condition_hits(terms, names))]
-    return by_reason | isin(stays["encounter_id"], links["encounter_id"].astype("string"))
-
-
 class _Stays:
     """The encounters under evaluation with the days every window is built from.
 
@@ -121,9 +98,9 @@ class _Stays:
     procedure window [d0 + 1, d0 + 2] (``CalendarDayOfOrDayAfter`` of its end).
     """
 
-    def __init__(self, subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], valuesets: DeclaredValueSets) -> None:
+    def __init__(self, subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], terms: Retrieve) -> None:
         self.data = data
-        self.terms = Retrieve(data, valuesets)
+        self.terms = terms
         self.frame = pd.DataFrame(
             {
                 "encounter_id": subjects["encounter_id"].astype("string").to_numpy(dtype=object),
@@ -144,8 +121,8 @@ class _Stays:
         """``AnesthesiaProcedure.performed.toInterval() ends 1 day after day of start of
         QualifyingEncounter.period``, status completed (any procedure of the patient)."""
         proc = self.data["procedures"]
-        hit = eq(proc["status"], "completed") & self.terms.mask(
-            proc, "procedure_id", "procedures", "code", "General or Neuraxial Anesthesia"
+        hit = eq(proc["status"], "completed") & self.terms.in_valueset(
+            proc, "procedures", "General or Neuraxial Anesthesia"
         )
         ends = events(proc, hit, point_end(proc["performed_start"], proc["performed_end"]))
         return window_hits(self.frame, ends, "d1", "d1")
@@ -164,18 +141,8 @@ class _Stays:
 # ----------------------------------------------------------------------- initial population
 def _initial_population(subjects: pd.DataFrame, period: Period, terms: Retrieve) -> np.ndarray:
     """VTE "Encounter With Age Range And Without VTE Diagnosis Or Obstetrical Conditions"."""
-    end = ts(subjects["end_at"])
-    lo = np.datetime64(period.start.to_datetime64(), "us")
-    hi = np.datetime64(period.end.to_datetime64(), "us")
-    inpatient = (
-        eq(subjects["status"], "finished")
-        & _encounter_types(subjects, terms, "Encounter Inpatient")
-        & (end >= lo)
-        & (end < hi)
-    )
-    adult = np.nan_to_num(_age(subjects, terms), nan=-1.0) >= 18
-    candidates = subjects[inpatient & adult]
-    excluded = _has_encounter_diagnosis(
+    candidates = subjects[inpatient_encounter(subjects, terms, period) & adult_at_start(subjects, terms)]
+    excluded = encounter_diagnosis(
         candidates,
         terms,
         ("Obstetrical or Pregnancy Related Conditions", "Venous Thromboembolism", "Obstetrics VTE"),
@@ -185,11 +152,11 @@ def _initial_population(subjects: pd.DataFrame, period: Period, terms: Retrieve)
 
 
 def initial_population(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, terms: Retrieve
 ) -> np.ndarray:
     """Finished inpatient encounters ending in the measurement period, patient 18 or over at
     admission, without an obstetric or VTE encounter diagnosis (reason code or reference)."""
-    return _initial_population(subjects, period, Retrieve(data, valuesets))
+    return _initial_population(subjects, period, terms)
 
 
 # --------------------------------------------------------------------- denominator exclusion
@@ -198,7 +165,7 @@ def _icu_stay(stays: _Stays) -> np.ndarray:
     starts on or after admission, on the day of or the day after it, and spans >= 1 calendar day."""
     f, data, terms = stays.frame, stays.data, stays.terms
     locs = data["locations"]
-    icu = terms.mask(locs, "location_id", "locations", "type", "Intensive Care Unit", "kind_code", "kind_system")
+    icu = terms.in_valueset(locs, "locations", "Intensive Care Unit")
     icu_ids = locs.loc[icu, "location_id"].astype("string")
     hist = data["encounter_locations"]
     hist = hist[isin(hist["location_id"], icu_ids)]
@@ -232,11 +199,11 @@ def _comfort_measures(stays: _Stays) -> np.ndarray:
         & ~true(req["do_not_perform"])
         & isin(req["intent"], ORDER_INTENTS)
         & isin(req["status"], ("active", "on-hold", "completed"))
-        & terms.mask(req, "request_id", "requests", "code", "Comfort Measures")
+        & terms.in_valueset(req, "requests", "Comfort Measures", element="code", own=("code", "code_system"))
     )
     proc = data["procedures"]
-    performed = isin(proc["status"], ("completed", "in-progress")) & terms.mask(
-        proc, "procedure_id", "procedures", "code", "Comfort Measures"
+    performed = isin(proc["status"], ("completed", "in-progress")) & terms.in_valueset(
+        proc, "procedures", "Comfort Measures"
     )
     found = pd.concat(
         [events(req, ordered, req["authored_at"]), events(proc, performed, proc["performed_start"])],
@@ -246,12 +213,12 @@ def _comfort_measures(stays: _Stays) -> np.ndarray:
 
 
 def denominator_exclusion(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, terms: Retrieve
 ) -> np.ndarray:
     """Stays under 2 calendar days; an ICU stay starting by the day after admission; principal
     diagnosis of mental disorder or stroke; principal procedure of selected surgery; comfort
     measures from the start of the hospitalization to the day after admission or surgery."""
-    stays = _Stays(subjects, data, valuesets)
+    stays = _Stays(subjects, data, terms)
     f = stays.frame
     los = (days(f["end_at"]) - f["d0"].to_numpy(dtype="datetime64[D]")) / DAY
     short = ~np.isnan(los) & (los < 2)
@@ -277,14 +244,12 @@ def _prophylaxis_received(stays: _Stays) -> np.ndarray:
     data, terms = stays.data, stays.terms
     ma = _administrations(data)
     done = eq(ma["status"], "completed")
-    ldu = terms.mask(ma, "medication_id", "medications", "medication", PHARMACOLOGICAL[0]) & terms.mask(
-        ma, "medication_id", "medications", "route", "Subcutaneous route", "route_code", None
+    ldu = terms.in_valueset(ma, "medications", PHARMACOLOGICAL[0]) & terms.in_valueset(
+        ma, "medications", "Subcutaneous route", element="route", own=("route_code", None)
     )
-    other = terms.mask(ma, "medication_id", "medications", "medication", PHARMACOLOGICAL[1:])
+    other = terms.in_valueset(ma, "medications", PHARMACOLOGICAL[1:])
     proc = data["procedures"]
-    applied = eq(proc["status"], "completed") & terms.mask(
-        proc, "procedure_id", "procedures", "code", DEVICE_APPLICATION
-    )
+    applied = eq(proc["status"], "completed") & terms.in_valueset(proc, "procedures", DEVICE_APPLICATION)
     found = pd.concat(
         [events(ma, done & (ldu | other), ma["effective_start"]), events(proc, applied, proc["performed_start"])],
         ignore_index=True,
@@ -297,12 +262,8 @@ def _oral_factor_xa_with_indication(stays: _Stays) -> np.ndarray:
     patient with atrial fibrillation/flutter, prior VTE, or hip/knee replacement."""
     data, terms, f = stays.data, stays.terms, stays.frame
     ma = _administrations(data)
-    xa = eq(ma["status"], "completed") & terms.mask(
-        ma,
-        "medication_id",
-        "medications",
-        "medication",
-        "Oral Factor Xa Inhibitor for VTE Prophylaxis or VTE Treatment",
+    xa = eq(ma["status"], "completed") & terms.in_valueset(
+        ma, "medications", "Oral Factor Xa Inhibitor for VTE Prophylaxis or VTE Treatment"
     )
     given = stays.any_window(events(ma, xa, ma["effective_start"]), admission="d0")
     if not given.any():
@@ -313,15 +274,15 @@ def _oral_factor_xa_with_indication(stays: _Stays) -> np.ndarray:
     onset_start = ts(cond["onset_at"])
     # End of onset.toInterval(): onsetDateTime is a point; onsetPeriod.end otherwise.
     onset_end = np.where(np.isnat(ts(cond["onset_end"])), onset_start, ts(cond["onset_end"]))
-    af = verified & terms.mask(cond, "condition_id", "conditions", "code", "Atrial Fibrillation or Flutter")
+    af = verified & terms.in_valueset(cond, "conditions", "Atrial Fibrillation or Flutter")
     vte = (
         verified
         & isin(cond["clinical_status"], ("inactive", "remission", "resolved"))
-        & terms.mask(cond, "condition_id", "conditions", "code", "Venous Thromboembolism")
+        & terms.in_valueset(cond, "conditions", "Venous Thromboembolism")
     )
     proc = data["procedures"]
-    hip_knee = eq(proc["status"], "completed") & terms.mask(
-        proc, "procedure_id", "procedures", "code", ("Hip Replacement Surgery", "Knee Replacement Surgery")
+    hip_knee = eq(proc["status"], "completed") & terms.in_valueset(
+        proc, "procedures", ("Hip Replacement Surgery", "Knee Replacement Surgery")
     )
 
     def pairs(patient: pd.Series, mask: np.ndarray, at: np.ndarray) -> pd.DataFrame:
@@ -342,7 +303,7 @@ def _oral_factor_xa_with_indication(stays: _Stays) -> np.ndarray:
     vte_hit = any_per_row(stays.n, m["__row"].to_numpy()[ts(m["at"]) < ts(m["start_at"])])
     m = pairs(proc["patient_id"], hip_knee, ts(proc["performed_start"]))
     hk_hit = any_per_row(stays.n, m["__row"].to_numpy()[ts(m["at"]) <= ts(m["end_at"])])
-    af_dx = _has_encounter_diagnosis(f, terms, ("Atrial Fibrillation or Flutter",))
+    af_dx = encounter_diagnosis(f, terms, ("Atrial Fibrillation or Flutter",))
     return given & (af_hit | af_dx | vte_hit | hk_hit)
 
 
@@ -360,25 +321,23 @@ def _low_risk(stays: _Stays) -> np.ndarray:
     obs = data["observations"]
     final = isin(obs["status"], FINAL_RESULT)
     risk_code = terms.with_code(obs, "observations", [VTE_RISK], element="code")
-    low = final & risk_code & terms.mask(obs, "observation_id", "observations", "value", "Low Risk", "value_code", None)
+    low = (
+        final
+        & risk_code
+        & terms.in_valueset(obs, "observations", "Low Risk", element="value", own=("value_code", None))
+    )
     earliest = obs["effective_at"].where(obs["effective_at"].notna(), obs["effective_end"])
     inr = (
         final
-        & terms.mask(obs, "observation_id", "observations", "code", "INR")
+        & terms.in_valueset(obs, "observations", "INR")
         & (obs["value_num"].astype("Float64") > 3.0).to_numpy(dtype=bool, na_value=False)
         & _inr_comparable(obs["value_unit"])
     )
     ma = _administrations(data)
-    ufh_iv = terms.mask(ma, "medication_id", "medications", "medication", "Unfractionated Heparin") & terms.mask(
-        ma, "medication_id", "medications", "route", "Intravenous route", "route_code", None
+    ufh_iv = terms.in_valueset(ma, "medications", "Unfractionated Heparin") & terms.in_valueset(
+        ma, "medications", "Intravenous route", element="route", own=("route_code", None)
     )
-    other = terms.mask(
-        ma,
-        "medication_id",
-        "medications",
-        "medication",
-        ("Direct Thrombin Inhibitor", "Glycoprotein IIb IIIa Inhibitors"),
-    )
+    other = terms.in_valueset(ma, "medications", ("Direct Thrombin Inhibitor", "Glycoprotein IIb IIIa Inhibitors"))
     anticoagulant = eq(ma["status"], "completed") & (ufh_iv | other)
     found = pd.concat(
         [
@@ -436,7 +395,7 @@ def _not_given(stays: _Stays) -> pd.DataFrame:
 
     # MedicationAdministrationNotDone: statusReason, at recorded.
     ma = med[eq(med["resource_type"], "MedicationAdministration")].reset_index(drop=True)
-    ma_nd = eq(ma["status"], "not-done") & terms.mask(ma, "medication_id", "medications", "medication", PHARMACOLOGICAL)
+    ma_nd = eq(ma["status"], "not-done") & terms.in_valueset(ma, "medications", PHARMACOLOGICAL)
     add(
         "medication",
         ma,
@@ -450,7 +409,7 @@ def _not_given(stays: _Stays) -> pd.DataFrame:
     )
     # MedicationNotRequested: reasonCode, at authoredOn.
     mr = med[eq(med["resource_type"], "MedicationRequest")].reset_index(drop=True)
-    mr_vte = terms.mask(mr, "medication_id", "medications", "medication", PHARMACOLOGICAL)
+    mr_vte = terms.in_valueset(mr, "medications", PHARMACOLOGICAL)
     mr_dnp = true(mr["do_not_perform"]) & isin(mr["intent"], ORDER_INTENTS) & mr_vte
     add(
         "medication",
@@ -464,7 +423,7 @@ def _not_given(stays: _Stays) -> pd.DataFrame:
         "reason",
     )
     # ProcedureNotDone: statusReason, at recorded.
-    pnd = eq(proc["status"], "not-done") & terms.mask(proc, "procedure_id", "procedures", "code", DEVICE_APPLICATION)
+    pnd = eq(proc["status"], "not-done") & terms.in_valueset(proc, "procedures", DEVICE_APPLICATION)
     add(
         "device",
         proc,
@@ -478,7 +437,9 @@ def _not_given(stays: _Stays) -> pd.DataFrame:
     )
     # ServiceNotRequested: reasonRefused, at authoredOn.
     sr = req[eq(req["resource_type"], "ServiceRequest")].reset_index(drop=True)
-    sr_dev = terms.mask(sr, "request_id", "requests", "code", DEVICE_ORDER) & isin(sr["intent"], ORDER_INTENTS)
+    sr_dev = terms.in_valueset(sr, "requests", DEVICE_ORDER, element="code", own=("code", "code_system")) & isin(
+        sr["intent"], ORDER_INTENTS
+    )
     add(
         "device",
         sr,
@@ -556,14 +517,12 @@ def _documented_reason(stays: _Stays) -> tuple[np.ndarray, np.ndarray]:
     return medical_reason, stays.any_window(nd[refusal])
 
 
-def numerator(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
-) -> np.ndarray:
+def numerator(subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, terms: Retrieve) -> np.ndarray:
     """Prophylaxis (pharmacological or mechanical) started from the day the hospitalization
     began to the day after admission, or on the day of / after surgery ending the day after
     admission; or an oral factor Xa inhibitor with an indication; or low VTE risk / INR > 3 /
     therapeutic anticoagulant; or a medical reason against both drug and device; or refusal."""
-    stays = _Stays(subjects, data, valuesets)
+    stays = _Stays(subjects, data, terms)
     medical, refusal = _documented_reason(stays)
     return _prophylaxis_received(stays) | _oral_factor_xa_with_indication(stays) | _low_risk(stays) | medical | refusal
 

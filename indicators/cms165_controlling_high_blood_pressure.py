@@ -68,7 +68,6 @@ from pipelines.compute.ecqm import (
     within,
 )
 from pipelines.compute.model import Period
-from pipelines.compute.valuesets import DeclaredValueSets
 
 
 def _as_days(values: np.ndarray) -> np.ndarray:
@@ -92,7 +91,6 @@ ORDER_INTENTS = ("order", "original-order", "reflex-order", "filler-order", "ins
 ASSESSMENT_DONE = ("final", "amended", "corrected")
 SYMPTOM_STATUSES = ("preliminary", "final", "amended", "corrected")
 VERIFIED = ("confirmed", "unconfirmed", "provisional", "differential")
-ACTIVE_LIKE = ("active", "recurrence", "relapse")
 #: Encounter classes whose readings the numerator ignores (CMS165 "Qualifying ... Reading").
 ACUTE_CLASSES = ("EMER", "IMP", "ACUTE", "NONAC", "PRENC", "SS")
 
@@ -141,11 +139,10 @@ def _assessments(t: Retrieve, code: str) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ initial population
 def initial_population(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, t: Retrieve
 ) -> np.ndarray:
     """Aged 18-85 at the end of the period, essential hypertension overlapping its first six
     months, and a finished qualifying outpatient encounter within the period."""
-    t = Retrieve(data, valuesets)
     start, end = bounds(period)
     age = age_at_end(subjects, period)
     adult = (age >= 18) & (age <= 85)
@@ -305,12 +302,11 @@ def _nursing_home(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.nda
 
 
 def denominator_exclusion(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, t: Retrieve
 ) -> np.ndarray:
     """Hospice, palliative care, pregnancy or end-stage renal disease / dialysis / kidney
     transplant; 66-80 with frailty and advanced illness (or dementia medication); 81 and
     over with frailty; 66 and over living long term in a nursing home."""
-    t = Retrieve(data, valuesets)
     age = age_at_end(subjects, period)
     frail = _frailty(subjects, t, period)
     advanced = _advanced_illness_or_dementia_drugs(subjects, t, period)
@@ -326,7 +322,7 @@ def denominator_exclusion(
 
 # --------------------------------------------------------------------------- numerator
 def _qualifying_readings(t: Retrieve, period: Period) -> pd.DataFrame:
-    """Blood-pressure readings the numerator may use, with the UTC day of ``latest()``.
+    """Blood-pressure readings the numerator may use, with the (facility-local) day of ``latest()``.
 
     As the CQL writes it, a reading qualifies if it was NOT taken on a day of a finished
     inpatient or emergency-department encounter (at any time), OR it lies within the
@@ -366,13 +362,10 @@ def _qualifying_readings(t: Retrieve, period: Period) -> pd.DataFrame:
     return obs[~during_acute | (~acute_class & in_period)].reset_index(drop=True)
 
 
-def numerator(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
-) -> np.ndarray:
+def numerator(subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, t: Retrieve) -> np.ndarray:
     """On the most recent day with a qualifying reading, the lowest systolic is below 140 mmHg
     and the lowest diastolic below 90 mmHg. A reading on that day lacking a value makes
     the result unknown (CQL sorts nulls first), hence not met."""
-    t = Retrieve(data, valuesets)
     readings = _qualifying_readings(t, period)
     if readings.empty:
         return np.zeros(len(subjects), dtype=bool)

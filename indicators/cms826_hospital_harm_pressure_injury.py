@@ -18,7 +18,6 @@ import pandas as pd
 
 from pipelines.compute import ecqm
 from pipelines.compute.model import Period
-from pipelines.compute.valuesets import DeclaredValueSets
 
 FINAL_STATUSES = ("final", "amended", "corrected")
 POA_YES = "Present on Admission or Clinically Undetermined"
@@ -45,14 +44,14 @@ def skin_exams_with_pressure_injury(r: ecqm.Retrieve, period: Period) -> pd.Data
 
 
 def skin_exam_between(
-    subjects: pd.DataFrame, r: ecqm.Retrieve, period: Period, *, from_hours: float, until_hours: float | None
+    subjects: pd.DataFrame, r: ecqm.Retrieve, period: Period, *, from_hours: int, until_hours: int | None
 ) -> np.ndarray:
     """A qualifying skin exam starts during [hospitalization start + from_hours, hospitalization
     start + until_hours] (closed; ``until_hours`` None: up to the encounter's end)."""
     exams = skin_exams_with_pressure_injury(r, period)
     hstart = ecqm.hospitalization_start(subjects, r)
-    low = hstart + np.timedelta64(int(from_hours * 3600), "s")
-    high = ecqm.ts(subjects["end_at"]) if until_hours is None else hstart + np.timedelta64(int(until_hours * 3600), "s")
+    low = hstart + from_hours * ecqm.HOUR
+    high = ecqm.ts(subjects["end_at"]) if until_hours is None else hstart + until_hours * ecqm.HOUR
     left = pd.DataFrame(
         {"__row": np.arange(len(subjects)), "patient_id": subjects["patient_id"].to_numpy(), "low": low, "high": high}
     )
@@ -71,33 +70,27 @@ def _present_on_admission(subjects: pd.DataFrame, r: ecqm.Retrieve, poa: str) ->
 
 # ------------------------------------------------------------------ populations
 def initial_population(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, r: ecqm.Retrieve
 ) -> np.ndarray:
     """ "Encounter with Age 18 and Older": an inpatient encounter (type in Encounter Inpatient),
     finished, ending in the measurement period, of a patient aged 18 or over on the day it starts."""
-    r = ecqm.Retrieve(data, valuesets)
-    age = ecqm.age_at_start(subjects, r)
-    return ecqm.inpatient_encounter(subjects, r, period) & (np.nan_to_num(age, nan=-1.0) >= 18)
+    return ecqm.inpatient_encounter(subjects, r, period) & ecqm.adult_at_start(subjects, r)
 
 
 def denominator_exclusion(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
+    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, r: ecqm.Retrieve
 ) -> np.ndarray:
     """A deep tissue or stage 2, 3, 4 / unstageable pressure injury present on admission: by the
     claim's POA indicator (Y or W), or by a skin exam within the first 72 hours of the
     hospitalization (the 24-hour window for stage 2-4 lies inside it; the CQL uses the stage
     2-4 finding value set for both windows)."""
-    r = ecqm.Retrieve(data, valuesets)
     by_exam = skin_exam_between(subjects, r, period, from_hours=0, until_hours=72)
     return _present_on_admission(subjects, r, POA_YES) | by_exam
 
 
-def numerator(
-    subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, valuesets: DeclaredValueSets
-) -> np.ndarray:
+def numerator(subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, r: ecqm.Retrieve) -> np.ndarray:
     """A new deep tissue or stage 2, 3, 4 / unstageable pressure injury: a claim diagnosis not
     present on admission (POA N or U), or a skin exam showing one after the first 24 hours of
     the hospitalization (the after-72-hours window lies inside it)."""
-    r = ecqm.Retrieve(data, valuesets)
     by_exam = skin_exam_between(subjects, r, period, from_hours=24, until_hours=None)
     return _present_on_admission(subjects, r, POA_NO) | by_exam

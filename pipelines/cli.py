@@ -321,6 +321,7 @@ def indicators_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON.")] = False,
 ) -> None:
     """List every indicator with its domain, scoring, target and owner."""
+    from pipelines.publish.formatting import format_value
     from pipelines.stages import indicator_catalogue
 
     indicators, _ = indicator_catalogue(_settings())
@@ -332,7 +333,7 @@ def indicators_list(
         table.add_column(col)
     for i in indicators:
         table.add_row(
-            i.id, i.title, i.domain.label, i.scoring.value, i.basis.value, f"{i.target} {i.unit}".strip(),
+            i.id, i.title, i.domain.label, i.scoring.value, i.basis.value, format_value(i.target, i),
             i.improvement.value, i.owner,
         )  # fmt: skip
     out.print(table)

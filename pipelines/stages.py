@@ -378,7 +378,8 @@ def _compute_available(
         try:
             s, r = compute_period([ind], data, period, valuesets, data_end=data_end)
         except MissingValueSets as exc:
-            reason = f"value sets not supplied (set CAREQI_VALUESET_DIR): {', '.join(exc.missing) or exc}"
+            first = f", first {exc.missing[0]}" if exc.missing else ""
+            reason = f"value sets not supplied (set CAREQI_VALUESET_DIR): {len(exc.missing)} missing{first}"
             skipped[ind.id] = reason
             log.warning("%s not computed for %s: %s", ind.id, period, exc)
             results.append(not_computed_row(ind, period, reason))

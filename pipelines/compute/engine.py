@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.compute import model as m
+from pipelines.compute.dates import completed_years, day_difference, days_in_period, deadline_days, timestamps
+from pipelines.compute.ecqm.retrieve import Retrieve
 from pipelines.compute.registry import BASIS_TABLE
 from pipelines.compute.valuesets import DeclaredValueSets, ValueSetIndex
 from pipelines.errors import IndicatorDefinitionError, MissingValueSets
@@ -46,7 +48,6 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
     "gt": operator.gt,
     "ge": operator.ge,
 }
-_DAY_US = 86_400_000_000.0
 
 
 @dataclass
@@ -54,7 +55,10 @@ class _Env:
     data: Mapping[str, pd.DataFrame]
     period: m.Period
     valuesets: ValueSetIndex
-    declared: DeclaredValueSets
+    #: What population functions retrieve through (with the value sets and codes the
+    #: indicator declares, ``terms.vs``): one per evaluation, so the coding subsets it
+    #: builds serve every population of the indicator.
+    terms: Retrieve
 
     def table(self, name: str) -> pd.DataFrame:
         """One row per record (``data`` is a :class:`~pipelines.load.snapshot.Snapshot`)."""
@@ -65,65 +69,6 @@ def _bool(values: Any) -> np.ndarray:
     if isinstance(values, np.ndarray):
         return values.astype(bool, copy=False) if values.dtype == bool else np.asarray(values == True)  # noqa: E712
     return pd.Series(values).to_numpy(dtype=bool, na_value=False)
-
-
-def _datetimes(s: pd.Series) -> np.ndarray:
-    if not pd.api.types.is_datetime64_any_dtype(s.dtype):
-        s = pd.to_datetime(s, errors="coerce")
-    return s.to_numpy(dtype="datetime64[us]")
-
-
-def day_difference(start: pd.Series, end: pd.Series, by: m.DayCount) -> np.ndarray:
-    """Days from ``start`` to ``end`` as floats, NaN where either is missing (see DayCount)."""
-    a, b = _datetimes(start), _datetimes(end)
-    ok = ~(np.isnat(a) | np.isnat(b))
-    out = np.full(len(a), np.nan)
-    if not ok.any():
-        return out
-    a, b = a[ok], b[ok]
-    if by is m.DayCount.ELAPSED:
-        out[ok] = (b - a).astype("timedelta64[us]").astype(np.float64) / _DAY_US
-    else:
-        ad, bd = a.astype("datetime64[D]"), b.astype("datetime64[D]")
-        if by is m.DayCount.CALENDAR:
-            out[ok] = (bd - ad).astype(np.int64).astype(np.float64)
-        else:  # working days in (start, end]
-            out[ok] = np.busday_count(ad + 1, bd + 1).astype(np.float64)
-    return out
-
-
-def days_in_period(
-    start: pd.Series, end: pd.Series, period_start: pd.Timestamp, period_end: pd.Timestamp
-) -> np.ndarray:
-    """Occupied bed days within [period_start, period_end) by midnight census (see
-    :class:`model.DeriveDaysInPeriod`); NaN where the start is missing."""
-    a = _datetimes(start).astype("datetime64[D]")
-    b = _datetimes(end).astype("datetime64[D]")
-    p0 = np.datetime64(period_start.to_datetime64(), "D")
-    p1 = np.datetime64(period_end.to_datetime64(), "D")
-    out = np.full(len(a), np.nan)
-    ok = ~np.isnat(a)
-    open_stay = np.isnat(b)
-    last = np.where(open_stay, p1, b)  # nights counted up to the day before discharge
-    lo = np.maximum(a, p0)
-    hi = np.minimum(last, p1)
-    nights = np.maximum((hi - lo).astype("timedelta64[D]").astype(np.int64), 0).astype(np.float64)
-    same_day = ok & ~open_stay & (a == b) & (a >= p0) & (a < p1)
-    out[ok] = nights[ok]
-    out[same_day] = 1.0
-    return out
-
-
-def completed_years(start: pd.Series, end: pd.Series) -> np.ndarray:
-    """Whole years from ``start`` (birth) to ``end``: the age on that date."""
-    a, b = pd.Series(_datetimes(start)), pd.Series(_datetimes(end))
-
-    def part(s: pd.Series, attr: str) -> np.ndarray:
-        return getattr(s.dt, attr).to_numpy(dtype=np.float64, na_value=np.nan)
-
-    years = part(b, "year") - part(a, "year")
-    before_birthday = (part(b, "month") * 100 + part(b, "day")) < (part(a, "month") * 100 + part(a, "day"))
-    return years - before_birthday.astype(np.float64)
 
 
 class _Context:
@@ -260,11 +205,11 @@ def mask(c: m.Criterion, ctx: _Context) -> np.ndarray:
         case m.PopulationRef(pop):
             return ctx.populations[pop].copy()
         case m.InPeriod(column):
-            s = _datetimes(ctx.column(column))
+            s = timestamps(ctx.column(column))
             start, end = (np.datetime64(t.to_datetime64(), "us") for t in (ctx.env.period.start, ctx.env.period.end))
             return ~np.isnat(s) & (s >= start) & (s < end)
         case m.OverlapsPeriod(start_col, end_col):
-            a, b = _datetimes(ctx.column(start_col)), _datetimes(ctx.column(end_col))
+            a, b = timestamps(ctx.column(start_col)), timestamps(ctx.column(end_col))
             start, end = (np.datetime64(t.to_datetime64(), "us") for t in (ctx.env.period.start, ctx.env.period.end))
             return ~np.isnat(a) & (a < end) & (np.isnat(b) | (b >= start))
         case m.Equals(column, value):
@@ -316,7 +261,7 @@ def subject_frame(basis: m.Basis, env: _Env) -> pd.DataFrame:
 
 def _population_mask(pop: m.PopulationDef, ctx: _Context) -> np.ndarray:
     if pop.function is not None:
-        result = pop.function(ctx.materialised(), ctx.env.data, ctx.env.period, ctx.env.declared)
+        result = pop.function(ctx.materialised(), ctx.env.data, ctx.env.period, ctx.env.terms)
         out = _bool(np.asarray(result) if not isinstance(result, pd.Series) else result)
         if out.shape != (len(ctx),):
             raise IndicatorDefinitionError(
@@ -326,21 +271,6 @@ def _population_mask(pop: m.PopulationDef, ctx: _Context) -> np.ndarray:
     if pop.criteria is None:  # denominator / measure population default: the initial population
         return np.ones(len(ctx), dtype=bool)
     return mask(pop.criteria, ctx)
-
-
-def deadline_days(start: pd.Series, days: int, by: m.DayCount) -> np.ndarray:
-    """The (local) day by which a rule counted ``days`` after ``start`` must be met:
-    ``days`` calendar days later, or the ``days``-th working day after the start day
-    (Monday to Friday; the day after receipt is working day 1, as ``DayCount.WORKING``
-    counts). NaT where ``start`` is missing."""
-    d = _datetimes(start).astype("datetime64[D]")
-    out = np.full(len(d), np.datetime64("NaT"), dtype="datetime64[D]")
-    ok = ~np.isnat(d)
-    if by is m.DayCount.WORKING:
-        out[ok] = np.busday_offset(d[ok] + 1, max(days, 1) - 1, roll="forward") if days else d[ok]
-    else:
-        out[ok] = d[ok] + np.timedelta64(days, "D")
-    return out
 
 
 def censored_subjects(start: pd.Series, follow_up: m.FollowUp, data_end: pd.Timestamp) -> np.ndarray:
@@ -374,10 +304,11 @@ def evaluate(
     p = m.Period.parse(period)
     if not isinstance(data, Snapshot):  # frames in memory: the read model's rule still decides
         data = Snapshot.of(data)
-    env = _Env(data, p, valuesets, DeclaredValueSets(valuesets, indicator.declared_valuesets, indicator.declared_codes))
+    declared = DeclaredValueSets(valuesets, indicator.declared_valuesets, indicator.declared_codes)
+    env = _Env(data, p, valuesets, Retrieve(data, declared))
     missing = sorted(ref for ref in indicator.valuesets if ref not in valuesets)
     if missing:
-        raise MissingValueSets(f"{indicator.id}: value set(s) not loaded: {', '.join(missing)}", missing)
+        raise MissingValueSets(f"{indicator.id}: {len(missing)} value set(s) not loaded (first: {missing[0]})", missing)
     full = _Context(subject_frame(indicator.basis, env), env, indicator.derive)
     ip = _population_mask(indicator.populations[m.Population.INITIAL_POPULATION], full)
     ctx = full.subset(ip)
@@ -461,10 +392,6 @@ def evaluate(
 
 __all__ = [
     "censored_subjects",
-    "completed_years",
-    "day_difference",
-    "days_in_period",
-    "deadline_days",
     "evaluate",
     "mask",
     "subject_frame",

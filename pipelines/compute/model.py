@@ -381,10 +381,11 @@ def criterion_valuesets(criterion: Criterion) -> set[str]:
 
 # ---------------------------------------------------------------------------- indicator
 #: Signature of an escape-hatch population function in ``indicators/<id>.py``:
-#: ``f(subjects, data, period, valuesets) -> boolean mask aligned with subjects``, where
+#: ``f(subjects, data, period, terms) -> boolean mask aligned with subjects``, where
 #: ``data`` is the read-model snapshot of the tables the indicator ``reads`` and
-#: ``valuesets`` the value sets and codes it declares, by name
-#: (:class:`~pipelines.compute.valuesets.DeclaredValueSets`).
+#: ``terms`` the evaluation's :class:`~pipelines.compute.ecqm.Retrieve` over it, with the
+#: value sets and codes the indicator declares by name (``terms.vs``). One ``terms``
+#: serves every population of an evaluation, so what it builds is built once.
 PopulationFunction = Callable[[pd.DataFrame, Mapping[str, pd.DataFrame], Period, Any], Any]
 
 

@@ -7,14 +7,17 @@ empty population months later. Criteria are parsed into the closed vocabulary of
 :mod:`pipelines.compute.model`; nothing is ever evaluated as code.
 
 The one escape hatch (STYLE.md, "Finding your way"): a sibling ``indicators/<id>.py``
-may define pure functions named after populations (``numerator(subjects, data,
-period)``) for logic that outgrows the vocabulary; such a population then has no
-``criteria`` in the YAML.
+may define pure functions named after populations (``numerator(subjects, data, period,
+terms)``, see :data:`pipelines.compute.model.PopulationFunction`) for logic that
+outgrows the vocabulary; such a population then has no ``criteria`` in the YAML, and
+the YAML declares what the functions read (``reads``), the value sets and codes they
+name (``valuesets``, ``codes``) and, for an eCQM, its ``measure: {url, version}``.
 
 Vocabulary (criteria; a YAML list is shorthand for ``all``)::
 
     all: [...]   any: [...]   not: {...}          population: denominator
     in_period: end_at                              equals: {column, value}
+    overlaps_period: {start, end}
     in: {column, values: [...]}                    is_null: col    not_null: col
     compare: {column, op: eq|ne|lt|le|gt|ge, value | other: column}
     in_valueset: slug-or-url-or-oid | {valueset, code: code, system: code_system}
@@ -24,8 +27,13 @@ Vocabulary (criteria; a YAML list is shorthand for ``all``)::
 Derived subject columns (``derive:``, in order; later ones may use earlier ones)::
 
     days_between: {start, end, by, minimum}        years_between: {start, end}
+    days_in_period: {start, end}
     lookup: {table, join, column}                  count: {table, join, where}
     sum: {table, join, column, where}
+
+A rule with a deadline says how long after which date its outcome is known
+(``follow_up: {sentence, start, days, by}``); subjects whose deadline has not passed by
+the end of the data are censored.
 
 (The join key is ``join``, not ``on``: YAML 1.1 reads a bare ``on`` as the boolean true.)
 """

@@ -190,21 +190,11 @@ class DeclaredValueSets:
         except KeyError:
             raise ValueSetError(f"code {name!r} is not declared by the indicator (its YAML codes:)") from None
 
-    def __contains__(self, ref: object) -> bool:
-        return isinstance(ref, str) and (ref in self.names or ref in self.index)
-
-    def get(self, ref: str) -> ValueSet:
-        return self.index.get(self.url(ref))
-
     def codes(self, ref: str) -> frozenset[tuple[str, str]]:
         return self.index.codes(self.url(ref))
 
     def mask(self, ref: str, system: pd.Series, code: pd.Series) -> np.ndarray:
         return self.index.mask(self.url(ref), system, code)
-
-    def missing(self) -> list[str]:
-        """Declared canonicals that are not loaded."""
-        return sorted(url for url in self.names.values() if url not in self.index)
 
 
 def _resources(doc: Any) -> Iterator[dict[str, Any]]:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipelines.compute import evaluate, load_indicators, load_valuesets
-from pipelines.compute.engine import completed_years, day_difference
+from pipelines.compute.dates import completed_years, day_difference
 from pipelines.compute.model import DayCount, Period
 from pipelines.errors import ConfigError
 from pipelines.tables import INDICATOR_SUBJECTS

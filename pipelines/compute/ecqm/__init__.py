@@ -19,8 +19,8 @@ Choices the tidy tables force, documented once here:
   value's own offset; the CMS test decks use ``+00:00`` throughout and are read in UTC,
   so the stored date is the local date for them.
 * "ends during day of Measurement Period" is ``period.start <= end_at < period.end``.
-* A CodeableConcept is in a value set when ANY of its codings is (``codings`` table), with
-  the record's first coding as a fallback for frames that carry no ``codings`` rows.
+* A CodeableConcept is in a value set when ANY of its codings is: the record's own first
+  coding (its columns) or any of its ``codings`` rows.
 * Value sets and codes are referred to by their CQL names; the indicator's YAML declares
   their canonicals (:class:`~pipelines.compute.valuesets.DeclaredValueSets`), and the
   engine refuses to evaluate a measure whose value sets are not all loaded.
@@ -55,8 +55,10 @@ from pipelines.compute.ecqm.columns import (
     window_hits,
 )
 from pipelines.compute.ecqm.encounters import (
+    adult_at_start,
     age_at_end,
     age_at_start,
+    encounter_diagnosis,
     hospitalization_start,
     inpatient_encounter,
     of_type,
@@ -85,6 +87,7 @@ __all__ = [
     "Interval",
     "Retrieve",
     "active_claims",
+    "adult_at_start",
     "age_at_end",
     "age_at_start",
     "any_per_row",
@@ -93,6 +96,7 @@ __all__ = [
     "days",
     "diagnosis_code_in",
     "diagnosis_present_on_admission",
+    "encounter_diagnosis",
     "eq",
     "events",
     "fhir_period",

@@ -13,17 +13,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.compute.dates import timestamps as ts
+
 US = "datetime64[us]"
 DAY = np.timedelta64(1, "D")
-HOUR = pd.Timedelta(hours=1)
-
-
-def ts(values: pd.Series | np.ndarray) -> np.ndarray:
-    """Timestamps as ``datetime64[us]`` (NaT where missing or unreadable)."""
-    s = pd.Series(values) if not isinstance(values, pd.Series) else values
-    if not pd.api.types.is_datetime64_any_dtype(s.dtype):
-        s = pd.to_datetime(s, errors="coerce")
-    return s.to_numpy(dtype=US)
+HOUR = np.timedelta64(1, "h")
 
 
 def days(values: pd.Series | np.ndarray) -> np.ndarray:

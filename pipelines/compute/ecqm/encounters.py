@@ -3,15 +3,18 @@ includes an immediately prior observation stay and emergency visit, and ages."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
-from pipelines.compute.ecqm.columns import eq, ts
+from pipelines.compute.dates import completed_years
+from pipelines.compute.ecqm.columns import HOUR, eq, isin, strs, ts
 from pipelines.compute.ecqm.retrieve import Retrieve
-from pipelines.compute.engine import completed_years
 from pipelines.compute.model import Period
 
-_HOUR_US = np.timedelta64(3_600_000_000, "us")
+#: ``encounter_diagnoses.element`` of the rows that carry Encounter.reasonReference.
+REASON_REFERENCE = "reasonReference"
 
 
 def of_type(encounters: pd.DataFrame, r: Retrieve, name: str) -> np.ndarray:
@@ -35,6 +38,24 @@ def age_at_start(subjects: pd.DataFrame, r: Retrieve) -> np.ndarray:
     return completed_years(birth.reset_index(drop=True), start.reset_index(drop=True))
 
 
+def adult_at_start(subjects: pd.DataFrame, r: Retrieve, years: int = 18) -> np.ndarray:
+    """Aged ``years`` or over on the day the encounter starts (an unknown age is not)."""
+    return np.nan_to_num(age_at_start(subjects, r), nan=-1.0) >= years
+
+
+def encounter_diagnosis(stays: pd.DataFrame, r: Retrieve, names: Iterable[str]) -> np.ndarray:
+    """CQMCommon 4.1 ``encounterDiagnosis()`` in the value sets: an Encounter.reasonCode,
+    or a Condition the encounter names in Encounter.reasonReference, coded in one of
+    ``names``. Only reasonReference counts: the CQL follows neither Encounter.diagnosis nor
+    Condition.encounter."""
+    names = tuple(names)
+    by_code = isin(stays["encounter_id"], r.keys_in("encounters", "reason", names))
+    links = r.table("encounter_diagnoses")
+    links = links[eq(links["element"], REASON_REFERENCE)]
+    links = links[isin(links["condition_id"], r.ids_in("conditions", names))]
+    return by_code | isin(stays["encounter_id"], strs(links["encounter_id"]))
+
+
 def age_at_end(subjects: pd.DataFrame, period: Period) -> np.ndarray:
     """Patient-based measures: ``AgeInYearsAt(date from end of "Measurement Period")`` from
     the subject's own birth date; NaN without one."""
@@ -56,7 +77,7 @@ def _prior_visit_start(stays: pd.DataFrame, anchor: np.ndarray, visits: pd.DataF
     left = pd.DataFrame({"__row": np.arange(n), "patient_id": stays["patient_id"].to_numpy(), "anchor": anchor})
     m = left.merge(visits[["patient_id", "start_at", "end_at"]], on="patient_id", how="inner")
     end, anc = ts(m["end_at"]), m["anchor"].to_numpy(dtype="datetime64[us]")
-    ok = (end <= anc) & (end >= anc - _HOUR_US)
+    ok = (end <= anc) & (end >= anc - HOUR)
     m = m[ok]
     if m.empty:
         return out
@@ -81,4 +102,13 @@ def hospitalization_start(stays: pd.DataFrame, r: Retrieve) -> np.ndarray:
     return np.where(np.isnat(ed_start), visit_start, ed_start)
 
 
-__all__ = ["age_at_end", "age_at_start", "hospitalization_start", "inpatient_encounter", "of_type"]
+__all__ = [
+    "REASON_REFERENCE",
+    "adult_at_start",
+    "age_at_end",
+    "age_at_start",
+    "encounter_diagnosis",
+    "hospitalization_start",
+    "inpatient_encounter",
+    "of_type",
+]

@@ -133,20 +133,6 @@ class Retrieve:
             lambda el: self.keys_in(table, el, names),
         )
 
-    def mask(
-        self,
-        frame: pd.DataFrame,
-        key: str,
-        table: str,
-        element: str,
-        names: Iterable[str] | str,
-        code: str = "code",
-        system: str | None = "code_system",
-    ) -> np.ndarray:
-        """:meth:`in_valueset` with the own coding named explicitly: ``frame[code]`` /
-        ``frame[system]`` (``system`` None: a contract column that keeps only the code)."""
-        return self.in_valueset(frame, table, names, element=element, own=(code, system), key=key)
-
     def ids_in(self, table: str, names: Iterable[str] | str, **kwargs: object) -> np.ndarray:
         """The record ids of ``table`` in any of the value sets (a retrieve of the table)."""
         frame = self.table(table)
