@@ -101,30 +101,23 @@ def replace_batch(
 def read_batch(engine: Engine, name: str, batch: str) -> pd.DataFrame:
     """Rows one batch wrote to ``quarantine``, ``reconciliation`` or ``validation_checks``
     (a source table name also works: that batch's deliveries, undeduplicated)."""
-    table, spec = _batch_table(name)
-    batch = Month.parse(batch).label
-    order = (
-        [table.c[S.QUARANTINE_ID]]
-        if name == T.QUARANTINE.name
-        else [table.c[c] for c in table.primary_key.columns.keys()]
-    )
-    stmt = (
-        sa.select(*(table.c[c] for c in spec.column_names), table.c[S.BATCH])
-        .where(table.c[S.BATCH] == batch)
-        .order_by(*order)
-    )
-    with read_connection(engine, f"reading {name} for batch {batch}") as conn:
-        return read_typed(conn, stmt, spec, {S.BATCH: "string"})
+    return read_batches(engine, name, [batch])
 
 
 def read_batches(engine: Engine, name: str, batches: Sequence[str]) -> pd.DataFrame:
     """Rows several batches wrote to one batch table (``reconciliation``,
-    ``column_profiles`` ...), with their ``batch``: the delivery guard's history."""
+    ``column_profiles`` ...), with their ``batch``, in batch order and within a batch in
+    the order written (quarantine) or by key: the delivery guard's history."""
     table, spec = _batch_table(name)
     wanted = [Month.parse(b).label for b in batches]
+    within = (
+        [table.c[S.QUARANTINE_ID]]
+        if name == T.QUARANTINE.name
+        else [table.c[c] for c in table.primary_key.columns.keys() if c != S.BATCH]
+    )
     stmt = sa.select(*(table.c[c] for c in spec.column_names), table.c[S.BATCH]).where(table.c[S.BATCH].in_(wanted))
-    stmt = stmt.order_by(table.c[S.BATCH], *(table.c[c] for c in table.primary_key.columns.keys() if c != S.BATCH))
-    with read_connection(engine, f"reading {name}") as conn:
+    stmt = stmt.order_by(table.c[S.BATCH], *within)
+    with read_connection(engine, f"reading {name} for {', '.join(wanted)}") as conn:
         return read_typed(conn, stmt, spec, {S.BATCH: "string"})
 
 

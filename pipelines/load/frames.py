@@ -17,6 +17,7 @@ exactly the dtypes the extract stage produced.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -174,14 +175,22 @@ def read_typed(
     # Executed here rather than through pd.read_sql so that a database error stays a
     # SQLAlchemy error (pandas re-wraps it) and becomes a one-line WarehouseError.
     result = conn.execute(stmt)
-    columns = list(result.keys())
-    rows = result.fetchall()
+    return typed_frame(result.fetchall(), list(result.keys()), spec, extra)
+
+
+def typed_frame(
+    rows: Sequence[Any], columns: list[str], spec: T.TableSpec, extra: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Stored rows (tuples in ``columns`` order) typed by ``spec``, plus ``extra`` columns
+    with their dtypes. Text was cleaned when it was written (:func:`prepare`), so reading
+    only types it. A stored value that no longer fits the contract means the warehouse
+    was written by something else: that is an error, not a null."""
     # Column-wise construction: DataFrame.from_records probes every Row object, which
     # costs more than the query itself on large tables.
     data = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
     dtypes = {**spec.dtypes, **(extra or {})}
     raw = pd.DataFrame({c: _column(v, dtypes.get(c)) for c, v in zip(columns, data, strict=True)})
-    typed, failures = T.conform(raw, spec)
+    typed, failures = T.conform(raw, spec, clean=False)
     bad = int((failures != "").sum())
     if bad:
         raise WarehouseError(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -31,7 +30,7 @@ from pipelines import tables as T
 from pipelines.errors import WarehouseError
 from pipelines.load import schema as S
 from pipelines.load.engine import read_connection
-from pipelines.load.frames import read_typed
+from pipelines.load.frames import read_typed, typed_frame
 from pipelines.periods import Month
 
 #: A filter over a chunk of ``codings`` rows: True for the rows to keep.
@@ -112,7 +111,7 @@ def read_deliveries(
         result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(stmt)
         names = list(result.keys())
         for rows in result.partitions(CHUNK_ROWS):
-            chunk = _typed_rows(rows, names, sub)
+            chunk = typed_frame(rows, names, sub, {S.BATCH: "string"})
             parts.append(chunk[keep(chunk).to_numpy(dtype=bool)])
         if not parts:
             return T.empty_frame(sub).assign(batch=pd.Series(dtype="string"))
@@ -145,7 +144,7 @@ def lookup_records(engine: Engine, name: str, ids: Sequence[str], columns: Seque
                 .order_by(table.c[S.BATCH], *(table.c[c] for c in order))
             )
             result = conn.execute(stmt)
-            parts.append(_typed_rows(result.fetchall(), list(result.keys()), sub))
+            parts.append(typed_frame(result.fetchall(), list(result.keys()), sub, {S.BATCH: "string"}))
     frame = pd.concat(parts, ignore_index=True) if parts else T.empty_frame(sub).assign(batch=pd.Series(dtype="string"))
     return latest_per_key(frame, name)[wanted]
 
@@ -155,19 +154,6 @@ def _subset(spec: T.TableSpec, cols: list[str]) -> T.TableSpec:
     provenance = tuple(T.Column(p, dtype) for p, dtype in T.PROVENANCE if spec.provenance and p in cols)
     own = tuple(c for c in spec.columns if c.name in cols)
     return T.TableSpec(spec.name, spec.key, own + provenance, spec.grain, False, spec.type_column)
-
-
-def _typed_rows(rows: Sequence[Any], names: list[str], spec: T.TableSpec) -> pd.DataFrame:
-    from pipelines.load.frames import _column
-
-    data = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    dtypes = {**spec.dtypes, S.BATCH: "string"}
-    raw = pd.DataFrame({c: _column(v, dtypes.get(c)) for c, v in zip(names, data, strict=True)})
-    typed, failures = T.conform(raw, spec)
-    if (failures != "").any():
-        raise WarehouseError(f"{spec.name}: stored rows do not fit the table contract; the warehouse is inconsistent")
-    typed[S.BATCH] = raw[S.BATCH].astype("string").reset_index(drop=True)
-    return typed
 
 
 class Snapshot(Mapping[str, pd.DataFrame]):

@@ -58,7 +58,8 @@ def _timestamps(raw: pd.Series, zones: pd.Series | str) -> tuple[pd.Series, pd.S
         return col.astype(TS), pd.Series(False, index=raw.index)
     present = raw.notna().to_numpy(dtype=bool)
     moments: pd.Series | None = None
-    if raw.dtype == object:
+    if raw.dtype == object and pd.api.types.infer_dtype(raw, skipna=True) not in ("string", "empty"):
+        # Mixed values (a number or a datetime among the text): sniff each value's type.
         kinds = raw.map(type, na_action="ignore")
         is_text = kinds.eq(str).fillna(False).to_numpy(dtype=bool)
         is_moment = kinds.map(lambda k: isinstance(k, type) and issubclass(k, datetime)).fillna(False)
@@ -76,11 +77,12 @@ def _timestamps(raw: pd.Series, zones: pd.Series | str) -> tuple[pd.Series, pd.S
     shaped = text.str.fullmatch(ISO_TIMESTAMP).to_numpy(dtype=bool, na_value=False)
     parsed = pd.to_datetime(text.where(shaped), errors="coerce", utc=True, format="ISO8601")
     col = parsed.dt.tz_localize(None).astype(TS)
-    offset = shaped & text.str.contains(_HAS_OFFSET, regex=True).to_numpy(dtype=bool, na_value=False)
-    if offset.any() and not (isinstance(zones, str) and zones == "UTC"):
-        local = to_local(col[offset], zones if isinstance(zones, str) else zones[offset])
-        col = col.copy()
-        col[offset] = local.to_numpy()
+    if not (isinstance(zones, str) and zones == "UTC"):  # UTC is what parsing already gave
+        offset = shaped & text.str.contains(_HAS_OFFSET, regex=True).to_numpy(dtype=bool, na_value=False)
+        if offset.any():
+            local = to_local(col[offset], zones if isinstance(zones, str) else zones[offset])
+            col = col.copy()
+            col[offset] = local.to_numpy()
     if moments is not None:
         col = col.where(~pd.Series(is_moment, index=col.index), moments.astype(TS))
     blank = text.eq("").to_numpy(dtype=bool, na_value=False)
@@ -89,7 +91,7 @@ def _timestamps(raw: pd.Series, zones: pd.Series | str) -> tuple[pd.Series, pd.S
 
 
 def conform(
-    df: pd.DataFrame, spec: TableSpec, *, zones: pd.Series | str | None = None
+    df: pd.DataFrame, spec: TableSpec, *, zones: pd.Series | str | None = None, clean: bool = True
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Return ``df`` with exactly the spec's columns (missing ones null) and dtypes,
     plus a per-row string naming every value that could not be converted.
@@ -104,7 +106,9 @@ def conform(
     ``zones`` (one IANA zone, or one per row) is the facility's clock: timestamps that
     carry an offset are converted to its wall-clock time (:mod:`pipelines.localtime`);
     without ``zones`` they are converted to UTC. Timestamps without an offset are kept
-    as written. Text loses control characters and blank strings (:func:`clean_text`).
+    as written. Text loses control characters and blank strings (:func:`clean_text`),
+    unless ``clean`` is False (rows read back from the warehouse were cleaned on the way
+    in).
     """
     out = pd.DataFrame(index=df.index)
     failures = pd.Series("", index=df.index, dtype="object")
@@ -120,7 +124,9 @@ def conform(
             col = col.astype(dtype)
             bad = raw.notna() & ~raw.astype("string").str.strip().eq("").fillna(False) & col.isna()
         elif dtype == "string":
-            col = clean_text(raw.astype(dtype))
+            col = raw.astype(dtype)
+            if clean:
+                col = clean_text(col)
             bad = pd.Series(False, index=df.index)
         else:
             col = raw.astype(dtype)
