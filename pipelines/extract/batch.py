@@ -24,7 +24,7 @@ from pipelines.extract.fhir_bundle import read_bundle
 from pipelines.extract.fhir_ndjson import read_ndjson
 from pipelines.extract.sources import base_name
 from pipelines.localtime import TimeZones
-from pipelines.tables import FEEDBACK_FILES, QUARANTINE, TABLES, conform, empty_frame
+from pipelines.tables import CHILD_TABLES, FEEDBACK_FILES, QUARANTINE, TABLES, conform, empty_frame
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,6 @@ def _empty(name: str) -> pd.DataFrame:
     return empty_frame(TABLES[name])
 
 
-#: Tables whose rows are produced from a parent row (see children.py), conformed last.
-CHILD_TABLES = ("encounter_locations", "encounter_diagnoses", "codings")
-
-
 class _Clock:
     """The zone of each row's facility (:mod:`pipelines.localtime`): a facility column
     where the table has one, else the facility of the row's encounter in this delivery,
@@ -256,4 +252,4 @@ def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult
     )
 
 
-__all__ = ["CHILD_TABLES", "UNRECOGNISED", "ExtractResult", "extract_batch", "extract_paths", "finish"]
+__all__ = ["UNRECOGNISED", "ExtractResult", "extract_batch", "extract_paths", "finish"]

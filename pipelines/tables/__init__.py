@@ -71,6 +71,7 @@ from __future__ import annotations
 
 from pipelines.tables.conform import CONTROL_CHARACTERS, ISO_TIMESTAMP, REPLACEMENT, clean_text, conform
 from pipelines.tables.source import (
+    CHILD_TABLES,
     ECQM_TABLES,
     FEEDBACK_FILES,
     HARM_EXTENSION,
@@ -101,6 +102,7 @@ from pipelines.tables.warehouse import (
 
 __all__ = [
     "ALL_FACILITIES",
+    "CHILD_TABLES",
     "COLUMN_PROFILES",
     "CONTROL_CHARACTERS",
     "ECQM_TABLES",

@@ -376,6 +376,10 @@ _ECQM_TABLES: tuple[TableSpec, ...] = (
     ),
 )
 
+#: Tables whose rows are parts of another table's record (a record's codings, an
+#: encounter's location history and diagnoses): they come and go with their parent, and
+#: a delivery is judged by its parents.
+CHILD_TABLES = ("encounter_locations", "encounter_diagnoses", "codings")
 #: Every source table by name, in extraction order.
 TABLES: dict[str, TableSpec] = {t.name: t for t in (*_RECORD_TABLES, *_ECQM_TABLES)}
 #: The eCQM tables among them.
@@ -403,6 +407,7 @@ def coding_record_keys(codings: pd.DataFrame) -> pd.Series:
 
 
 __all__ = [
+    "CHILD_TABLES",
     "ECQM_TABLES",
     "FEEDBACK_FILES",
     "HARM_EXTENSION",

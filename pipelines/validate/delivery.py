@@ -37,6 +37,7 @@ from statistics import median
 import pandas as pd
 
 from pipelines.errors import ValidationFailed
+from pipelines.tables import CHILD_TABLES
 
 #: Reference batches compared with.
 HISTORY = 3
@@ -44,8 +45,6 @@ HISTORY = 3
 MIN_ROWS = 20
 #: A short (but not empty) delivery is judged only against batches of at least this many rows.
 MIN_SHORT = 100
-#: Tables produced from other tables' records, judged through their parents.
-DERIVED_TABLES = frozenset({"codings", "encounter_locations", "encounter_diagnoses"})
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ def check_delivery(
         problems.append(Problem("*", "empty", "the batch holds no accepted record at all"))
         return problems
     batches = sorted(set(history["batch"])) if len(history) else []
-    for table in sorted(set(accepted) - DERIVED_TABLES - declared):
+    for table in sorted(set(accepted) - set(CHILD_TABLES) - declared):
         now = int(accepted.get(table, 0))
         past = history[history["table_name"] == table] if len(history) else history
         counts = [int(past.loc[past["batch"] == b, "rows_accepted"].sum()) for b in batches]
@@ -160,5 +159,5 @@ def _was_filled(history_profiles: pd.DataFrame, table: str, column: str) -> bool
     return rows >= MIN_ROWS and filled >= 0.5 * rows
 
 
-__all__ = ["DERIVED_TABLES", "HISTORY", "MIN_ROWS", "MIN_SHORT", "DeliveryRejected", "Problem",
+__all__ = ["HISTORY", "MIN_ROWS", "MIN_SHORT", "DeliveryRejected", "Problem",
            "check_delivery", "reference_batches"]  # fmt: skip

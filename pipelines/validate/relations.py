@@ -40,7 +40,8 @@ from pipelines.tables import TABLES, TS, TableSpec
 Lookup = Callable[[str, Sequence[str], Sequence[str]], pd.DataFrame]
 
 KINDS = ("reference", "not_before", "duration")
-_CATEGORIES = ("conformance", "completeness", "plausibility", "uniqueness")
+#: The data-quality dimension every check (suite expectation or relation) is filed under.
+CATEGORIES = ("conformance", "completeness", "plausibility", "uniqueness")
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,8 @@ def parse_relations(items: Any, spec: TableSpec, where: str) -> list[Relation]:
         description = item.get("description")
         if not isinstance(description, str) or not description.strip() or "; " in description:
             raise ConfigError(f"{at}: a plain-language description (without '; ') is required")
-        if item.get("category") not in _CATEGORIES:
-            raise ConfigError(f"{at}: category must be one of {', '.join(_CATEGORIES)}")
+        if item.get("category") not in CATEGORIES:
+            raise ConfigError(f"{at}: category must be one of {', '.join(CATEGORIES)}")
         relation = Relation(
             kind=kind,
             description=description,
@@ -211,4 +212,4 @@ def evaluate(relation: Relation, df: pd.DataFrame, delivered: Delivered) -> np.n
     return np.flatnonzero(bad)
 
 
-__all__ = ["KINDS", "Delivered", "Lookup", "Relation", "evaluate", "parse_relations"]
+__all__ = ["CATEGORIES", "KINDS", "Delivered", "Lookup", "Relation", "evaluate", "parse_relations"]

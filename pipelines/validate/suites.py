@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import ConfigError
 from pipelines.tables import TABLES, TS, TableSpec
-from pipelines.validate.relations import Relation, parse_relations
+from pipelines.validate.relations import CATEGORIES, Relation, parse_relations
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 # errors so pipeline logs (and Airflow task logs) stay readable.
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
-CATEGORIES = ("conformance", "completeness", "plausibility", "uniqueness")
 #: Expectation parameters a suite may use (``{"$PARAMETER": name}``), set per batch by
 #: the validate stage: what each one means.
 PARAMETERS = {
