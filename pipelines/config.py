@@ -82,6 +82,10 @@ class Settings:
             (see :mod:`pipelines.validate.delivery`).
         future_days: records may be dated up to this many days after the end of their
             batch month; a later date is implausible and quarantined.
+        shard_patients: compute evaluates the system in patient shards of about this
+            many patients each (``CAREQI_SHARD_PATIENTS``): a compute process's memory
+            is bounded by it, not by the size of the system, and the DAG runs the
+            shards as parallel tasks. Results do not depend on it.
     """
 
     home: Path
@@ -103,6 +107,7 @@ class Settings:
     lock_timeout_s: float = 60.0
     delivery_min_share: float = 0.25
     future_days: int = 31
+    shard_patients: int = 50_000
     extra: dict[str, str] = field(default_factory=dict)
 
     def with_home(self, home: Path) -> Settings:
@@ -139,6 +144,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         lock_timeout_s=_float(env, "CAREQI_LOCK_TIMEOUT_S", 60.0, minimum=0.001),
         delivery_min_share=_float(env, "CAREQI_DELIVERY_MIN_SHARE", 0.25, minimum=0.0),
         future_days=_int(env, "CAREQI_FUTURE_DAYS", 31, minimum=0),
+        shard_patients=_int(env, "CAREQI_SHARD_PATIENTS", 50_000, minimum=1),
         extra={k: v for k, v in env.items() if k.startswith("CAREQI_")},
     )
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -354,43 +355,34 @@ def not_computed_row(indicator: Any, period: str, reason: str) -> pd.DataFrame:
     return frame.astype(INDICATOR_RESULTS.dtypes)[INDICATOR_RESULTS.column_names]
 
 
-def _compute_available(
+def _subjects_available(
     indicators: list[Any],
     data: Mapping[str, pd.DataFrame],
     period: str,
     valuesets: Any,
-    summary: dict[str, Any],
     data_end: pd.Timestamp | None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Compute every indicator whose value sets are available.
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Subject rows of every indicator whose value sets are available, and why each
+    other one is not computed.
 
     eCQM indicators name VSAC value sets that the project does not ship (users supply
     them through CAREQI_VALUESET_DIR). Without them such an indicator is stored as not
     computed, with the reason and the missing canonicals, instead of failing the whole
     monthly run (and instead of keeping its previous figure).
     """
-    from pipelines.compute import compute_period
+    from pipelines.compute import subjects_of
     from pipelines.errors import MissingValueSets
 
-    subjects, results = [], []
-    skipped = summary.setdefault("not_computed", {})
+    parts = [subjects_of([], data, period, valuesets)]
+    skipped: dict[str, str] = {}
     for ind in indicators:
         try:
-            s, r = compute_period([ind], data, period, valuesets, data_end=data_end)
+            parts.append(subjects_of([ind], data, period, valuesets, data_end=data_end))
         except MissingValueSets as exc:
             first = f", first {exc.missing[0]}" if exc.missing else ""
-            reason = f"value sets not supplied (set CAREQI_VALUESET_DIR): {len(exc.missing)} missing{first}"
-            skipped[ind.id] = reason
+            skipped[ind.id] = f"value sets not supplied (set CAREQI_VALUESET_DIR): {len(exc.missing)} missing{first}"
             log.warning("%s not computed for %s: %s", ind.id, period, exc)
-            results.append(not_computed_row(ind, period, reason))
-            continue
-        subjects.append(s)
-        results.append(r)
-    empty_s, empty_r = compute_period([], data, period, valuesets)
-    return (
-        pd.concat([empty_s, *subjects], ignore_index=True) if subjects else empty_s,
-        pd.concat([empty_r, *results], ignore_index=True) if results else empty_r,
-    )
+    return pd.concat(parts, ignore_index=True), skipped
 
 
 def open_to_revision(period: str, loaded: Iterable[str], revision_months: int) -> str | None:
@@ -424,63 +416,204 @@ def mark_provisional(results: pd.DataFrame, reason: str) -> pd.DataFrame:
     return out
 
 
-def compute_stage(
-    period: str, settings: Settings | None = None, *, history: bool = False, months: list[str] | None = None
+def _plan_id(engine: Any, targets: list[str], shards: int) -> str:
+    """What a compute plan was made for: its months, its shard count and every loaded
+    batch (with when it was loaded), so a shard computed before a reload never combines
+    with one computed after it."""
+    from pipelines.load import batch_records
+
+    batches = batch_records(engine)[["batch", "loaded_at", "fingerprint"]].astype(str).to_numpy().tolist()
+    return hashlib.sha256(json.dumps([targets, shards, batches]).encode()).hexdigest()[:16]
+
+
+def compute_plan(
+    period: str,
+    settings: Settings | None = None,
+    *,
+    history: bool = False,
+    months: list[str] | None = None,
+    shards: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every indicator for ``period`` and revise the months it can complete.
+    """Plan the compute of ``period``: the months it (re)computes and the patient shards
+    they are evaluated in (``shards``, default sized by ``CAREQI_SHARD_PATIENTS``).
 
     Results for month M are always computed from the batches up to
     ``M + revision_months`` (never from anything loaded later), so rerunning any
-    period reproduces the same warehouse, and a month becomes final once that many
-    later batches have arrived (until then its results are ``provisional``). Each
-    month's results are replaced as a set.
+    period reproduces the same warehouse. The plan is a small JSON document: the DAG
+    maps one task per shard over it and combines them; it also clears the period's
+    earlier shard outputs.
     """
-    from pipelines.compute.needs import needs_of
-    from pipelines.load import DeliveryReader, create_schema, list_batches, replace_results
+    from pipelines.load import count_patients, create_schema, list_batches
+    from pipelines.load.shards import shard_count
 
     settings = _settings(settings)
     period = periods.validate_period(period)
-    indicators, valuesets = indicator_catalogue(settings)
+    if shards is not None and shards < 1:
+        raise ConfigError(f"shards must be at least 1, got {shards}")
     engine = warehouse(settings)
     try:
         create_schema(engine)
-        loaded = set(list_batches(engine))
+        loaded = list_batches(engine)
         if months is not None:  # a backfill: every loaded month of the range, once each
             targets = sorted({m for m in months if m in loaded} | {period})
         else:
             targets = compute_targets(
                 period,
-                loaded,
+                set(loaded),
                 revision_months=settings.revision_months,
                 history_months=settings.report_months if history else 0,
             )
-        summary: dict[str, Any] = {"period": period, "indicators": len(indicators), "periods": targets}
         horizon = periods.shift(targets[-1], settings.revision_months)
-        reader = DeliveryReader(engine, needs_of(indicators, valuesets), upto_batch=horizon)
-        for target in targets:
+        patients = count_patients(engine, horizon)
+        count = shards or shard_count(patients, settings.shard_patients)
+        plan = {
+            "period": period,
+            "targets": targets,
+            "loaded": loaded,
+            "horizon": horizon,
+            "patients": patients,
+            "shards": count,
+            "id": _plan_id(engine, targets, count),
+        }
+    finally:
+        engine.dispose()
+    folder = stage_dir(settings, period, "compute")
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / "_plan.json").write_text(json.dumps(plan, indent=2))
+    log.info("compute plan for %s: %d month(s), %d patients in %d shard(s)", period, len(targets), patients, count)
+    return plan
+
+
+def _shard_dir(settings: Settings, plan: Mapping[str, Any], shard: int) -> Path:
+    return stage_dir(settings, plan["period"], "compute") / f"shard-{shard:04d}-of-{plan['shards']:04d}"
+
+
+def compute_shard(plan: Mapping[str, Any], shard: int, settings: Settings | None = None) -> dict[str, Any]:
+    """Evaluate every indicator on one patient shard for each month of ``plan``; the
+    subject rows go to ``<staging>/<period>/compute/shard-K-of-N/`` (written whole or
+    not at all), for :func:`combine_shards`. Memory is bounded by the shard's patients."""
+    from pipelines.compute.needs import needs_of
+    from pipelines.load import DeliveryReader
+
+    settings = _settings(settings)
+    count = int(plan["shards"])
+    if not 0 <= shard < count:
+        raise ConfigError(f"shard {shard} is not in the plan's {count} shard(s)")
+    indicators, valuesets = indicator_catalogue(settings)
+    loaded = list(plan["loaded"])
+    out = _shard_dir(settings, plan, shard)
+    partial_dir = out.with_name(out.name + ".partial")
+    if partial_dir.exists():
+        shutil.rmtree(partial_dir)
+    partial_dir.mkdir(parents=True)
+    skipped: dict[str, dict[str, str]] = {}
+    rows = 0
+    engine = warehouse(settings)
+    try:
+        reader = DeliveryReader(
+            engine, needs_of(indicators, valuesets), upto_batch=plan["horizon"], shard=(shard, count)
+        )
+        for target in plan["targets"]:
             view = reader.snapshot(periods.shift(target, settings.revision_months))
             end = data_end(target, loaded, settings.revision_months)
-            subjects, results = _compute_available(indicators, view, target, valuesets, summary, end)
+            subjects, skipped[target] = _subjects_available(indicators, view, target, valuesets, end)
+            subjects.to_parquet(partial_dir / f"{target}.parquet", index=False)
+            rows += len(subjects)
+    finally:
+        engine.dispose()
+    (partial_dir / META_FILE).write_text(json.dumps({"plan": plan["id"], "shard": shard, "not_computed": skipped}))
+    if out.exists():
+        shutil.rmtree(out)
+    partial_dir.rename(out)
+    log.info("computed shard %d of %d for %s: %d subject rows", shard + 1, count, ", ".join(plan["targets"]), rows)
+    return {"shard": shard, "subjects": rows}
+
+
+def combine_shards(plan: Mapping[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+    """Combine every shard of ``plan`` exactly and store each month's results as a set:
+    subject rows are concatenated in one canonical order and aggregated once (counts
+    add; medians come from the combined per-subject values), so the results do not
+    depend on the shard count. A month open to revision is stored provisional."""
+    from pipelines.compute import in_subject_order, results_of
+    from pipelines.load import replace_results
+
+    settings = _settings(settings)
+    indicators, _ = indicator_catalogue(settings)
+    count = int(plan["shards"])
+    metas = []
+    for shard in range(count):
+        meta_path = _shard_dir(settings, plan, shard) / META_FILE
+        if not meta_path.exists():
+            raise ConfigError(f"compute shard {shard} of {count} for {plan['period']} has not run: run it first")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("plan") != plan["id"]:
+            raise ConfigError(f"compute shard {shard} for {plan['period']} belongs to another plan: rerun compute")
+        metas.append(meta)
+    loaded = list(plan["loaded"])
+    summary: dict[str, Any] = {
+        "period": plan["period"],
+        "indicators": len(indicators),
+        "periods": list(plan["targets"]),
+        "shards": count,
+        "patients": plan["patients"],
+    }
+    not_computed = summary.setdefault("not_computed", {})
+    engine = warehouse(settings)
+    try:
+        if _plan_id(engine, list(plan["targets"]), count) != plan["id"]:
+            raise ConfigError(f"the warehouse changed since compute was planned for {plan['period']}: rerun compute")
+        for target in plan["targets"]:
+            frames = [pd.read_parquet(_shard_dir(settings, plan, k) / f"{target}.parquet") for k in range(count)]
+            subjects = in_subject_order(pd.concat(frames, ignore_index=True))
+            skipped: dict[str, str] = {}
+            for meta in metas:
+                skipped.update(meta["not_computed"].get(target, {}))
+            computed = [ind for ind in indicators if ind.id not in skipped]
+            results = results_of(computed, subjects, target)
+            missing = [not_computed_row(ind, target, skipped[ind.id]) for ind in indicators if ind.id in skipped]
+            results = pd.concat([results, *missing], ignore_index=True) if missing else results
             reason = open_to_revision(target, loaded, settings.revision_months)
             if reason is not None:
                 results = mark_provisional(results, reason)
             replace_results(engine, target, subjects=subjects, results=results)
-            if target == period:
+            not_computed.update(skipped)
+            if target == plan["period"]:
                 summary["subjects"] = len(subjects)
                 summary["results"] = len(results)
                 summary["provisional"] = reason
     finally:
         engine.dispose()
-    skipped = summary.get("not_computed", {})
-    summary["computed"] = len(indicators) - len(skipped)
+    summary["computed"] = len(indicators) - len(not_computed)
     log.info(
-        "computed %d of %d indicators for %s (%d not computed)",
+        "computed %d of %d indicators for %s in %d shard(s) (%d not computed)",
         summary["computed"],
         len(indicators),
-        ", ".join(targets),
-        len(skipped),
+        ", ".join(plan["targets"]),
+        count,
+        len(not_computed),
     )
     return summary
+
+
+def compute_stage(
+    period: str,
+    settings: Settings | None = None,
+    *,
+    history: bool = False,
+    months: list[str] | None = None,
+    shards: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate every indicator for ``period`` and revise the months it can complete, in
+    one process: plan, each shard in turn, combine (the DAG runs the shards as parallel
+    tasks instead). A month becomes final once ``revision_months`` later batches have
+    arrived; until then its results are ``provisional``."""
+    settings = _settings(settings)
+    plan = compute_plan(period, settings, history=history, months=months, shards=shards)
+    for shard in range(plan["shards"]):
+        compute_shard(plan, shard, settings)
+    return combine_shards(plan, settings)
 
 
 # ------------------------------------------------------------------- report / export
@@ -680,6 +813,9 @@ __all__ = [
     "backfill",
     "batch_dir",
     "check_warehouse",
+    "combine_shards",
+    "compute_plan",
+    "compute_shard",
     "compute_stage",
     "delivery_fingerprint",
     "export_stage",

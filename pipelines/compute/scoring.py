@@ -167,6 +167,38 @@ def aggregate(indicator: m.Indicator, subjects: pd.DataFrame, period: str) -> pd
     return _typed(out.reset_index(drop=True), INDICATOR_RESULTS.dtypes, INDICATOR_RESULTS.column_names)
 
 
+def subjects_of(
+    indicators: Sequence[m.Indicator],
+    data: Mapping[str, pd.DataFrame],
+    period: str,
+    valuesets: ValueSetIndex,
+    *,
+    data_end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Per-subject rows of every indicator in one month, typed as INDICATOR_SUBJECTS;
+    ``data_end`` censors subjects whose deadline had not passed (see
+    :func:`engine.evaluate`). ``data`` may be one patient shard: nothing here joins
+    across patients."""
+    parts = [evaluate(indicator, data, period, valuesets, data_end=data_end) for indicator in indicators]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return _typed(frame, INDICATOR_SUBJECTS.dtypes, INDICATOR_SUBJECTS.column_names)
+
+
+def in_subject_order(subjects: pd.DataFrame) -> pd.DataFrame:
+    """Subject rows in one canonical order (indicator, subject): rows evaluated shard by
+    shard, in any shard count, then aggregate to the same floating-point sums."""
+    return subjects.sort_values(["indicator_id", "subject_id"], kind="stable").reset_index(drop=True)
+
+
+def results_of(indicators: Sequence[m.Indicator], subjects: pd.DataFrame, period: str) -> pd.DataFrame:
+    """Result rows of every indicator from the subject rows of the whole system (counts
+    add up; medians and means come from the combined per-subject values)."""
+    ordered = in_subject_order(subjects)
+    parts = [aggregate(indicator, ordered, period) for indicator in indicators]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return _typed(frame, INDICATOR_RESULTS.dtypes, INDICATOR_RESULTS.column_names)
+
+
 def compute_period(
     indicators: Sequence[m.Indicator],
     data: Mapping[str, pd.DataFrame],
@@ -175,19 +207,9 @@ def compute_period(
     *,
     data_end: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(subjects, results) for every indicator in one month; ``data_end`` censors
-    subjects whose deadline had not passed (see :func:`engine.evaluate`)."""
-    subjects, results = [], []
-    for indicator in indicators:
-        subj = evaluate(indicator, data, period, valuesets, data_end=data_end)
-        subjects.append(subj)
-        results.append(aggregate(indicator, subj, period))
-    all_subjects = pd.concat(subjects, ignore_index=True) if subjects else pd.DataFrame()
-    all_results = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
-    return (
-        _typed(all_subjects, INDICATOR_SUBJECTS.dtypes, INDICATOR_SUBJECTS.column_names),
-        _typed(all_results, INDICATOR_RESULTS.dtypes, INDICATOR_RESULTS.column_names),
-    )
+    """(subjects, results) for every indicator in one month, all data at once."""
+    subjects = in_subject_order(subjects_of(indicators, data, period, valuesets, data_end=data_end))
+    return subjects, results_of(indicators, subjects, period)
 
 
-__all__ = ["UNKNOWN", "aggregate", "compute_period"]
+__all__ = ["UNKNOWN", "aggregate", "compute_period", "in_subject_order", "results_of", "subjects_of"]

@@ -26,6 +26,8 @@ from pipelines.errors import WarehouseError
 from pipelines.load import schema as S
 from pipelines.load.engine import read_connection, write_transaction
 from pipelines.load.frames import insert_frame, prepare, read_typed
+from pipelines.load.shards import BUCKET, SHARED, assign_buckets
+from pipelines.load.snapshot import lookup_records
 from pipelines.periods import Month
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,8 @@ def replace_batch(
     """Replace everything ``batch`` holds in the warehouse with these frames.
 
     Source tables missing from ``tables`` end up empty for this batch (the batch did
-    not deliver them). Every frame is checked against the contract before anything is
+    not deliver them). Each source row is stamped with its patient shard's bucket
+    (:mod:`pipelines.load.shards`). Every frame is checked against the contract before anything is
     written. Returns rows written per table (every batch table, zeros included).
     ``fingerprint`` (of the delivered files) and ``accepted_as`` (how the delivery
     guard was passed) are recorded in ``load_batches``.
@@ -68,6 +71,10 @@ def replace_batch(
         frames[name] = prepare(
             df if df is not None else T.empty_frame(spec), spec, unique=list(spec.key_columns), fixed=fixed
         )
+    buckets = assign_buckets(frames, lambda table, ids, columns: lookup_records(engine, table, ids, columns))
+    for name in T.TABLES:
+        stamped = pd.Series(buckets.get(name, SHARED), index=frames[name].index, dtype="Int16")
+        frames[name][BUCKET] = stamped.mask(stamped == SHARED)
     frames[T.QUARANTINE.name] = prepare(quarantine, T.QUARANTINE, fixed=fixed)
     frames[T.RECONCILIATION.name] = prepare(reconciliation, T.RECONCILIATION, unique=["table_name"], fixed=fixed)
     frames[T.VALIDATION_CHECKS.name] = prepare(checks, T.VALIDATION_CHECKS, unique=["table_name", "check"], fixed=fixed)
@@ -82,7 +89,8 @@ def replace_batch(
     with write_transaction(engine, f"loading batch {batch}") as conn:
         for name, (table, spec) in S.BATCH_TABLES.items():
             conn.execute(sa.delete(table).where(table.c[S.BATCH] == batch))
-            written[name] = insert_frame(conn, table, frames[name], [S.BATCH, *spec.column_names])
+            extra = [BUCKET] if name in T.TABLES else []
+            written[name] = insert_frame(conn, table, frames[name], [S.BATCH, *extra, *spec.column_names])
         conn.execute(sa.delete(S.load_batches).where(S.load_batches.c[S.BATCH] == batch))
         conn.execute(
             sa.insert(S.load_batches),

@@ -10,6 +10,9 @@ that extract, validation, load and compute cannot drift apart. The warehouse add
 * primary keys that make a double load impossible: (batch, record id) for source
   tables, the natural grain for indicator tables. The (batch, ...) primary keys also
   serve as the batch index, so no separate single-column batch index is kept there;
+* ``bucket`` on every source table: the row's patient shard
+  (:mod:`pipelines.load.shards`), indexed where rows are patient-scoped, so a compute
+  shard reads its patients' rows and no others;
 * indexes on what compute joins and filters on: patient_id, encounter_id and the main
   date of each table. Nothing more: every index is paid for on each monthly load;
 * ``load_batches`` (what was loaded when) and ``schema_version``, so that a warehouse
@@ -27,6 +30,7 @@ from sqlalchemy.engine import Engine
 from pipelines import tables as T
 from pipelines.errors import WarehouseError
 from pipelines.load.engine import write_transaction
+from pipelines.load.shards import BUCKET, SHARDED_TABLES
 
 #: 2: eCQM tables (codings, encounter_locations, encounter_diagnoses, claim_diagnoses,
 #: requests) and new columns on medications, procedures, observations, conditions, locations.
@@ -110,10 +114,13 @@ def _source_table(spec: T.TableSpec) -> Table:
             raise WarehouseError(f"date index column {spec.name}.{col} is not in the table contract")
     indexes = [Index(None, c) for c in _JOIN_COLUMNS if c in names and c not in spec.key_columns]
     indexes += [Index(None, c) for c in DATE_INDEXES.get(spec.name, ())]
+    if spec.name in SHARDED_TABLES:
+        indexes.append(Index(None, BUCKET))
     return Table(
         spec.name,
         metadata,
         _batch_column(),
+        Column(BUCKET, sa.SmallInteger(), nullable=True),
         *_columns(spec),
         PrimaryKeyConstraint(BATCH, *spec.key_columns),
         *indexes,

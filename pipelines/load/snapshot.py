@@ -31,6 +31,7 @@ from pipelines.errors import WarehouseError
 from pipelines.load import schema as S
 from pipelines.load.engine import read_connection
 from pipelines.load.frames import read_typed, typed_frame
+from pipelines.load.shards import BUCKET, SHARDED_TABLES, bucket_range
 from pipelines.periods import Month
 
 #: A filter over a chunk of ``codings`` rows: True for the rows to keep.
@@ -88,10 +89,12 @@ def read_deliveries(
     upto_batch: str | None = None,
     columns: list[str] | None = None,
     keep: CodingFilter | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> pd.DataFrame:
     """Every delivery of a source table's records (no later than ``upto_batch``), with the
     ``batch`` that delivered each: a record re-sent in three batches appears three times.
-    ``columns`` (default: all) are read; ``keep`` filters each chunk as it streams."""
+    ``columns`` (default: all) are read; ``keep`` filters each chunk as it streams.
+    ``shard`` = (index, count) reads only that patient shard's rows (and shared ones)."""
     if name not in T.TABLES:
         raise WarehouseError(f"unknown source table {name!r}; expected one of {', '.join(T.TABLES)}")
     spec = T.TABLES[name]
@@ -103,6 +106,10 @@ def read_deliveries(
     stmt = stmt.order_by(*order, *(table.c[c] for c in spec.key_columns))
     if upto_batch is not None:
         stmt = stmt.where(bcol <= Month.parse(upto_batch).label)
+    if shard is not None and name in SHARDED_TABLES:
+        low, high = bucket_range(*shard)
+        bucket = table.c[BUCKET]
+        stmt = stmt.where(sa.or_(sa.and_(bucket >= low, bucket < high), bucket.is_(None)))
     sub = _subset(spec, cols)
     with read_connection(engine, f"reading {name}") as conn:
         if keep is None:
@@ -213,12 +220,15 @@ class Snapshot(Mapping[str, pd.DataFrame]):
 
 class DeliveryReader:
     """Reads each needed table's deliveries once (up to ``upto_batch``), for snapshots at
-    several horizons."""
+    several horizons; with ``shard`` = (index, count), only that patient shard's."""
 
-    def __init__(self, engine: Engine, needs: Needs, upto_batch: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, needs: Needs, upto_batch: str | None = None, shard: tuple[int, int] | None = None
+    ) -> None:
         self._engine = engine
         self._needs = needs
         self._upto = upto_batch
+        self._shard = shard
         self._read: dict[str, pd.DataFrame | None] = {}
 
     def deliveries(self, name: str) -> pd.DataFrame | None:
@@ -229,12 +239,22 @@ class DeliveryReader:
             else:
                 keep = self._needs.codings if name == "codings" else None
                 self._read[name] = read_deliveries(
-                    self._engine, name, upto_batch=self._upto, columns=columns, keep=keep
+                    self._engine, name, upto_batch=self._upto, columns=columns, keep=keep, shard=self._shard
                 )
         return self._read[name]
 
     def snapshot(self, horizon: str | None) -> Snapshot:
         return Snapshot(self.deliveries, horizon)
+
+
+def count_patients(engine: Engine, upto_batch: str | None = None) -> int:
+    """Distinct patients delivered up to ``upto_batch``: what the shard count is sized by."""
+    table = S.SOURCE_TABLES["patients"]
+    stmt = sa.select(sa.func.count(sa.distinct(table.c["patient_id"])))
+    if upto_batch is not None:
+        stmt = stmt.where(table.c[S.BATCH] <= Month.parse(upto_batch).label)
+    with read_connection(engine, "counting patients") as conn:
+        return int(conn.execute(stmt).scalar_one())
 
 
 def read_table(engine: Engine, name: str, *, upto_batch: str | None = None) -> pd.DataFrame:
@@ -251,6 +271,7 @@ __all__ = [
     "DeliveryReader",
     "Needs",
     "Snapshot",
+    "count_patients",
     "latest_per_key",
     "lookup_records",
     "read_deliveries",
