@@ -4,12 +4,17 @@ Each patient is simulated on their own random stream (seeded from the run seed a
 the patient's index), so a patient's records do not depend on anyone else's and the
 run can stream patient by patient in bounded memory.
 
-Rates are set so that every indicator has a non-degenerate value at a few thousand
-patients a year (targets, per year: 15-25% of patients admitted; 10-15% of discharges
-re-admitted as an emergency within 30 days; 80-90% of admissions receiving VTE
-prophylaxis by the day after admission; 3-6 inpatient falls per 1,000 bed-days;
-hospital-acquired stage 2+ pressure injuries in 1-3% of stays). Admissions and falls
-carry mild winter seasonality.
+Rates are set so that every indicator, the CMS eCQMs included, has a non-degenerate
+value at a few thousand patients a year (targets, per year: 15-25% of patients
+admitted; 10-15% of discharges re-admitted as an emergency within 30 days; 80-90% of
+admissions receiving VTE prophylaxis by the day after admission; 3-6 inpatient falls per
+1,000 bed-days, about one in eight of them with a moderate or major injury;
+hospital-acquired stage 2+ or deep tissue pressure injuries in 1-3% of stays, a few per
+1,000 bed-days). Every stay is billed on an institutional Claim whose diagnoses carry
+present-on-admission indicators (:mod:`pipelines.generate.claims`). About a quarter of
+adults have hypertension, nearly all of it essential, and are reviewed in office visits
+two or three times a year with a blood-pressure reading; about two thirds of them are
+controlled (below 140/90). Admissions and falls carry mild winter seasonality.
 """
 
 from __future__ import annotations
@@ -20,16 +25,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.generate import codes as C
+from pipelines.generate import resources as R
+from pipelines.generate.claims import StayCoding, institutional_claim
 from pipelines.generate.clock import DAY, HOUR, batch_index, day_start, iso, iso_date, season, weekday
 from pipelines.generate.feedback import complaint_deliveries, survey_row
 from pipelines.generate.ids import new_id, rint
 from pipelines.generate.model import Facility, Ward
-from pipelines.tables import HARM_EXTENSION, POA_EXTENSION, POA_SYSTEM
 
 YEAR = int(365.25 * DAY)
 #: Admissions start this long before the first reported month, so that stays and
 #: re-admissions straddling the window's start look like a continuing service.
 LOOKBACK = 60 * DAY
+#: Hypertension reviews (office visits) per year for a patient with hypertension.
+HYPERTENSION_REVIEWS_PER_YEAR = 2.5
+#: Share of patients with hypertension whose blood pressure is controlled (< 140/90).
+HYPERTENSION_CONTROLLED = 0.72
 
 # (file name, payload): payload is a FHIR resource dict or a CSV row list.
 Item = tuple[int, str, Any]
@@ -40,7 +50,6 @@ _AGE_BANDS = ((0, 18, 0.20), (18, 45, 0.33), (45, 65, 0.26), (65, 80, 0.14), (80
 @dataclass(frozen=True)
 class World:
     facilities: tuple[Facility, ...]
-    terms: C.Terminology
     bounds: list[int]  # month starts + end of window, minutes
     seed: int
 
@@ -60,27 +69,10 @@ class PatientRecords:
     items: list[Item]
 
 
-def _cc(system: str, code: str, display: str | None = None) -> dict[str, Any]:
-    coding = {"system": system, "code": code}
-    if display is not None:
-        coding["display"] = display
-    return {"coding": [coding]}
-
-
+_cc = R.cc
 _CLASS = {k: {"system": C.ACT_CODE, "code": k, "display": v} for k, v in C.CLASS_DISPLAY.items()}
 _PRIORITY = {k: _cc(C.ACT_PRIORITY, k, v) for k, v in C.PRIORITY_DISPLAY.items()}
-_TYPE = {k: [_cc(C.SNOMED, code, disp)] for k, (code, disp) in C.ENCOUNTER_TYPES.items()}
 _SERVICE = {k: _cc(C.SERVICE_SYSTEM, k, v) for k, v in C.SERVICES.items()}
-_ACTIVE = _cc(C.CONDITION_CLINICAL, "active")
-_RESOLVED = _cc(C.CONDITION_CLINICAL, "resolved")
-_CONFIRMED = _cc(C.CONDITION_VER, "confirmed")
-_ENC_DX = [_cc(C.CONDITION_CATEGORY, "encounter-diagnosis", "Encounter Diagnosis")]
-_VITALS = [_cc(C.OBS_CATEGORY, "vital-signs", "Vital Signs")]
-_BP_CODE = _cc(C.LOINC, "85354-9", "Blood pressure panel with all children optional")
-_SYS_CODE = _cc(C.LOINC, "8480-6", "Systolic blood pressure")
-_DIA_CODE = _cc(C.LOINC, "8462-4", "Diastolic blood pressure")
-_HR_CODE = _cc(C.LOINC, "8867-4", "Heart rate")
-_POA = {k: [{"url": POA_EXTENSION, "valueCodeableConcept": _cc(POA_SYSTEM, k)}] for k in ("Y", "N", "U", "W")}
 
 _FIRST_NAMES = {
     "male": ("James", "Oliver", "Mohammed", "Harry", "George", "Arjun", "Thomas", "Daniel", "Kwame", "Liam"),
@@ -94,8 +86,29 @@ _STREETS = ("High Street", "Station Road", "Church Lane", "Mill Road", "Park Ave
 _TOWNS = ("Northfield", "Riverside", "Ashby", "Kingsford", "Elmbridge")
 
 
-def _ref(kind: str, rid: str) -> dict[str, str]:
-    return {"reference": f"{kind}/{rid}"}
+def _pick(rng: random.Random, options: tuple[C.Code, ...]) -> C.Code:
+    return options[rint(rng, len(options))]
+
+
+def _office_visit(rng: random.Random) -> C.Code:
+    """The CPT evaluation-and-management code of a clinic visit: mostly established
+    patients at the low and moderate levels."""
+    u = rng.random()
+    if u < 0.12:
+        return C.OFFICE_VISITS_NEW[0 if u < 0.07 else 1]
+    established = C.OFFICE_VISITS_ESTABLISHED
+    return established[0 if u < 0.2 else 1 if u < 0.6 else 2 if u < 0.93 else 3]
+
+
+def _fall_injury(rng: random.Random, harm: str) -> C.Code | None:
+    """What a fall of this harm level injured: nothing, a bruise, a laceration or a fracture."""
+    if harm == "none":
+        return None
+    if harm == "low":
+        return _pick(rng, C.MINOR_INJURIES)
+    if harm == "moderate":
+        return _pick(rng, C.MODERATE_INJURIES) if rng.random() < 0.65 else C.WRIST_FRACTURE
+    return _pick(rng, C.MAJOR_INJURIES)
 
 
 class Simulator:
@@ -137,7 +150,10 @@ class Simulator:
         home = self._facility(rng)
         frailty = rng.gammavariate(0.6, 1 / 0.6)
         age_f = 0.3 if age < 18 else 0.55 if age < 45 else 1.0 if age < 65 else 1.9 if age < 80 else 2.9
-        htn = rng.random() < (0.02 if age < 30 else 0.15 if age < 50 else 0.35 if age < 70 else 0.55)
+        p_htn = 0.005 if age < 18 else 0.04 if age < 30 else 0.15 if age < 50 else 0.35 if age < 70 else 0.55
+        htn = None
+        if rng.random() < p_htn:
+            htn = C.ESSENTIAL_HYPERTENSION if rng.random() < 0.95 else C.SECONDARY_HYPERTENSION
         names = _FIRST_NAMES["male" if gender == "male" else "female"]
         patient = {
             "resourceType": "Patient",
@@ -172,6 +188,10 @@ class Simulator:
             "managingOrganization": {"reference": f"Organization/{home.id}", "display": home.name},
         }
         state = _PatientState(pid, age, birth, home, frailty, age_f, htn, rng)
+        if htn is not None:
+            # diagnosed before the window (and after childhood): one onset for every record of it
+            years = rng.uniform(0.3, max(0.5, min(20.0, age - 16.0)))
+            state.htn_onset = max(birth + 10 * YEAR, w.window_start - LOOKBACK - int(years * YEAR))
         self._life(state)
         return PatientRecords(patient, state.death, state.items)
 
@@ -207,6 +227,8 @@ class Simulator:
         self._arrivals(rng, start, 0.25 * s.age_f * s.frailty, 0.12, "IMP", events)
         self._arrivals(rng, start, 1.6 * (0.6 + 0.4 * s.age_f) * (0.5 + 0.5 * s.frailty), 0.0, "AMB", events)
         self._arrivals(rng, start, 0.28 * (0.5 + 0.5 * s.frailty), 0.08, "EMER", events)
+        if s.htn is not None and s.age >= 18:
+            self._arrivals(rng, max(start, s.htn_onset), HYPERTENSION_REVIEWS_PER_YEAR, 0.0, "HTN", events)
         events.sort()
         i = 0
         while i < len(events) and s.death is None:
@@ -214,8 +236,8 @@ class Simulator:
             i += 1
             if t < s.busy_until:
                 continue
-            if kind == "AMB":
-                self._outpatient(s, t)
+            if kind in ("AMB", "HTN"):
+                self._outpatient(s, t, review=kind == "HTN")
             elif kind == "EMER":
                 self._emergency(s, t, admitted=False)
             else:
@@ -233,7 +255,7 @@ class Simulator:
         self,
         s: _PatientState,
         cls: str,
-        type_key: str,
+        type_code: C.Code,
         start: int,
         end: int,
         fac: Facility,
@@ -248,7 +270,7 @@ class Simulator:
             "id": eid,
             "status": "finished",
             "class": _CLASS[cls],
-            "type": _TYPE[type_key],
+            "type": [R.coded(type_code)],
             "serviceType": _SERVICE[ward.service],
         }
         if priority:
@@ -271,7 +293,9 @@ class Simulator:
     def _pick_facility(self, s: _PatientState) -> Facility:
         return s.home if s.rng.random() < 0.88 else self._facility(s.rng)
 
-    def _outpatient(self, s: _PatientState, t: int) -> None:
+    def _outpatient(self, s: _PatientState, t: int, *, review: bool) -> None:
+        """A clinic office visit; ``review``: a hypertension review (general medicine or
+        cardiology), where the diagnosis is always recorded and the blood pressure nearly always taken."""
         rng = s.rng
         day = day_start(t)
         while weekday(day) >= 5:
@@ -282,24 +306,34 @@ class Simulator:
         end = start + 15 + rint(rng, 45)
         fac = self._pick_facility(s)
         u = rng.random()
-        service = (
-            "cardiology" if u < 0.22 else "orthopaedics" if u < 0.42 else "surgery" if u < 0.6 else
-            "elderly-care" if (u < 0.7 and s.age >= 70) else "general-medicine"
-        )  # fmt: skip
+        if review:
+            service = "cardiology" if u < 0.2 else "general-medicine"
+        else:
+            service = (
+                "cardiology" if u < 0.22 else "orthopaedics" if u < 0.42 else "surgery" if u < 0.6 else
+                "elderly-care" if (u < 0.7 and s.age >= 70) else "general-medicine"
+            )  # fmt: skip
         ward = fac.clinics[service]
-        eid, batch, enc = self._encounter(s, "AMB", "AMB", start, end, fac, ward, None, "gp", "home")
+        eid, batch, enc = self._encounter(s, "AMB", _office_visit(rng), start, end, fac, ward, None, "gp", "home")
         s.busy_until = end
         if batch < 0:
             return
         items = s.items
         items.append((batch, "Encounter.ndjson", enc))
-        if s.htn and rng.random() < 0.7:
-            items.append((batch, "Condition.ndjson", self._condition(s, eid, C.HYPERTENSION, start, end, None)))
+        if s.htn is not None and (review or rng.random() < 0.7):
+            items.append((batch, "Condition.ndjson", self._condition(s, eid, s.htn, start, end, None)))
         elif rng.random() < 0.4:
             dx = C.OUTPATIENT_DX[rint(rng, len(C.OUTPATIENT_DX))]
             items.append((batch, "Condition.ndjson", self._condition(s, eid, dx, start, end, None)))
-        if rng.random() < 0.85:
-            items.append((batch, "Observation.ndjson", self._bp(s, eid, start + 5 + rint(rng, 10))))
+        if rng.random() < (0.97 if s.htn is not None else 0.85):
+            at = start + 5 + rint(rng, 10)
+            systolic, diastolic = s.bp_reading()
+            items.append((batch, "Observation.ndjson", R.blood_pressure(rng, s.pid, eid, at, systolic, diastolic)))
+            if (systolic >= 140 or diastolic >= 90) and rng.random() < 0.5:
+                # a high first reading is repeated after a few minutes' rest (both count that day)
+                systolic, diastolic = s.bp_reading()
+                bp = R.blood_pressure(rng, s.pid, eid, at + 5 + rint(rng, 5), systolic, diastolic)
+                items.append((batch, "Observation.ndjson", bp))
         if rng.random() < 0.006:
             self._complaint(s, batch, fac, ward, end)
 
@@ -311,7 +345,8 @@ class Simulator:
         assert ward is not None
         end = t + max(45, int(rng.lognormvariate(math.log(200), 0.5)))
         disposition = None if admitted else ("home" if rng.random() < 0.95 else "aadvice")
-        eid, batch, enc = self._encounter(s, "EMER", "EMER", t, end, fac, ward, "EM", None, disposition)
+        ed_type = C.ENCOUNTER_TYPES["EMER"]
+        eid, batch, enc = self._encounter(s, "EMER", ed_type, t, end, fac, ward, "EM", None, disposition)
         s.busy_until = end
         if batch < 0:
             return end
@@ -322,8 +357,7 @@ class Simulator:
             items.append((batch, "Condition.ndjson", self._condition(s, eid, dx, t, end, None)))
         if rng.random() < 0.9:
             at = t + 10 + rint(rng, 30)
-            items.append((batch, "Observation.ndjson", self._bp(s, eid, at)))
-            items.append((batch, "Observation.ndjson", self._hr(s, eid, at)))
+            self._vitals(s, eid, batch, at)
         if not admitted and rng.random() < 0.02:
             self._complaint(s, batch, fac, ward, end)
         return end
@@ -338,7 +372,7 @@ class Simulator:
                 if u < 0.8
                 else "cardiology"
                 if u < 0.95
-                else ("general-medicine")
+                else "general-medicine"
             )
         if s.age >= 75:
             return (
@@ -400,14 +434,9 @@ class Simulator:
         while pos < bed_days:
             u = rng.random()
             harm = (
-                "none"
-                if u < 0.6
-                else "low"
-                if u < 0.88
-                else "moderate"
-                if u < 0.96
-                else ("severe" if u < 0.994 else "death")
-            )
+                "none" if u < 0.6 else "low" if u < 0.88 else "moderate" if u < 0.96 else
+                "severe" if u < 0.994 else "death"
+            )  # fmt: skip
             falls.append((start + int(pos * DAY), harm))
             if harm == "death":
                 died = True
@@ -426,13 +455,19 @@ class Simulator:
                 "rehab" if u < 0.95 else "other-hcf" if u < 0.98 else "aadvice"
             )  # fmt: skip
         eid, batch, enc = self._encounter(
-            s, "IMP", priority, start, end, fac, ward, priority, admit_source, disposition
+            s, "IMP", C.ENCOUNTER_TYPES[priority], start, end, fac, ward, priority, admit_source, disposition
         )
         if died:
             s.death = end
         harmed = any(h != "none" for _, h in falls)
         if batch >= 0:
-            self._inpatient_records(s, eid, batch, enc, fac, ward, service, priority, start, end, falls)
+            s.items.append((batch, "Encounter.ndjson", enc))
+            coding = StayCoding()
+            self._stay_diagnoses(s, eid, batch, ward, priority, start, end, coding)
+            self._stay_care(s, eid, batch, service, priority, start, end, coding)
+            self._stay_incidents(s, eid, batch, ward, start, end, falls, coding)
+            claim = institutional_claim(rng, s.pid, eid, (fac.id, fac.name), start, end, coding)
+            s.items.append((batch, "Claim.ndjson", claim))
             if not died and rng.random() < 0.27:
                 sv = survey_row(rng, eid, fac, ward, end, harmed, w.bounds)
                 if sv is not None:
@@ -447,56 +482,94 @@ class Simulator:
             return end + gap * DAY - rint(rng, 6 * HOUR)
         return None
 
-    def _inpatient_records(
+    # ---- one stay's records -------------------------------------------------------------------------
+
+    def _stay_diagnoses(
         self,
         s: _PatientState,
         eid: str,
         batch: int,
-        enc: dict[str, Any],
-        fac: Facility,
         ward: Ward,
-        service: str,
         priority: str,
         start: int,
         end: int,
-        falls: list[tuple[int, str]],
+        coding: StayCoding,
     ) -> None:
+        """The diagnoses the stay records and the claim lists, with present-on-admission:
+        the principal (and the fall that caused an injury before admission), comorbidities,
+        hypertension, and pressure injuries present on admission or acquired in hospital."""
         rng = s.rng
-        terms = self.w.terms
         items = s.items
-        items.append((batch, "Encounter.ndjson", enc))
         cond = "Condition.ndjson"
-        dxs = C.PRINCIPAL_DX[service]
-        items.append((batch, cond, self._condition(s, eid, dxs[rint(rng, len(dxs))], start, end, "Y")))
+        elderly = s.age >= 75
+        dxs = C.PRINCIPAL_DX[ward.service]
+        principal = dxs[rint(rng, len(dxs))]
+        items.append((batch, cond, self._condition(s, eid, principal, start, end, "Y")))
+        coding.diagnosis(principal.icd10, "Y")
+        if priority != "EL" and principal.code in C.FALL_INJURY_DX:
+            # most such fractures come from a fall at home; in younger patients also from sport or the road
+            if rng.random() < (0.9 if s.age >= 65 else 0.5):
+                coding.diagnosis(_pick(rng, C.FALL_CAUSES), _poa(rng, "Y"))
+        elif priority != "EL" and elderly and rng.random() < 0.04:
+            # a fall at home before an admission for something else: bruised, not badly hurt
+            injury = _pick(rng, C.MINOR_INJURIES)
+            onset = start - HOUR - rint(rng, 2 * DAY)
+            items.append((batch, cond, self._injury(s, eid, injury, onset, start, "Y")))
+            coding.diagnosis(_pick(rng, C.FALL_CAUSES), "Y")
+            coding.diagnosis(injury, "Y")
         for _ in range(rng.choice((0, 1, 1, 2))):
             dx = C.COMORBIDITIES[rint(rng, len(C.COMORBIDITIES))]
             u = rng.random()
             poa = "Y" if u < 0.9 else "U" if u < 0.96 else "W"
             items.append((batch, cond, self._condition(s, eid, dx, start, end, poa)))
-        if s.htn:
-            items.append((batch, cond, self._condition(s, eid, C.HYPERTENSION, start, end, "Y")))
-        elderly = s.age >= 75
+            coding.diagnosis(dx.icd10, poa)
+        if s.htn is not None:
+            items.append((batch, cond, self._condition(s, eid, s.htn, start, end, "Y")))
+            coding.diagnosis(s.htn.icd10, "Y")
         bed_days = (end - start) / DAY
         # pressure injury already present on admission (care homes, long lies)
         if rng.random() < (0.05 if elderly else 0.012):
-            code = C.PRESSURE_ULCER_STAGE_1 if rng.random() < 0.3 else self._pick(rng, terms.pressure_injury)
-            items.append((batch, cond, self._pressure_injury(s, eid, code, start - rint(rng, 5 * DAY), "Y")))
+            code = C.PRESSURE_ULCER_STAGE_1 if rng.random() < 0.3 else _pressure_injury(rng)
+            poa = "Y" if rng.random() < 0.9 else "W"
+            items.append((batch, cond, self._injury(s, eid, code, start - rint(rng, 5 * DAY), start, poa)))
+            coding.diagnosis(code, poa)
         # hospital-acquired pressure injury: needs time in bed
-        if bed_days >= 2 and rng.random() < 0.036 * (1.5 if elderly else 1.0) * min(2.0, bed_days / 5):
+        if bed_days >= 2 and rng.random() < 0.026 * (1.5 if elderly else 1.0) * min(2.0, bed_days / 5):
             onset = start + 2 * DAY + rint(rng, max(1, end - start - 2 * DAY))
-            code = C.PRESSURE_ULCER_STAGE_1 if rng.random() < 0.15 else self._pick(rng, terms.pressure_injury)
-            items.append((batch, cond, self._pressure_injury(s, eid, code, onset, "N")))
+            code = C.PRESSURE_ULCER_STAGE_1 if rng.random() < 0.15 else _pressure_injury(rng)
+            poa = "N" if rng.random() < 0.9 else "U"
+            items.append((batch, cond, self._injury(s, eid, code, onset, onset, poa)))
+            coding.diagnosis(code, poa)
             if rng.random() < 0.6:
                 harm = "low" if rng.random() < 0.7 else "moderate"
-                ae = self._adverse_event(s, eid, ward, self._pick(rng, terms.ae_pressure_injury), onset, harm)
+                staged = code in C.PRESSURE_INJURY_STAGE_2_PLUS and rng.random() < 0.5
+                ae_code = C.AE_PRESSURE_INJURY_STAGE_2 if staged else C.AE_PRESSURE_ULCER
+                ae = R.adverse_event(rng, s.pid, eid, (ward.id, ward.name), ae_code, onset, harm)
                 items.append((batch, "AdverseEvent.ndjson", ae))
 
-        # procedures
+    def _stay_care(
+        self,
+        s: _PatientState,
+        eid: str,
+        batch: int,
+        service: str,
+        priority: str,
+        start: int,
+        end: int,
+        coding: StayCoding,
+    ) -> None:
+        """Procedures (coded on the claim when billable), VTE prophylaxis, paracetamol and vital signs."""
+        rng = s.rng
+        items = s.items
+        pid = s.pid
         p_proc = {"surgery": 0.7, "orthopaedics": 0.95 if priority == "EL" else 0.6, "cardiology": 0.5}
         if rng.random() < p_proc.get(service, 0.5):
             px = C.PROCEDURES[service][rint(rng, len(C.PROCEDURES[service]))]
             at = min(end - HOUR, start + 2 * HOUR + rint(rng, max(1, min(end - start - 3 * HOUR, 2 * DAY))))
-            items.append((batch, "Procedure.ndjson", self._procedure(s, eid, C.SNOMED, px[0], px[1], at, px[2])))
+            proc = R.procedure(rng, pid, eid, (C.SNOMED, px.code, px.display), at, px.minutes)
+            items.append((batch, "Procedure.ndjson", proc))
+            if px.icd10pcs is not None:
+                coding.procedure(px.icd10pcs, at)
 
         # VTE prophylaxis: most by the day after admission, some late, some never
         u = rng.random()
@@ -506,194 +579,141 @@ class Simulator:
             if first_day == 0 and dose < start + 30:
                 dose = start + 30 + rint(rng, 150)
             if rng.random() < 0.78:
-                code = self._pick(rng, terms.vte_pharmacological)
+                code = _pick(rng, C.VTE_PHARMACOLOGICAL)
                 n = 0
                 while dose < end and n < 10:
-                    items.append((batch, "MedicationAdministration.ndjson", self._med(s, eid, code, dose)))
+                    items.append(
+                        (
+                            batch,
+                            "MedicationAdministration.ndjson",
+                            R.medication_administration(rng, pid, eid, code, dose),
+                        )
+                    )
                     dose += DAY - 30 + rint(rng, 61)
                     n += 1
             elif dose < end:
-                sys_, code_, disp = self._pick(rng, terms.vte_mechanical)
-                items.append((batch, "Procedure.ndjson", self._procedure(s, eid, sys_, code_, disp, dose, 0)))
+                device = _pick(rng, C.VTE_MECHANICAL)
+                items.append((batch, "Procedure.ndjson", R.procedure(rng, pid, eid, device, dose, 0)))
         if rng.random() < 0.4:
             at = start + 60 + rint(rng, max(1, end - start - 60))
-            items.append((batch, "MedicationAdministration.ndjson", self._med(s, eid, C.PARACETAMOL, at)))
+            items.append(
+                (
+                    batch,
+                    "MedicationAdministration.ndjson",
+                    R.medication_administration(rng, pid, eid, C.PARACETAMOL, at),
+                )
+            )
 
         # vital signs: on arrival, then every morning (first week)
-        obs = "Observation.ndjson"
-        at = start + 20 + rint(rng, 40)
-        items.append((batch, obs, self._bp(s, eid, at)))
-        items.append((batch, obs, self._hr(s, eid, at)))
+        self._vitals(s, eid, batch, start + 20 + rint(rng, 40))
         morning = day_start(start) + DAY + 8 * HOUR
         n = 0
         while morning < end and n < 7:
-            at = morning + rint(rng, 60)
-            items.append((batch, obs, self._bp(s, eid, at)))
-            items.append((batch, obs, self._hr(s, eid, at)))
+            self._vitals(s, eid, batch, morning + rint(rng, 60))
             morning += DAY
             n += 1
 
-        # incidents
+    def _stay_incidents(
+        self,
+        s: _PatientState,
+        eid: str,
+        batch: int,
+        ward: Ward,
+        start: int,
+        end: int,
+        falls: list[tuple[int, str]],
+        coding: StayCoding,
+    ) -> None:
+        """Incident reports: falls (with the injury recorded and coded on the claim, not
+        present on admission), medication errors and other incidents."""
+        rng = s.rng
+        items = s.items
+        pid = s.pid
+        where = (ward.id, ward.name)
         for at, harm in falls:
-            ae = self._adverse_event(s, eid, ward, self._pick(rng, terms.ae_fall), at, harm)
-            items.append((batch, "AdverseEvent.ndjson", ae))
+            items.append(
+                (batch, "AdverseEvent.ndjson", R.adverse_event(rng, pid, eid, where, _pick(rng, C.AE_FALL), at, harm))
+            )
+            poa = _poa(rng, "N")
+            coding.diagnosis(_pick(rng, C.FALL_CAUSES), poa)
+            injury = _fall_injury(rng, harm)
+            if injury is not None:
+                items.append((batch, "Condition.ndjson", self._injury(s, eid, injury, at, at + 20, poa)))
+                coding.diagnosis(injury, poa)
+        bed_days = (end - start) / DAY
         if rng.random() < 0.012 * min(3.0, max(0.5, bed_days / 4)):
             u = rng.random()
             harm = "none" if u < 0.7 else "low" if u < 0.95 else "moderate"
             at = start + rint(rng, max(1, end - start))
-            code = self._pick(rng, terms.ae_medication_error)
-            items.append((batch, "AdverseEvent.ndjson", self._adverse_event(s, eid, ward, code, at, harm)))
+            code = _pick(rng, C.AE_MEDICATION_ERROR)
+            items.append((batch, "AdverseEvent.ndjson", R.adverse_event(rng, pid, eid, where, code, at, harm)))
         if rng.random() < 0.01:
             at = start + rint(rng, max(1, end - start))
             harm = "none" if rng.random() < 0.6 else "low"
-            items.append((batch, "AdverseEvent.ndjson", self._adverse_event(s, eid, ward, C.AE_OTHER, at, harm)))
+            items.append((batch, "AdverseEvent.ndjson", R.adverse_event(rng, pid, eid, where, C.AE_OTHER, at, harm)))
 
     def _complaint(self, s: _PatientState, batch: int, fac: Facility, ward: Ward, end: int) -> None:
         for batch_no, row in complaint_deliveries(s.rng, fac, ward, end, self.w.window_end, self.w.bounds):
             s.items.append((batch_no, "complaints.csv", row))
 
-    # ---- resources ----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _pick(rng: random.Random, options: tuple[C.Code, ...]) -> C.Code:
-        return options[rint(rng, len(options))]
+    # ---- records ------------------------------------------------------------------------------------
 
     def _condition(self, s: _PatientState, eid: str, dx: C.Dx, start: int, end: int, poa: str | None) -> dict[str, Any]:
+        """A diagnosis of the record of care (SNOMED CT) made at this encounter: a chronic one
+        with its onset years before (hypertension with the patient's own onset), an acute one
+        days before and abated at the encounter's end."""
         rng = s.rng
-        code, display, chronic = dx
-        if chronic:
+        if dx is s.htn:
+            onset = s.htn_onset
+        elif dx.chronic:
             onset = max(s.birth + DAY, start - (1 + rint(rng, 3649)) * DAY)
         else:
             onset = max(s.birth + DAY, start - rint(rng, 3 * DAY))
-        r: dict[str, Any] = {"resourceType": "Condition", "id": new_id(rng)}
-        if poa:
-            r["extension"] = _POA[poa]
-        r["clinicalStatus"] = _ACTIVE if chronic else _RESOLVED
-        r["verificationStatus"] = _CONFIRMED
-        r["category"] = _ENC_DX
-        r["code"] = _cc(C.SNOMED, code, display)
-        r["subject"] = _ref("Patient", s.pid)
-        r["encounter"] = _ref("Encounter", eid)
-        r["onsetDateTime"] = iso(onset)
-        if not chronic:
-            r["abatementDateTime"] = iso(end)
-        r["recordedDate"] = iso(start + 30 + rint(rng, min(6 * HOUR, max(1, end - start - 30))))
-        return r
+        recorded = start + 30 + rint(rng, min(6 * HOUR, max(1, end - start - 30)))
+        code = (C.SNOMED, dx.code, dx.display)
+        return R.condition(
+            rng, s.pid, eid, code, onset=onset, recorded=recorded, abatement=None if dx.chronic else end, poa=poa
+        )
 
-    def _pressure_injury(self, s: _PatientState, eid: str, code: C.Code, onset: int, poa: str) -> dict[str, Any]:
+    def _injury(self, s: _PatientState, eid: str, code: C.Code, onset: int, seen: int, poa: str) -> dict[str, Any]:
+        """An active injury (ICD-10-CM, as the ward codes pressure injuries and fall injuries),
+        recorded within hours of being seen."""
         rng = s.rng
         onset = max(onset, s.birth + DAY)
-        return {
-            "resourceType": "Condition",
-            "id": new_id(rng),
-            "extension": _POA[poa],
-            "clinicalStatus": _ACTIVE,
-            "verificationStatus": _CONFIRMED,
-            "category": _ENC_DX,
-            "code": _cc(*code),
-            "subject": _ref("Patient", s.pid),
-            "encounter": _ref("Encounter", eid),
-            "onsetDateTime": iso(onset),
-            "recordedDate": iso(onset + rint(rng, 12 * HOUR)),
-        }
+        recorded = max(seen, onset) + rint(rng, 12 * HOUR)
+        return R.condition(rng, s.pid, eid, code, onset=onset, recorded=recorded, poa=poa)
 
-    def _procedure(
-        self, s: _PatientState, eid: str, system: str, code: str, display: str, at: int, minutes: int
-    ) -> dict[str, Any]:
-        r: dict[str, Any] = {
-            "resourceType": "Procedure",
-            "id": new_id(s.rng),
-            "status": "completed",
-            "code": _cc(system, code, display),
-            "subject": _ref("Patient", s.pid),
-            "encounter": _ref("Encounter", eid),
-        }
-        if minutes:
-            r["performedPeriod"] = {"start": iso(at), "end": iso(at + minutes)}
-        else:
-            r["performedDateTime"] = iso(at)
-        return r
-
-    def _med(self, s: _PatientState, eid: str, code: C.Code, at: int) -> dict[str, Any]:
-        return {
-            "resourceType": "MedicationAdministration",
-            "id": new_id(s.rng),
-            "status": "completed",
-            "medicationCodeableConcept": _cc(*code),
-            "subject": _ref("Patient", s.pid),
-            "context": _ref("Encounter", eid),
-            "effectiveDateTime": iso(at),
-            "dosage": {"route": _cc(*C.route_for(code[1]))},
-        }
-
-    def _bp(self, s: _PatientState, eid: str, at: int) -> dict[str, Any]:
+    def _vitals(self, s: _PatientState, eid: str, batch: int, at: int) -> None:
         rng = s.rng
-        sys_ = int(round(s.sbp + rng.gauss(0, 9)))
-        dia = int(round(min(sys_ - 20, s.dbp + rng.gauss(0, 6))))
-        return {
-            "resourceType": "Observation",
-            "id": new_id(rng),
-            "status": "final",
-            "category": _VITALS,
-            "code": _BP_CODE,
-            "subject": _ref("Patient", s.pid),
-            "encounter": _ref("Encounter", eid),
-            "effectiveDateTime": iso(at),
-            "component": [
-                {"code": _SYS_CODE, "valueQuantity": _mmhg(sys_)},
-                {"code": _DIA_CODE, "valueQuantity": _mmhg(dia)},
-            ],
-        }
-
-    def _hr(self, s: _PatientState, eid: str, at: int) -> dict[str, Any]:
-        rng = s.rng
-        return {
-            "resourceType": "Observation",
-            "id": new_id(rng),
-            "status": "final",
-            "category": _VITALS,
-            "code": _HR_CODE,
-            "subject": _ref("Patient", s.pid),
-            "encounter": _ref("Encounter", eid),
-            "effectiveDateTime": iso(at),
-            "valueQuantity": {
-                "value": int(round(s.hr + rng.gauss(0, 8))),
-                "unit": "/min",
-                "system": C.UCUM,
-                "code": "/min",
-            },
-        }
-
-    def _adverse_event(
-        self, s: _PatientState, eid: str, ward: Ward, code: C.Code, at: int, harm: str
-    ) -> dict[str, Any]:
-        rng = s.rng
-        return {
-            "resourceType": "AdverseEvent",
-            "id": new_id(rng),
-            "extension": [{"url": HARM_EXTENSION, "valueCode": harm}],
-            "actuality": "actual",
-            "event": _cc(*code),
-            "subject": _ref("Patient", s.pid),
-            "encounter": _ref("Encounter", eid),
-            "date": iso(at),
-            "recordedDate": iso(at + 10 + rint(rng, 24 * HOUR)),
-            "location": {"reference": f"Location/{ward.id}", "display": ward.name},
-            "severity": _cc(C.AE_SEVERITY, C.SEVERITY_FOR_HARM[harm]),
-            "outcome": _cc(C.AE_OUTCOME, C.OUTCOME_FOR_HARM[harm]),
-        }
+        systolic, diastolic = s.bp_reading()
+        s.items.append((batch, "Observation.ndjson", R.blood_pressure(rng, s.pid, eid, at, systolic, diastolic)))
+        s.items.append(
+            (batch, "Observation.ndjson", R.heart_rate(rng, s.pid, eid, at, int(round(s.hr + rng.gauss(0, 8)))))
+        )
 
 
-def _mmhg(v: int) -> dict[str, Any]:
-    return {"value": v, "unit": "mm[Hg]", "system": C.UCUM, "code": "mm[Hg]"}
+def _pressure_injury(rng: random.Random) -> C.Code:
+    """A stage 2+ or unstageable pressure injury (three in four), else a deep tissue injury."""
+    if rng.random() < 0.25:
+        return _pick(rng, C.PRESSURE_INJURY_DEEP_TISSUE)
+    return _pick(rng, C.PRESSURE_INJURY_STAGE_2_PLUS)
+
+
+def _poa(rng: random.Random, usual: str) -> str:
+    """A present-on-admission indicator: ``usual`` (Y or N), sometimes the coder cannot tell:
+    U (documentation insufficient) for something that arose in hospital, W (clinically
+    undetermined) for something the patient came in with."""
+    if rng.random() < 0.93:
+        return usual
+    return "U" if usual == "N" or rng.random() < 0.5 else "W"
 
 
 class _PatientState:
     """Mutable per-patient simulation state (one instance per patient, then dropped)."""
 
     __slots__ = (
-        "pid", "age", "birth", "home", "frailty", "age_f", "htn", "rng", "items", "busy_until", "death",
-        "last_facility", "sbp", "dbp", "hr",
+        "pid", "age", "birth", "home", "frailty", "age_f", "htn", "htn_onset", "rng", "items", "busy_until",
+        "death", "last_facility", "sbp", "dbp", "hr",
     )  # fmt: skip
 
     def __init__(
@@ -704,7 +724,7 @@ class _PatientState:
         home: Facility,
         frailty: float,
         age_f: float,
-        htn: bool,
+        htn: C.Dx | None,
         rng: random.Random,
     ) -> None:
         self.pid = pid
@@ -714,15 +734,28 @@ class _PatientState:
         self.frailty = frailty
         self.age_f = age_f
         self.htn = htn
+        self.htn_onset = 0
         self.rng = rng
         self.items: list[Item] = []
         self.busy_until = 0
         self.death: int | None = None
         self.last_facility: Facility | None = None
         over = max(0.0, age - 40)
-        self.sbp = 116 + 0.4 * over + (16 if htn else 0) + rng.gauss(0, 6)
-        self.dbp = 74 + 0.1 * over + (8 if htn else 0) + rng.gauss(0, 4)
+        if htn is not None:
+            # treated hypertension: most patients are controlled, the rest run well above target
+            controlled = rng.random() < HYPERTENSION_CONTROLLED
+            self.sbp = (126.0 if controlled else 150.0) + 0.1 * over + rng.gauss(0, 5)
+            self.dbp = (77.0 if controlled else 90.0) - 0.05 * over + rng.gauss(0, 4)
+        else:
+            self.sbp = 114 + 0.35 * over + rng.gauss(0, 6)
+            self.dbp = 72 + 0.1 * over + rng.gauss(0, 4)
         self.hr = 76 + rng.gauss(0, 7)
+
+    def bp_reading(self) -> tuple[int, int]:
+        """One (systolic, diastolic) reading around the patient's usual pressure."""
+        systolic = int(round(self.sbp + self.rng.gauss(0, 9)))
+        diastolic = int(round(min(systolic - 20, self.dbp + self.rng.gauss(0, 6))))
+        return systolic, diastolic
 
 
 __all__ = ["LOOKBACK", "PatientRecords", "Simulator", "World"]

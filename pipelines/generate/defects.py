@@ -42,6 +42,7 @@ _IMPOSSIBLE_FIELD = {
     "MedicationAdministration": "effectiveDateTime",
     "Observation": "effectiveDateTime",
     "AdverseEvent": "recordedDate",
+    "Claim": "billablePeriod.end",
 }
 _UNPARSEABLE_FIELD = {
     "Patient": "birthDate",
@@ -50,7 +51,10 @@ _UNPARSEABLE_FIELD = {
     "MedicationAdministration": "effectiveDateTime",
     "Observation": "effectiveDateTime",
     "AdverseEvent": "date",
+    "Claim": "billablePeriod.start",
 }
+#: The reference to the patient a record cannot do without (a Claim names it ``patient``).
+_SUBJECT_FIELD = {"Claim": "patient"}
 SURVEY_LIKERT = ("q_reliability", "q_responsiveness", "q_assurance", "q_empathy", "q_tangibles")
 
 
@@ -89,7 +93,7 @@ def _procedure_date_field(res: dict[str, Any], which: str) -> str:
 def resource_kinds(res: dict[str, Any]) -> tuple[str, ...]:
     rt = res["resourceType"]
     kinds = [MALFORMED_JSON, MISSING_FIELD, IMPOSSIBLE_DATE, DUPLICATE, UNPARSEABLE_DATE]
-    if rt in ("Patient", "Encounter", "AdverseEvent") or (rt == "Condition" and "extension" in res):
+    if rt in ("Patient", "Encounter", "AdverseEvent", "Claim") or (rt == "Condition" and "extension" in res):
         kinds.append(UNKNOWN_CODE)
     return tuple(kinds)
 
@@ -109,7 +113,7 @@ def break_resource(res: dict[str, Any], kind: str, rng: random.Random) -> tuple[
             del r["id"]
             rid = None
         else:
-            del r["subject"]
+            del r[_SUBJECT_FIELD.get(rt, "subject")]
     elif kind == IMPOSSIBLE_DATE:
         if rt == "Encounter":
             start = minute_of(datetime.fromisoformat(r["period"]["start"]))
@@ -130,6 +134,9 @@ def break_resource(res: dict[str, Any], kind: str, rng: random.Random) -> tuple[
             r["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] = BAD_POA
         elif rt == "AdverseEvent":
             r["extension"][0]["valueCode"] = BAD_HARM
+        elif rt == "Claim":
+            diagnosis = r["diagnosis"][rng.randrange(len(r["diagnosis"]))]
+            diagnosis["onAdmission"]["coding"][0]["code"] = BAD_POA
         else:
             raise ValueError(f"no unknown_code defect for {rt}")
     else:

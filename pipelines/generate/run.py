@@ -2,9 +2,10 @@
 
 Delivery follows how a hospital's monthly extract behaves (see the helper brief's
 data-flow rules): clinical records travel with their encounter in the month it
-ENDS, Patient resources are re-sent in every batch that references them, the
-Organization/Location catalogue is re-sent in full every month, complaints arrive
-in the month received and surveys in the month completed.
+ENDS (a stay's institutional Claim, created at discharge, with them), Patient
+resources are re-sent in every batch that references them, the Organization/Location
+catalogue is re-sent in full every month, complaints arrive in the month received and
+surveys in the month completed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pathlib import Path
 
 from pipelines.generate.clinical import Simulator, World
 from pipelines.generate.clock import batch_index, iso, month_periods, period_starts
-from pipelines.generate.codes import VALUESET_DIR, load_terminology
 from pipelines.generate.model import build_catalogue, location_resources, organization_resources
 from pipelines.generate.writer import BatchWriter
 
@@ -42,7 +42,6 @@ def generate(
     end_period: str = "2026-10",
     defect_rate: float = 0.005,
     progress: Callable[[int], None] | None = None,
-    valueset_dir: Path = VALUESET_DIR,
 ) -> GenerateSummary:
     """Write ``months`` batch folders ending at ``end_period`` under ``out_dir``.
 
@@ -55,7 +54,7 @@ def generate(
     periods = month_periods(end_period, months)
     bounds = period_starts(periods)
     facilities = build_catalogue()
-    world = World(facilities=facilities, terms=load_terminology(valueset_dir), bounds=bounds, seed=seed)
+    world = World(facilities=facilities, bounds=bounds, seed=seed)
     sim = Simulator(world)
     out_dir = Path(out_dir)
     writer = BatchWriter(out_dir, periods, defect_rate, defect_seed=f"careqi-defects:{seed}")

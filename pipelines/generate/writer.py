@@ -26,6 +26,7 @@ NDJSON_FILES = (
     "MedicationAdministration.ndjson",
     "Observation.ndjson",
     "AdverseEvent.ndjson",
+    "Claim.ndjson",
     "Organization.ndjson",
     "Location.ndjson",
 )

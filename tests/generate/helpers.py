@@ -26,6 +26,7 @@ NDJSON = (
     "MedicationAdministration.ndjson",
     "Observation.ndjson",
     "AdverseEvent.ndjson",
+    "Claim.ndjson",
     "Organization.ndjson",
     "Location.ndjson",
 )
@@ -113,6 +114,11 @@ def _dates(r: dict[str, Any]) -> list[str]:
         out.append(r.get("effectiveDateTime"))
     elif rt == "AdverseEvent":
         out += [r.get("date"), r.get("recordedDate")]
+    elif rt == "Claim":
+        out += [r.get("billablePeriod", {}).get("start"), r.get("billablePeriod", {}).get("end"), r.get("created")]
+        for item in r.get("item", []):
+            out += [item.get("servicedDate"), *item.get("servicedPeriod", {}).values()]
+        out += [p.get("date") for p in r.get("procedure", [])]
     return [d for d in out if d is not None]
 
 
@@ -141,7 +147,8 @@ def resource_problems(line: bytes, earlier: set[bytes]) -> set[str]:
     rt = r["resourceType"]
     if rt in ("Organization", "Location"):
         return found
-    if "id" not in r or (rt != "Patient" and "subject" not in r):
+    subject = "patient" if rt == "Claim" else "subject"
+    if "id" not in r or (rt != "Patient" and subject not in r):
         found.add("missing_field")
     found |= _date_problems(_dates(r))
     if rt == "Patient" and r.get("gender") not in GENDERS:
@@ -163,6 +170,15 @@ def resource_problems(line: bytes, earlier: set[bytes]) -> set[str]:
                 found.add("unknown_code")
     if rt == "AdverseEvent" and r["extension"][0]["valueCode"] not in HARM_LEVELS:
         found.add("unknown_code")
+    if rt == "Claim":
+        if any(d["onAdmission"]["coding"][0]["code"] not in POA for d in r["diagnosis"]):
+            found.add("unknown_code")
+        try:
+            period = r["billablePeriod"]
+            if ts(period["end"]) < ts(period["start"]):
+                found.add("impossible_date")
+        except ValueError:
+            pass
     return found
 
 
@@ -220,3 +236,22 @@ def row_problems(name: str, row: dict[str, str], raw: tuple[str, ...], earlier: 
 
 def ref_id(ref: dict[str, Any] | None) -> str | None:
     return ref["reference"].split("/", 1)[1] if ref else None
+
+
+def subject_id(r: dict[str, Any]) -> str | None:
+    """The patient a record belongs to (a Claim names it ``patient``)."""
+    return ref_id(r["patient"] if r["resourceType"] == "Claim" else r["subject"])
+
+
+def claim_encounter(claim: dict[str, Any]) -> str | None:
+    """The stay a claim bills: the encounter of its first item (how CQMCommon links them)."""
+    return ref_id(claim["item"][0]["encounter"][0])
+
+
+def claim_diagnoses(claim: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(system, code, POA indicator) of each Claim.diagnosis."""
+    out = []
+    for d in claim["diagnosis"]:
+        coding = d["diagnosisCodeableConcept"]["coding"][0]
+        out.append((coding["system"], coding["code"], d["onAdmission"]["coding"][0]["code"]))
+    return out

@@ -32,7 +32,7 @@ def test_each_applicable_defect_breaks_a_resource_in_exactly_that_way(
             assert resource_problems(line, earlier) == {kind}, (name, kind, line[:200])
             assert rid == (None if kind == D.MISSING_FIELD and name == "Patient.ndjson" else res["id"])
             tried.add(kind)
-    with_codes = ("Patient.ndjson", "Encounter.ndjson", "Condition.ndjson", "AdverseEvent.ndjson")
+    with_codes = ("Patient.ndjson", "Encounter.ndjson", "Condition.ndjson", "AdverseEvent.ndjson", "Claim.ndjson")
     expected = set(D.KINDS) if name in with_codes else set(D.KINDS) - {D.UNKNOWN_CODE}
     assert tried == expected
 

@@ -6,7 +6,17 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.generate import GenerateSummary
-from tests.generate.helpers import batches, clean_resources, clean_rows, month, ndjson_lines, ref_id, ts
+from tests.generate.helpers import (
+    batches,
+    claim_encounter,
+    clean_resources,
+    clean_rows,
+    month,
+    ndjson_lines,
+    ref_id,
+    subject_id,
+    ts,
+)
 
 CHILDREN = {
     "Condition.ndjson": "encounter",
@@ -39,6 +49,11 @@ def test_records_tied_to_an_encounter_travel_in_its_batch(clean_run: tuple[Path,
             assert enc_batch[ref_id(r[field])] == batch, (name, r["id"])
             count += 1
         assert count > 0, name
+    claims = 0
+    for batch, claim in clean_resources(root, "Claim.ndjson"):
+        assert enc_batch[claim_encounter(claim)] == batch, claim["id"]
+        claims += 1
+    assert claims > 0
 
 
 def test_patient_resource_is_in_every_batch_that_references_it_and_only_there(
@@ -50,9 +65,9 @@ def test_patient_resource_is_in_every_batch_that_references_it_and_only_there(
         assert p["id"] not in patients[batch], "patient written twice in one batch"
         patients[batch][p["id"]] = p
     referenced: dict[str, set[str]] = defaultdict(set)
-    for name in ["Encounter.ndjson", *CHILDREN]:
+    for name in ["Encounter.ndjson", *CHILDREN, "Claim.ndjson"]:
         for batch, r in clean_resources(root, name):
-            referenced[batch].add(ref_id(r["subject"]))
+            referenced[batch].add(subject_id(r))
     assert set(referenced) == set(patients)
     for batch in referenced:
         assert referenced[batch] == set(patients[batch]), batch

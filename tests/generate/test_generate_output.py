@@ -135,7 +135,7 @@ def test_every_manifest_entry_is_defective_in_exactly_the_stated_way(
     # reference data is never broken; every record type with enough lines is
     assert files["Organization.ndjson"] == files["Location.ndjson"] == 0
     totals = Counter(f for per_batch in summary.records.values() for f, n in per_batch.items() for _ in range(n))
-    for name in [*NDJSON[:7], *CSVS]:
+    for name in [*(n for n in NDJSON if n not in ("Organization.ndjson", "Location.ndjson")), *CSVS]:
         if totals[name] >= 200:
             assert files[name] > 0, name
 
