@@ -4,6 +4,10 @@
 Monthly quality-indicator run for one reporting month:
 **extract -> validate -> load -> compute -> report -> export**.
 
+* Compute fans out: `plan_compute` sizes patient shards (`CAREQI_SHARD_PATIENTS` per
+  shard), `compute_shard` is mapped once per shard (with LocalExecutor they share the
+  machine's cores, with CeleryExecutor they spread over the workers), and `compute`
+  combines them exactly and stores the month's results.
 * Runs on the 5th of each month at 06:00 UTC and reports on the *previous* month, so
   late-arriving records of the month's last days are in the extract.
 * `catchup=True`: unpausing with an early `start_date`, or
@@ -106,9 +110,21 @@ def quality_monthly() -> None:
     def load(period: str, validated: str) -> dict[str, int]:
         return _stage("load_stage", period)
 
+    @task
+    def plan_compute(period: str, loaded: dict[str, int], params: dict | None = None) -> dict:
+        return _stage("compute_plan", period, history=bool((params or {}).get("history")))
+
+    @task
+    def shard_indices(plan: dict) -> list[int]:
+        return list(range(plan["shards"]))
+
+    @task
+    def compute_shard(plan: dict, shard: int) -> dict:
+        return _stage("compute_shard", plan, shard)
+
     @task(outlets=[INDICATOR_RESULTS])
-    def compute(period: str, loaded: dict[str, int], params: dict | None = None) -> dict:
-        return _stage("compute_stage", period, history=bool((params or {}).get("history")))
+    def compute(plan: dict, shards: list[dict]) -> dict:
+        return _stage("combine_shards", plan)
 
     @task(outlets=[QUALITY_REPORT])
     def report(period: str, computed: dict) -> str:
@@ -119,7 +135,9 @@ def quality_monthly() -> None:
         return _stage("export_stage", period)
 
     period = reporting_period()
-    computed = compute(period, load(period, validate(period, extract(period))))
+    plan = plan_compute(period, load(period, validate(period, extract(period))))
+    shards = compute_shard.partial(plan=plan).expand(shard=shard_indices(plan))
+    computed = compute(plan, shards)
     report(period, computed)
     export(period, computed)
 

@@ -58,18 +58,24 @@ def test_quality_monthly_contract(dagbag) -> None:
 
 def test_dag_follows_the_one_stage_sequence(dagbag, settings) -> None:  # type: ignore[no-untyped-def]
     """The DAG's tasks are the steps of ``stages.period_steps`` (what ``careqi run`` and
-    the tests run), in the same order; report and export both follow compute."""
+    the tests run), in the same order, with compute fanned out (plan, one mapped task
+    per patient shard, combine); report and export both follow compute."""
     from pipelines.stages import period_steps
 
     dag = dagbag.dags["quality_monthly"]
     steps = [name for name, _ in period_steps("2026-01", settings)]
     data_steps, publish_steps = steps[: steps.index("compute") + 1], steps[steps.index("compute") + 1 :]
-    assert set(dag.task_ids) == {"reporting_period", *steps}
+    fan_out = ["plan_compute", "shard_indices", "compute_shard"]
+    assert set(dag.task_ids) == {"reporting_period", *steps, *fan_out}
+    data_steps[-1:-1] = fan_out
     order = ["reporting_period", *data_steps]
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids >= {upstream}, downstream
     assert set(publish_steps) == {"report", "export"}
     assert set(publish_steps) <= dag.get_task("compute").downstream_task_ids
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    assert isinstance(dag.get_task("compute_shard"), MappedOperator)
 
 
 def test_reporting_period_defaults_to_previous_month() -> None:

@@ -26,9 +26,14 @@ def test_dag_run_produces_report_and_exports_that_agree_with_the_warehouse(tmp_p
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAREQI_", "AIRFLOW"))}
     env["CAREQI_HOME"] = str(home)
+    # about 100 of the 300 patients have records in two months: compute fans out over
+    # several mapped shard tasks
+    env["CAREQI_SHARD_PATIENTS"] = "30"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # the venv's airflow
     settings = load_settings({"CAREQI_HOME": str(home)})
-    generate(settings.incoming_dir, patients=300, months=2, seed=5, end_period="2026-10")
+    # no injected defects: quarantine is tested in tests/test_stages.py; with 300 patients one
+    # defective encounter can quarantine a quarter of a small table and fail validation
+    generate(settings.incoming_dir, patients=300, months=2, seed=5, end_period="2026-10", defect_rate=0.0)
     stages.run_period("2026-09", settings, report=False)  # history, as a backfill would leave it
 
     proc = subprocess.run(
@@ -41,6 +46,11 @@ def test_dag_run_produces_report_and_exports_that_agree_with_the_warehouse(tmp_p
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "DAG run state: success" in proc.stdout
+    computed = home / "staging" / "2026-10" / "compute"
+    plan = json.loads((computed / "_plan.json").read_text())
+    assert plan["shards"] >= 2
+    done = sorted(p.name for p in computed.glob("shard-*") if (p / "_meta.json").exists())
+    assert done == [f"shard-{k:04d}-of-{plan['shards']:04d}" for k in range(plan["shards"])]
 
     report = home / "reports" / "2026-10" / "index.html"
     html = report.read_text()
