@@ -412,24 +412,49 @@ def conformance(
 @app.command()
 def bench(
     patients: Annotated[int, typer.Option(min=100, help="Synthetic patients to generate and process.")] = 100_000,
-    months: Annotated[int, typer.Option(min=1, max=24, help="Months of data.")] = 12,
+    months: Annotated[int, typer.Option(min=2, max=24, help="Months of data (the last is the monthly run).")] = 12,
     workdir: Annotated[Path | None, typer.Option(help="Scratch folder (default: <home>/bench; wiped first).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON document.")] = False,
 ) -> None:
-    """Time every stage on N synthetic patients; prints records/s per stage and peak memory."""
+    """Time every stage on N synthetic patients: the backfill, then the monthly run
+    (one new month into a warehouse holding the others), with records/s and peak
+    memory per stage, the NDJSON parser's ceiling and each indicator's populations."""
+    import json
+
     from pipelines.bench import run_benchmark
 
     settings = _settings()
-    report_rows = run_benchmark(settings, patients=patients, months=months, workdir=workdir, console=console)
-    table = Table(title=f"CareQI benchmark: {patients:,} patients, {months} months")
-    for col in ("stage", "records", "seconds", "records/s", "peak RSS MiB"):
-        table.add_column(col, justify="right" if col != "stage" else "left")
-    for row in report_rows:
+    result = run_benchmark(
+        settings, patients=patients, months=months, workdir=workdir, console=None if as_json else console
+    )
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    for part, title in (("backfill", f"backfill: {months - 1} months"), ("monthly", "monthly run: one more month")):
+        table = Table(title=f"CareQI benchmark, {patients:,} patients: {title}")
+        for col in ("stage", "records", "seconds", "records/s", "peak RSS MiB"):
+            table.add_column(col, justify="right" if col != "stage" else "left")
+        rows = result[part] + ([result["extract_ceiling"]] if part == "monthly" else [])
+        for row in rows:
+            table.add_row(
+                row["stage"],
+                f"{row['records']:,}",
+                f"{row['seconds']:.2f}",
+                f"{row['rate']:,.0f}",
+                f"{row['peak_mib']:,.0f}",
+            )
+        out.print(table)
+    out.print(f"monthly run: {result['monthly_seconds']:.1f} s", highlight=False)
+    shard = f"{result['shard_patients']:,} patients"
+    table = Table(title=f"Indicators: populations in the monthly run; patients/s on one shard ({shard})")
+    for col in ("indicator", "patients/s", "initial population", "denominator", "numerator"):
+        table.add_column(col, justify="right" if col != "indicator" else "left")
+    for row in result["indicators"]:
+        pops = row["populations"]
         table.add_row(
-            row["stage"],
-            f"{row['records']:,}",
-            f"{row['seconds']:.2f}",
-            f"{row['rate']:,.0f}",
-            f"{row['peak_mib']:,.0f}",
+            row["indicator"],
+            f"{row['patients_per_s']:,.0f}",
+            *(f"{pops.get(p, 0):,}" for p in ("initial_population", "denominator", "numerator")),
         )
     out.print(table)
 
