@@ -56,10 +56,13 @@ def qualifying_encounter(subjects: pd.DataFrame, r: ecqm.Retrieve, period: Perio
     """ "Qualifying Encounter": a CQMCommon inpatient encounter whose hospitalization (with any
     immediately prior observation stay and emergency department visit) lasts at most 120
     calendar days, of a patient aged 18 or over on the day the encounter itself started."""
-    hstart = ecqm.days(ecqm.hospitalization_start(subjects, r))
-    length = ecqm.days(subjects["end_at"]) - hstart
-    short = ~np.isnat(length) & (length <= np.timedelta64(MAX_STAY_DAYS, "D"))
-    return ecqm.inpatient_encounter(subjects, r, period) & short & ecqm.adult_at_start(subjects, r)
+
+    def short_stay_adult(stays: pd.DataFrame) -> np.ndarray:
+        length = ecqm.days(stays["end_at"]) - ecqm.days(ecqm.hospitalization_start(stays, r))
+        short = ~np.isnat(length) & (length <= np.timedelta64(MAX_STAY_DAYS, "D"))
+        return short & ecqm.adult_at_start(stays, r)
+
+    return ecqm.refine(ecqm.inpatient_encounter(subjects, r, period), subjects, short_stay_adult)
 
 
 def _claim_poa(subjects: pd.DataFrame, r: ecqm.Retrieve) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:

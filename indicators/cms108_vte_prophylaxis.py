@@ -49,6 +49,7 @@ from pipelines.compute.ecqm import (
     principal_procedure,
     reasons,
     recorded,
+    refine,
     true,
     ts,
     window_hits,
@@ -114,10 +115,11 @@ class _Stays:
         f["d1"] = f["d0"].to_numpy(dtype="datetime64[D]") + DAY
         f["d2"] = f["d0"].to_numpy(dtype="datetime64[D]") + 2 * DAY
         f["hosp"] = days(hospitalization_start(f, self.terms))
-        f["anes"] = self._anesthesia_next_day()
+        # Asked by the denominator exclusion and the numerator alike: found once per stay.
+        f["anes"] = terms.per_record("cms108 anesthesia ended the next day", f, "encounter_id", self._anesthesia)
         self.n = len(f)
 
-    def _anesthesia_next_day(self) -> np.ndarray:
+    def _anesthesia(self, stays: pd.DataFrame) -> np.ndarray:
         """``AnesthesiaProcedure.performed.toInterval() ends 1 day after day of start of
         QualifyingEncounter.period``, status completed (any procedure of the patient)."""
         proc = self.data["procedures"]
@@ -125,7 +127,7 @@ class _Stays:
             proc, "procedures", "General or Neuraxial Anesthesia"
         )
         ends = events(proc, hit, point_end(proc["performed_start"], proc["performed_end"]))
-        return window_hits(self.frame, ends, "d1", "d1")
+        return window_hits(stays, ends, "d1", "d1")
 
     def in_windows(self, found: pd.DataFrame, admission: str = "hosp") -> tuple[np.ndarray, np.ndarray]:
         """(hit in the admission window, hit in the procedure window)."""
@@ -141,14 +143,12 @@ class _Stays:
 # ----------------------------------------------------------------------- initial population
 def _initial_population(subjects: pd.DataFrame, period: Period, terms: Retrieve) -> np.ndarray:
     """VTE "Encounter With Age Range And Without VTE Diagnosis Or Obstetrical Conditions"."""
-    candidates = subjects[inpatient_encounter(subjects, terms, period) & adult_at_start(subjects, terms)]
-    excluded = encounter_diagnosis(
-        candidates,
-        terms,
-        ("Obstetrical or Pregnancy Related Conditions", "Venous Thromboembolism", "Obstetrics VTE"),
+    excluded = ("Obstetrical or Pregnancy Related Conditions", "Venous Thromboembolism", "Obstetrics VTE")
+    return refine(
+        inpatient_encounter(subjects, terms, period),
+        subjects,
+        lambda s: adult_at_start(s, terms) & ~encounter_diagnosis(s, terms, excluded),
     )
-    keep = set(candidates["encounter_id"].astype("string")[~excluded])
-    return isin(subjects["encounter_id"], keep)
 
 
 def initial_population(
@@ -234,16 +234,17 @@ def denominator_exclusion(
 
 
 # ------------------------------------------------------------------------------ numerator
-def _administrations(data: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    med = data["medications"]
-    return med[eq(med["resource_type"], "MedicationAdministration")].reset_index(drop=True)
+def _administered(med: pd.DataFrame, status: str) -> np.ndarray:
+    """MedicationAdministrations of ``status``: a mask over the whole medications table, so
+    that the value-set retrieves beside it are asked of the table (indexed once)."""
+    return eq(med["resource_type"], "MedicationAdministration") & eq(med["status"], status)
 
 
 def _prophylaxis_received(stays: _Stays) -> np.ndarray:
     """ "Pharmacological or Mechanical VTE Prophylaxis Received", started in either window."""
     data, terms = stays.data, stays.terms
-    ma = _administrations(data)
-    done = eq(ma["status"], "completed")
+    ma = data["medications"]
+    done = _administered(ma, "completed")
     ldu = terms.in_valueset(ma, "medications", PHARMACOLOGICAL[0]) & terms.in_valueset(
         ma, "medications", "Subcutaneous route", element="route", own=("route_code", None)
     )
@@ -261,8 +262,8 @@ def _oral_factor_xa_with_indication(stays: _Stays) -> np.ndarray:
     """Oral factor Xa inhibitor on the day of / after admission (or anesthesia end), for a
     patient with atrial fibrillation/flutter, prior VTE, or hip/knee replacement."""
     data, terms, f = stays.data, stays.terms, stays.frame
-    ma = _administrations(data)
-    xa = eq(ma["status"], "completed") & terms.in_valueset(
+    ma = data["medications"]
+    xa = _administered(ma, "completed") & terms.in_valueset(
         ma, "medications", "Oral Factor Xa Inhibitor for VTE Prophylaxis or VTE Treatment"
     )
     given = stays.any_window(events(ma, xa, ma["effective_start"]), admission="d0")
@@ -333,12 +334,12 @@ def _low_risk(stays: _Stays) -> np.ndarray:
         & (obs["value_num"].astype("Float64") > 3.0).to_numpy(dtype=bool, na_value=False)
         & _inr_comparable(obs["value_unit"])
     )
-    ma = _administrations(data)
+    ma = data["medications"]
     ufh_iv = terms.in_valueset(ma, "medications", "Unfractionated Heparin") & terms.in_valueset(
         ma, "medications", "Intravenous route", element="route", own=("route_code", None)
     )
     other = terms.in_valueset(ma, "medications", ("Direct Thrombin Inhibitor", "Glycoprotein IIb IIIa Inhibitors"))
-    anticoagulant = eq(ma["status"], "completed") & (ufh_iv | other)
+    anticoagulant = _administered(ma, "completed") & (ufh_iv | other)
     found = pd.concat(
         [
             events(obs, low, earliest),
@@ -394,30 +395,29 @@ def _not_given(stays: _Stays) -> pd.DataFrame:
         parts.append(merged)
 
     # MedicationAdministrationNotDone: statusReason, at recorded.
-    ma = med[eq(med["resource_type"], "MedicationAdministration")].reset_index(drop=True)
-    ma_nd = eq(ma["status"], "not-done") & terms.in_valueset(ma, "medications", PHARMACOLOGICAL)
+    vte_drug = terms.in_valueset(med, "medications", PHARMACOLOGICAL)
+    ma_nd = _administered(med, "not-done") & vte_drug
     add(
         "medication",
-        ma,
+        med,
         ma_nd,
         "medication_id",
         "medications",
-        recorded(ma, "effective_start"),
+        recorded(med, "effective_start"),
         "status_reason_code",
         "status_reason_system",
         "status_reason",
     )
     # MedicationNotRequested: reasonCode, at authoredOn.
-    mr = med[eq(med["resource_type"], "MedicationRequest")].reset_index(drop=True)
-    mr_vte = terms.in_valueset(mr, "medications", PHARMACOLOGICAL)
-    mr_dnp = true(mr["do_not_perform"]) & isin(mr["intent"], ORDER_INTENTS) & mr_vte
+    mr_vte = eq(med["resource_type"], "MedicationRequest") & vte_drug
+    mr_dnp = true(med["do_not_perform"]) & isin(med["intent"], ORDER_INTENTS) & mr_vte
     add(
         "medication",
-        mr,
+        med,
         mr_dnp,
         "medication_id",
         "medications",
-        mr["effective_start"],
+        med["effective_start"],
         "reason_code",
         "reason_system",
         "reason",
@@ -436,17 +436,18 @@ def _not_given(stays: _Stays) -> pd.DataFrame:
         "status_reason",
     )
     # ServiceNotRequested: reasonRefused, at authoredOn.
-    sr = req[eq(req["resource_type"], "ServiceRequest")].reset_index(drop=True)
-    sr_dev = terms.in_valueset(sr, "requests", DEVICE_ORDER, element="code", own=("code", "code_system")) & isin(
-        sr["intent"], ORDER_INTENTS
+    sr_dev = (
+        eq(req["resource_type"], "ServiceRequest")
+        & terms.in_valueset(req, "requests", DEVICE_ORDER, element="code", own=("code", "code_system"))
+        & isin(req["intent"], ORDER_INTENTS)
     )
     add(
         "device",
-        sr,
-        sr_dev & true(sr["do_not_perform"]),
+        req,
+        sr_dev & true(req["do_not_perform"]),
         "request_id",
         "requests",
-        sr["authored_at"],
+        req["authored_at"],
         "reason_code",
         "reason_system",
         "refused",
@@ -467,27 +468,27 @@ def _not_given(stays: _Stays) -> pd.DataFrame:
             }
         )
         by_focus = focus.merge(task_reasons, on="task")[["rid", "system", "code"]]
-        mr_rej = eq(mr["status"], "active") & mr_vte
+        mr_rej = eq(med["status"], "active") & mr_vte
         add(
             "medication",
-            mr,
+            med,
             mr_rej,
             "medication_id",
             "medications",
-            mr["effective_start"],
+            med["effective_start"],
             "reason_code",
             "reason_system",
             "reason",
             reasons_from=by_focus,
         )
-        sr_rej = eq(sr["status"], "active") & sr_dev
+        sr_rej = eq(req["status"], "active") & sr_dev
         add(
             "device",
-            sr,
+            req,
             sr_rej,
             "request_id",
             "requests",
-            sr["authored_at"],
+            req["authored_at"],
             "reason_code",
             "reason_system",
             "refused",

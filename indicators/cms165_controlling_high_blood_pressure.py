@@ -96,45 +96,66 @@ ACUTE_CLASSES = ("EMER", "IMP", "ACUTE", "NONAC", "PRENC", "SS")
 
 
 # --------------------------------------------------------------------------- subjects
+# Each retrieve is asked of a whole table (the evaluation's Retrieve indexes those once) and
+# only the rows kept, with the columns the logic reads, are taken from it.
+def _rows(table: pd.DataFrame, keep: np.ndarray, columns: Iterable[str], **flags: np.ndarray) -> pd.DataFrame:
+    """The kept rows' ``columns``, with per-row ``flags`` (whole-table masks) as columns."""
+    rows = table.loc[keep, list(columns)].reset_index(drop=True)
+    return rows.assign(**{name: flag[keep] for name, flag in flags.items()})
+
+
 def _verified_conditions(t: Retrieve, refs: Iterable[str]) -> pd.DataFrame:
     """Conditions (problem list, health concern or encounter diagnosis) in any of the sets,
     with no verification status or a non-refuted one (Status ``verified()``)."""
     cond = t.table("conditions")
     status = cond["verification_status"]
     verified = status.isna().to_numpy(dtype=bool) | isin(status, VERIFIED)
-    cond = cond[verified].reset_index(drop=True)
-    return cond[t.in_valueset(cond, "conditions", refs)].reset_index(drop=True)
+    keep = verified & t.in_valueset(cond, "conditions", refs)
+    return _rows(cond, keep, ["patient_id", "onset_at", "abatement_at", "clinical_status"])
 
 
-def _finished_encounters(t: Retrieve, refs: Iterable[str]) -> pd.DataFrame:
+def _finished_encounters(t: Retrieve, refs: Iterable[str], where: np.ndarray | None = None) -> pd.DataFrame:
+    """Finished encounters of a type in the sets (and ``where``, a mask over the table)."""
     enc = t.table("encounters")
-    enc = enc[isin(enc["status"], ["finished"])].reset_index(drop=True)
-    return enc[t.in_valueset(enc, "encounters", refs)].reset_index(drop=True)
+    keep = isin(enc["status"], ["finished"]) & t.in_valueset(enc, "encounters", refs)
+    return _rows(enc, keep if where is None else keep & where, ["patient_id", "start_at", "end_at"])
 
 
 def _completed_procedures(t: Retrieve, refs: Iterable[str]) -> pd.DataFrame:
     proc = t.table("procedures")
-    proc = proc[isin(proc["status"], ["completed"])].reset_index(drop=True)
-    return proc[t.in_valueset(proc, "procedures", refs)].reset_index(drop=True)
+    keep = isin(proc["status"], ["completed"]) & t.in_valueset(proc, "procedures", refs)
+    return _rows(proc, keep, ["patient_id", "performed_start", "performed_end"])
 
 
-def _orders(t: Retrieve, resource_type: str) -> pd.DataFrame:
+def _orders(t: Retrieve, resource_type: str, refs: Iterable[str]) -> pd.DataFrame:
     """Active or completed orders of one request type (Status ``isInterventionOrder`` /
-    ``isDeviceOrderPersonalUseDevices``), never a do-not-perform request."""
+    ``isDeviceOrderPersonalUseDevices``) for something in the sets, never a do-not-perform
+    request."""
     req = t.table("requests")
     keep = (
         isin(req["resource_type"], [resource_type])
         & isin(req["status"], ["active", "completed"])
         & isin(req["intent"], ORDER_INTENTS)
         & ~true(req["do_not_perform"])
+        & t.in_valueset(req, "requests", refs)
     )
-    return req[keep].reset_index(drop=True)
+    return _rows(req, keep, ["patient_id", "authored_at"])
 
 
-def _assessments(t: Retrieve, code: str) -> pd.DataFrame:
+def _assessments(t: Retrieve, code: str, **flags: np.ndarray) -> pd.DataFrame:
+    """Final assessments coded ``code``, with ``flags`` (masks over the whole table)."""
     obs = t.table("observations")
-    obs = obs[isin(obs["status"], ASSESSMENT_DONE)].reset_index(drop=True)
-    return obs[t.with_code(obs, "observations", [code])].reset_index(drop=True)
+    keep = isin(obs["status"], ASSESSMENT_DONE) & t.with_code(obs, "observations", [code])
+    return _rows(obs, keep, ["patient_id", "effective_at", "effective_end"], **flags)
+
+
+def _answer(t: Retrieve, codes: Iterable[str] = (), valueset: str | None = None) -> np.ndarray:
+    """Observations whose value (its code alone, or any coding) is one of the direct-reference
+    ``codes`` or in ``valueset``: a mask over the whole table."""
+    obs = t.table("observations")
+    if valueset is not None:
+        return t.in_valueset(obs, "observations", valueset, element="value", own=("value_code", None))
+    return t.with_code(obs, "observations", codes, element="value", own=("value_code", None))
 
 
 # ------------------------------------------------------------------ initial population
@@ -173,24 +194,26 @@ def _hospice(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.ndarray:
     start, end = bounds(period)
     out = np.zeros(len(subjects), dtype=bool)
 
-    inpatient = _finished_encounters(t, ["Encounter Inpatient"])
     to_hospice = t.with_code(
-        inpatient, "encounters", DISCHARGE_TO_HOSPICE, element="disposition", own=("discharge_disposition", None)
+        t.table("encounters"),
+        "encounters",
+        DISCHARGE_TO_HOSPICE,
+        element="disposition",
+        own=("discharge_disposition", None),
     )
+    inpatient = _finished_encounters(t, ["Encounter Inpatient"], where=to_hospice)
     ends_in_period = within(fhir_period(inpatient["start_at"], inpatient["end_at"]).end(), start, end)
-    out |= patients_with(subjects, inpatient.loc[to_hospice & ends_in_period, "patient_id"])
+    out |= patients_with(subjects, inpatient.loc[ends_in_period, "patient_id"])
 
     enc = _finished_encounters(t, ["Hospice Encounter"])
     overlapping = fhir_period(enc["start_at"], enc["end_at"]).overlaps(start, end)
     out |= patients_with(subjects, enc.loc[overlapping, "patient_id"])
 
-    obs = _assessments(t, HOSPICE_CARE_MDS)
+    obs = _assessments(t, HOSPICE_CARE_MDS, yes=_answer(t, [YES]))
     overlapping = timing(obs["effective_at"], obs["effective_end"]).overlaps(start, end)
-    yes = t.with_code(obs, "observations", [YES], element="value", own=("value_code", None))
-    out |= patients_with(subjects, obs.loc[yes & overlapping, "patient_id"])
+    out |= patients_with(subjects, obs.loc[obs["yes"].to_numpy(dtype=bool) & overlapping, "patient_id"])
 
-    req = _orders(t, "ServiceRequest")
-    req = req[t.in_valueset(req, "requests", ["Hospice Care Ambulatory"])]
+    req = _orders(t, "ServiceRequest", ["Hospice Care Ambulatory"])
     out |= patients_with(subjects, req.loc[within(ts(req["authored_at"]), start, end), "patient_id"])
 
     proc = _completed_procedures(t, ["Hospice Care Ambulatory"])
@@ -243,14 +266,12 @@ def _renal_or_pregnancy(subjects: pd.DataFrame, t: Retrieve, period: Period) -> 
 def _frailty(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.ndarray:
     """AdvancedIllnessandFrailty.cql ``Has Criteria Indicating Frailty``."""
     start, end = bounds(period)
-    dev = _orders(t, "DeviceRequest")
-    dev = dev[t.in_valueset(dev, "requests", ["Frailty Device"])]
+    dev = _orders(t, "DeviceRequest", ["Frailty Device"])
     out = patients_with(subjects, dev.loc[within(ts(dev["authored_at"]), start, end), "patient_id"])
 
-    obs = _assessments(t, MEDICAL_EQUIPMENTUSED)
+    obs = _assessments(t, MEDICAL_EQUIPMENTUSED, device=_answer(t, valueset="Frailty Device"))
     ends_in_period = within(timing(obs["effective_at"], obs["effective_end"]).end(), start, end)
-    device = t.in_valueset(obs, "observations", "Frailty Device", element="value", own=("value_code", None))
-    out |= patients_with(subjects, obs.loc[device & ends_in_period, "patient_id"])
+    out |= patients_with(subjects, obs.loc[obs["device"].to_numpy(dtype=bool) & ends_in_period, "patient_id"])
 
     cond = _verified_conditions(t, ["Frailty Diagnosis"])
     out |= patients_with(subjects, cond.loc[prevalence(cond).overlaps(start, end), "patient_id"])
@@ -259,9 +280,9 @@ def _frailty(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.ndarray:
     overlapping = fhir_period(enc["start_at"], enc["end_at"]).overlaps(start, end)
     out |= patients_with(subjects, enc.loc[overlapping, "patient_id"])
 
-    sym = t.table("observations")
-    sym = sym[isin(sym["status"], SYMPTOM_STATUSES)].reset_index(drop=True)
-    sym = sym[t.in_valueset(sym, "observations", ["Frailty Symptom"])]
+    obs = t.table("observations")
+    keep = isin(obs["status"], SYMPTOM_STATUSES) & t.in_valueset(obs, "observations", ["Frailty Symptom"])
+    sym = _rows(obs, keep, ["patient_id", "effective_at", "effective_end"])
     overlapping = timing(sym["effective_at"], sym["effective_end"]).overlaps(start, end)
     out |= patients_with(subjects, sym.loc[overlapping, "patient_id"])
     return out
@@ -277,12 +298,13 @@ def _advanced_illness_or_dementia_drugs(subjects: pd.DataFrame, t: Retrieve, per
     out = patients_with(subjects, cond.loc[started, "patient_id"])
 
     med = t.table("medications")
-    med = med[
+    keep = (
         isin(med["resource_type"], ["MedicationRequest"])
         & isin(med["status"], ["active"])
         & isin(med["intent"], ORDER_INTENTS)
-    ].reset_index(drop=True)
-    med = med[t.in_valueset(med, "medications", ["Dementia Medications"])]
+        & t.in_valueset(med, "medications", ["Dementia Medications"])
+    )
+    med = _rows(med, keep, ["patient_id", "effective_start", "effective_end"])
     overlapping = timing(med["effective_start"], med["effective_end"]).overlaps(window_start, end)
     out |= patients_with(subjects, med.loc[overlapping, "patient_id"])
     return out
@@ -292,13 +314,11 @@ def _nursing_home(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.nda
     """The last housing-status assessment ending by the end of the period says the patient
     lives in a nursing home (age is checked by the caller)."""
     _, end = bounds(period)
-    obs = _assessments(t, HOUSING_STATUS)
+    obs = _assessments(t, HOUSING_STATUS, nursing=_answer(t, [LIVES_IN_NURSING_HOME]))
     ended = timing(obs["effective_at"], obs["effective_end"]).end()
     obs = obs.assign(__end=ended)[ended < end]
     last = obs.sort_values("__end", kind="stable").drop_duplicates("patient_id", keep="last")
-    last = last.reset_index(drop=True)
-    nursing = t.with_code(last, "observations", [LIVES_IN_NURSING_HOME], element="value", own=("value_code", None))
-    return patients_with(subjects, last.loc[nursing, "patient_id"])
+    return patients_with(subjects, last.loc[last["nursing"].to_numpy(dtype=bool), "patient_id"])
 
 
 def denominator_exclusion(
@@ -321,8 +341,9 @@ def denominator_exclusion(
 
 
 # --------------------------------------------------------------------------- numerator
-def _qualifying_readings(t: Retrieve, period: Period) -> pd.DataFrame:
-    """Blood-pressure readings the numerator may use, with the (facility-local) day of ``latest()``.
+def _qualifying_readings(subjects: pd.DataFrame, t: Retrieve, period: Period) -> pd.DataFrame:
+    """The subjects' blood-pressure readings the numerator may use, with the (facility-local)
+    day of ``latest()``.
 
     As the CQL writes it, a reading qualifies if it was NOT taken on a day of a finished
     inpatient or emergency-department encounter (at any time), OR it lies within the
@@ -331,10 +352,11 @@ def _qualifying_readings(t: Retrieve, period: Period) -> pd.DataFrame:
     """
     start, end = bounds(period)
     obs = t.table("observations")
-    obs = obs[isin(obs["status"], ASSESSMENT_DONE)].reset_index(drop=True)
     is_bp = t.with_code(obs, "observations", BLOOD_PRESSURE_PANELS)
     is_bp |= obs["systolic"].notna().to_numpy(dtype=bool) | obs["diastolic"].notna().to_numpy(dtype=bool)
-    obs = obs[is_bp].reset_index(drop=True)
+    keep = isin(obs["status"], ASSESSMENT_DONE) & is_bp & isin(obs["patient_id"], subjects["patient_id"])
+    columns = ["patient_id", "encounter_id", "effective_at", "effective_end", "systolic", "diastolic"]
+    obs = _rows(obs, keep, columns)
     lo, hi = ts(obs["effective_at"]), ts(obs["effective_end"])
     latest = np.where(np.isnat(hi), lo, hi)
     obs = obs.assign(__latest=latest, __day=_as_days(latest))[~np.isnat(latest)].reset_index(drop=True)
@@ -353,11 +375,7 @@ def _qualifying_readings(t: Retrieve, period: Period) -> pd.DataFrame:
     during_acute = np.zeros(len(obs), dtype=bool)
     during_acute[pairs["__row"].to_numpy()[inside]] = True
 
-    enc = t.table("encounters")[["encounter_id", "class_code"]]
-    linked = pd.DataFrame({"encounter_id": strs(obs["encounter_id"])}).merge(
-        enc.assign(encounter_id=strs(enc["encounter_id"])), on="encounter_id", how="left"
-    )
-    acute_class = isin(linked["class_code"], ACUTE_CLASSES)
+    acute_class = isin(t.lookup("encounters", obs["encounter_id"], "class_code"), ACUTE_CLASSES)
     in_period = within(obs["__latest"].to_numpy(dtype=US), start, end)
     return obs[~during_acute | (~acute_class & in_period)].reset_index(drop=True)
 
@@ -366,7 +384,7 @@ def numerator(subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: 
     """On the most recent day with a qualifying reading, the lowest systolic is below 140 mmHg
     and the lowest diastolic below 90 mmHg. A reading on that day lacking a value makes
     the result unknown (CQL sorts nulls first), hence not met."""
-    readings = _qualifying_readings(t, period)
+    readings = _qualifying_readings(subjects, t, period)
     if readings.empty:
         return np.zeros(len(subjects), dtype=bool)
     last_day = readings.groupby("patient_id", sort=False)["__day"].transform("max")

@@ -31,7 +31,12 @@ SKIN_FINDINGS = "Physical findings of Skin"
 def skin_exams_with_pressure_injury(r: ecqm.Retrieve, period: Period) -> pd.DataFrame:
     """Observations "Physical findings of Skin", final/amended/corrected, effective during the
     measurement period, whose value is a stage 2, 3, 4 or unstageable pressure injury.
-    Returns patient_id and ``exam_start`` (start of the effective time)."""
+    Returns patient_id and ``exam_start`` (start of the effective time); found once per
+    evaluation, for the denominator exclusion and the numerator alike."""
+    return r.once("cms826 skin exams with a pressure injury", lambda: _skin_exams(r, period))
+
+
+def _skin_exams(r: ecqm.Retrieve, period: Period) -> pd.DataFrame:
     obs = r.table("observations")
     skin = r.with_code(obs, "observations", [SKIN_FINDINGS])
     # value_code carries no system in the tidy table: it is matched on the code alone.
@@ -74,7 +79,7 @@ def initial_population(
 ) -> np.ndarray:
     """ "Encounter with Age 18 and Older": an inpatient encounter (type in Encounter Inpatient),
     finished, ending in the measurement period, of a patient aged 18 or over on the day it starts."""
-    return ecqm.inpatient_encounter(subjects, r, period) & ecqm.adult_at_start(subjects, r)
+    return ecqm.refine(ecqm.inpatient_encounter(subjects, r, period), subjects, lambda s: ecqm.adult_at_start(s, r))
 
 
 def denominator_exclusion(

@@ -75,7 +75,9 @@ class _Context:
     """A frame being evaluated, with lazily computed derived columns and earlier populations."""
 
     def __init__(self, frame: pd.DataFrame, env: _Env, derive: Mapping[str, m.Derivation] | None = None) -> None:
-        self.frame = frame.reset_index(drop=True)
+        # A frame already numbered 0..n-1 (a snapshot table) is kept as it is, so that
+        # retrieves over the initial population's subjects are retrieves over the table.
+        self.frame = frame if frame.index.equals(pd.RangeIndex(len(frame))) else frame.reset_index(drop=True)
         self.env = env
         self.derive = dict(derive or {})
         self.cache: dict[str, pd.Series] = {}
@@ -100,6 +102,8 @@ class _Context:
 
     def materialised(self) -> pd.DataFrame:
         """The subject frame with every derived column (for escape-hatch functions)."""
+        if not self.derive:
+            return self.frame
         return self.frame.assign(**{name: self.column(name) for name in self.derive})
 
 
@@ -338,7 +342,8 @@ def evaluate(
             if pop in (m.Population.DENOMINATOR, m.Population.MEASURE_POPULATION):
                 flags[pop] = within
             continue
-        flags[pop] = within & _population_mask(definition, ctx)
+        # A population nested in an empty one is empty: its criteria are not evaluated.
+        flags[pop] = within & _population_mask(definition, ctx) if within.any() else within
 
     censored = np.zeros(n, dtype=bool)
     if indicator.follow_up is not None and data_end is not None and n:

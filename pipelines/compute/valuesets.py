@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.errors import MissingValueSets, ValueSetError
 
@@ -44,7 +46,7 @@ class ValueSet:
     @property
     def keys(self) -> frozenset[str]:
         """(system, code) joined into one string, for vectorised ``isin``."""
-        return frozenset(f"{s}{_SEP}{c}" for s, c in self.codes)
+        return coding_keys(self.codes)
 
 
 def _walk_contains(items: Iterable[dict[str, Any]]) -> Iterator[tuple[str, str]]:
@@ -108,6 +110,63 @@ def _aliases(vs: ValueSet, resource: dict[str, Any]) -> set[str]:
     return names
 
 
+def _arrow(values: pd.Series) -> pa.Array:
+    """One contiguous Arrow string array (a pandas column may hold several chunks)."""
+    array = pa.array(values.astype("string"), type=pa.large_string())
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _encode(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each row's number among the distinct values (-1 where missing), and those values."""
+    encoded = pc.dictionary_encode(_arrow(values))
+    return encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
+
+
+class CodedColumn:
+    """A column of codes, with their systems or alone, whose distinct values are numbered
+    once (``ids``, -1 where a value is missing).
+
+    A month's codings hold hundreds of thousands of rows but few distinct codes, and one
+    evaluation tests the same columns against dozens of value sets: testing each distinct
+    value once and gathering per row makes each further value set a cheap integer lookup
+    instead of hashing every row's strings again.
+    """
+
+    def __init__(self, code: pd.Series, system: pd.Series | None = None) -> None:
+        #: Whether values are (system, code) pairs; else codes alone (no system kept).
+        self.paired = system is not None
+        code_ids, codes = _encode(code)
+        if system is None:
+            self.ids: np.ndarray = code_ids
+            #: The distinct values: ``system + _SEP + code`` when paired, else the code.
+            self.values: list[str] = codes
+            return
+        system_ids, systems = _encode(system)
+        known = (system_ids >= 0) & (code_ids >= 0)  # a missing system or code: no pair
+        pairs, distinct = pd.factorize(system_ids[known] * len(codes) + code_ids[known])
+        self.ids = np.full(len(code_ids), -1, dtype=np.int64)
+        self.ids[known] = pairs
+        self.values = [f"{systems[p // len(codes)]}{_SEP}{codes[p % len(codes)]}" for p in distinct.tolist()]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def member(self, wanted: frozenset[str]) -> np.ndarray:
+        """Per distinct value (plus a trailing False for missing), whether it is in
+        ``wanted`` (joined keys when paired, else codes): index it with ``ids``."""
+        found = np.fromiter((v in wanted for v in self.values), dtype=bool, count=len(self.values))
+        return np.append(found, False)
+
+    def isin(self, wanted: frozenset[str]) -> np.ndarray:
+        """Rows whose value is in ``wanted``; a missing system or code never matches."""
+        return self.member(wanted)[self.ids]
+
+
+def coding_keys(codes: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """(system, code) pairs as the joined keys :class:`CodedColumn` compares."""
+    return frozenset(f"{s}{_SEP}{c}" for s, c in codes)
+
+
 class ValueSetIndex:
     """Every loaded value set, reachable by any of its names."""
 
@@ -152,14 +211,17 @@ class ValueSetIndex:
     def codes(self, ref: str) -> frozenset[tuple[str, str]]:
         return self.get(ref).codes
 
-    def mask(self, ref: str, system: pd.Series, code: pd.Series) -> np.ndarray:
-        """Boolean array: row's (system, code) is in the set. Nulls never match."""
+    def keys(self, ref: str) -> frozenset[str]:
+        """The set's (system, code) pairs as joined keys (:func:`coding_keys`), built once."""
         vs = self.get(ref)
         key_id = id(vs)
         if key_id not in self._keys:
             self._keys[key_id] = vs.keys
-        joined = system.astype("string") + _SEP + code.astype("string")
-        return joined.isin(self._keys[key_id]).to_numpy(dtype=bool, na_value=False)
+        return self._keys[key_id]
+
+    def mask(self, ref: str, system: pd.Series, code: pd.Series) -> np.ndarray:
+        """Boolean array: row's (system, code) is in the set. Nulls never match."""
+        return CodedColumn(code, system).isin(self.keys(ref))
 
 
 class DeclaredValueSets:
@@ -192,6 +254,9 @@ class DeclaredValueSets:
 
     def codes(self, ref: str) -> frozenset[tuple[str, str]]:
         return self.index.codes(self.url(ref))
+
+    def keys(self, ref: str) -> frozenset[str]:
+        return self.index.keys(self.url(ref))
 
     def mask(self, ref: str, system: pd.Series, code: pd.Series) -> np.ndarray:
         return self.index.mask(self.url(ref), system, code)
@@ -234,4 +299,12 @@ def load_valuesets(dirs: Sequence[Path]) -> ValueSetIndex:
     return index
 
 
-__all__ = ["DeclaredValueSets", "ValueSet", "ValueSetIndex", "load_valuesets", "parse_valueset"]
+__all__ = [
+    "CodedColumn",
+    "DeclaredValueSets",
+    "ValueSet",
+    "ValueSetIndex",
+    "coding_keys",
+    "load_valuesets",
+    "parse_valueset",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pipelines.compute import evaluate, load_indicators, load_valuesets
+from pipelines.compute import model as m
 from pipelines.compute.dates import completed_years, day_difference
 from pipelines.compute.model import DayCount, Period
 from pipelines.errors import ConfigError
@@ -170,3 +172,23 @@ def test_numerator_is_never_set_for_an_excluded_subject() -> None:
     )
     row = evaluate(INDICATORS["readmission_30d_unplanned"], data, "2026-03", VALUESETS).iloc[0]
     assert bool(row["denominator_exclusion"]) and not bool(row["numerator"])
+
+
+def test_a_population_nested_in_an_empty_one_is_not_evaluated() -> None:
+    """An empty initial population leaves every later population empty without asking its
+    criteria (an eCQM's exclusions read whole tables)."""
+    asked: list[int] = []
+
+    def exclusion(subjects: pd.DataFrame, *_: object) -> np.ndarray:
+        asked.append(len(subjects))
+        return np.ones(len(subjects), dtype=bool)
+
+    base = INDICATORS["falls_with_injury"]
+    populations = dict(base.populations)
+    populations[m.Population.DENOMINATOR_EXCLUSION] = m.PopulationDef(
+        m.Population.DENOMINATOR_EXCLUSION, "every subject", function=exclusion
+    )
+    indicator = replace(base, populations=populations)
+    data = frames(encounters=[{"encounter_id": "e1", "patient_id": "p1", "class_code": "AMB"}])
+    assert evaluate(indicator, data, "2026-03", VALUESETS).empty
+    assert asked == []

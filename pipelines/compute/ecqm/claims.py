@@ -22,19 +22,20 @@ PRINCIPAL_DIAGNOSIS = "principal"  # ex-diagnosistype
 PRIMARY_PROCEDURE = "primary"  # ex-procedure-type
 
 
-def active_claims(frame: pd.DataFrame) -> pd.DataFrame:
+def active(frame: pd.DataFrame) -> np.ndarray:
     """Rows of active claims (use = claim)."""
-    return frame[eq(frame["status"], "active") & eq(frame["use"], "claim")]
+    return eq(frame["status"], "active") & eq(frame["use"], "claim")
 
 
 def linked_claim_diagnoses(subjects: pd.DataFrame, r: Retrieve) -> pd.DataFrame:
     """CQMCommon ``claimDiagnosis()``: diagnoses of active claims linked to each subject
     encounter, with ``__row`` (subject position), ``present_on_admission``,
     ``claim_diagnosis_id`` and ``condition_id``."""
-    cd = active_claims(r.table("claim_diagnoses"))
-    left = pd.DataFrame({"__row": np.arange(len(subjects)), "encounter_id": subjects["encounter_id"].to_numpy()})
     cols = ["encounter_id", "claim_diagnosis_id", "condition_id", "present_on_admission"]
-    return left.merge(cd[cols], on="encounter_id", how="inner").reset_index(drop=True)
+    table = r.table("claim_diagnoses")
+    cd = r.once("active claim diagnoses", lambda: table.loc[active(table), cols])
+    left = pd.DataFrame({"__row": np.arange(len(subjects)), "encounter_id": subjects["encounter_id"].to_numpy()})
+    return left.merge(cd, on="encounter_id", how="inner").reset_index(drop=True)
 
 
 def poa_in(linked: pd.DataFrame, r: Retrieve, name: str) -> np.ndarray:
@@ -63,27 +64,27 @@ def diagnosis_present_on_admission(subjects: pd.DataFrame, r: Retrieve, diagnose
 def principal_diagnosis(encounter_ids: pd.Series, r: Retrieve, names: tuple[str, ...]) -> np.ndarray:
     """CQMCommon ``hasPrincipalDiagnosisOf``: the claim diagnosis typed principal, on an active
     claim whose item points at the encounter; coded, or a referenced Condition."""
-    cd = active_claims(r.table("claim_diagnoses"))
-    cd = cd[eq(cd["diagnosis_type"], PRINCIPAL_DIAGNOSIS)]
+    cd = r.table("claim_diagnoses")
+    principal = active(cd) & eq(cd["diagnosis_type"], PRINCIPAL_DIAGNOSIS)
     coded = r.in_valueset(cd, "claim_diagnoses", names)
     referenced = isin(cd["condition_id"], r.ids_in("conditions", names))
-    return isin(encounter_ids, strs(cd.loc[coded | referenced, "encounter_id"]))
+    return isin(encounter_ids, strs(cd.loc[principal & (coded | referenced), "encounter_id"]))
 
 
 def principal_procedure(encounter_ids: pd.Series, r: Retrieve, names: tuple[str, ...]) -> np.ndarray:
     """``hasPrincipalProcedureOf``: the claim procedure typed primary whose sequence an item
     for the encounter lists; its code, or the referenced Procedure's code, is in a set."""
-    cp = active_claims(r.table("claim_procedures"))
-    cp = cp[eq(cp["procedure_type"], PRIMARY_PROCEDURE)]
+    cp = r.table("claim_procedures")
+    primary = active(cp) & eq(cp["procedure_type"], PRIMARY_PROCEDURE)
     coded = r.in_valueset(cp, "claim_procedures", names)
     referenced = isin(cp["procedure_id"], r.ids_in("procedures", names))
-    return isin(encounter_ids, strs(cp.loc[coded | referenced, "encounter_id"]))
+    return isin(encounter_ids, strs(cp.loc[primary & (coded | referenced), "encounter_id"]))
 
 
 __all__ = [
     "PRIMARY_PROCEDURE",
     "PRINCIPAL_DIAGNOSIS",
-    "active_claims",
+    "active",
     "diagnosis_code_in",
     "diagnosis_present_on_admission",
     "linked_claim_diagnoses",

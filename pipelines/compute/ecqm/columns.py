@@ -6,12 +6,13 @@ not met, so every helper returns plain booleans with nulls as False.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.api.extensions import ExtensionArray
 
 from pipelines.compute.dates import timestamps as ts
 
@@ -29,12 +30,13 @@ def strs(s: pd.Series) -> pd.Series:
     return s.astype("string")
 
 
-def isin(s: pd.Series, values: Iterable[str] | pd.Series | np.ndarray) -> np.ndarray:
+def isin(s: pd.Series, values: Iterable[str] | pd.Series | np.ndarray | ExtensionArray) -> np.ndarray:
     """Membership of a string column in a (possibly large) set of strings; nulls never match.
 
     Uses Arrow's hash-based ``is_in``: pandas' own ``isin`` on Arrow strings boxes every
-    candidate value, which dominates when matching ids against ids."""
-    if not isinstance(values, pd.Series | np.ndarray):
+    candidate value, which dominates when matching ids against ids (and so would listing
+    an Arrow-backed array of candidates, hence arrays are passed through as they are)."""
+    if not isinstance(values, pd.Series | np.ndarray | ExtensionArray):
         values = list(values)
     candidates = pa.array(pd.Series(values, dtype="string").dropna(), type=pa.large_string())
     if len(s) == 0 or len(candidates) == 0:
@@ -56,6 +58,15 @@ def any_per_row(n: int, rows: np.ndarray) -> np.ndarray:
     """True at the given row positions (each subject that has at least one hit)."""
     out = np.zeros(n, dtype=bool)
     out[np.asarray(rows, dtype=np.int64)] = True
+    return out
+
+
+def refine(mask: np.ndarray, frame: pd.DataFrame, test: Callable[[pd.DataFrame], np.ndarray]) -> np.ndarray:
+    """``mask & test(frame)``, with ``test`` asked only of the rows ``mask`` keeps: a costly
+    criterion (a join, an age) after a cheap one (a status, a retrieve already indexed)."""
+    out = np.array(mask, dtype=bool)
+    if out.any():
+        out[out] = np.asarray(test(frame[out].reset_index(drop=True)), dtype=bool)
     return out
 
 
@@ -99,6 +110,7 @@ __all__ = [
     "events",
     "isin",
     "patients_with",
+    "refine",
     "strs",
     "true",
     "ts",

@@ -32,10 +32,9 @@ def inpatient_encounter(subjects: pd.DataFrame, r: Retrieve, period: Period) -> 
 def age_at_start(subjects: pd.DataFrame, r: Retrieve) -> np.ndarray:
     """CQL ``AgeInYearsAt(date from start of Encounter.period)``: completed years on the day
     the encounter starts; NaN when the birth date or the start is unknown."""
-    patients = r.table("patients")[["patient_id", "birth_date"]]
-    birth = subjects[["patient_id"]].merge(patients, on="patient_id", how="left")["birth_date"]
+    birth = r.lookup("patients", subjects["patient_id"], "birth_date")
     start = pd.Series(ts(subjects["start_at"])).dt.normalize()
-    return completed_years(birth.reset_index(drop=True), start.reset_index(drop=True))
+    return completed_years(birth, start)
 
 
 def adult_at_start(subjects: pd.DataFrame, r: Retrieve, years: int = 18) -> np.ndarray:
@@ -90,11 +89,17 @@ def hospitalization_start(stays: pd.DataFrame, r: Retrieve) -> np.ndarray:
     """Start of CQMCommon ``hospitalizationWithObservation()``: the start of an emergency
     department visit ending <= 1 hour before the (observation stay before the) encounter,
     else of an observation stay ending <= 1 hour before it, else of the encounter itself.
-    The hospitalization ends when the encounter does."""
+    The hospitalization ends when the encounter does. Each encounter's is found once per
+    evaluation, whichever populations ask (``stays`` has ``encounter_id``)."""
+    return r.per_record("hospitalization_start", stays, "encounter_id", lambda s: _hospitalization_start(s, r))
+
+
+def _hospitalization_start(stays: pd.DataFrame, r: Retrieve) -> np.ndarray:
     enc = r.table("encounters")
     finished = eq(enc["status"], "finished")
-    obs = enc[finished & of_type(enc, r, "Observation Services")]
-    ed = enc[finished & of_type(enc, r, "Emergency Department Visit")]
+    visit = ["patient_id", "start_at", "end_at"]
+    obs = enc.loc[finished & of_type(enc, r, "Observation Services"), visit]
+    ed = enc.loc[finished & of_type(enc, r, "Emergency Department Visit"), visit]
     start = ts(stays["start_at"])
     obs_start = _prior_visit_start(stays, start, obs)
     visit_start = np.where(np.isnat(obs_start), start, obs_start)
