@@ -89,6 +89,9 @@ class Collector:
     """Mutable state of one extraction run."""
 
     validate_sample: int = 25
+    #: Resources structurally validated so far in this run, per type: the sample is a
+    #: budget per run, so a folder of one-patient Bundles is sampled like one NDJSON file.
+    sampled: Counter[str] = field(default_factory=Counter)
     #: table -> rows: dicts, except codings (tuples in column order, see children.py).
     rows: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     #: child table -> (parent table, parent row position) per child row, so that a
@@ -137,15 +140,14 @@ class Collector:
         resource: dict[str, Any],
         source_file: str,
         source_line: int,
-        sampled: Counter[str],
         *,
         bundle: str | None = None,
         full_url: Any = None,
     ) -> None:
         """Flatten one resource into its table (or count it as ignored).
 
-        ``sampled`` counts structurally validated resources per type in the current
-        file; the first ``validate_sample`` of each type are validated. ``bundle`` names
+        The first ``validate_sample`` resources of each type in the run are validated
+        structurally (:mod:`pipelines.extract.structure`). ``bundle`` names
         the Bundle an entry came from (its source file) and ``full_url`` is the entry's
         fullUrl: references to a Medication are looked up in that Bundle first.
         """
@@ -159,8 +161,8 @@ class Collector:
         if table is None or not isinstance(rtype, str):
             self.ignored[str(rtype)] += 1
             return
-        if sampled[rtype] < self.validate_sample:
-            sampled[rtype] += 1
+        if self.sampled[rtype] < self.validate_sample:
+            self.sampled[rtype] += 1
             error = structure_error(resource)
             if error is not None:
                 self.reject(table, resource.get("id"), error, allowed_fields(resource), source_file, source_line)

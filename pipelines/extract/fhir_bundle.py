@@ -11,7 +11,6 @@ or fullUrl, :mod:`pipelines.extract.medication`).
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -37,9 +36,8 @@ def read_bundle(path: Path, rel: str, sink: Collector) -> None:
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
         sink.reject(BUNDLE_TABLE, None, "not a FHIR resource: no resourceType", None, rel, 1)
         return
-    sampled: Counter[str] = Counter()
     if doc["resourceType"] != "Bundle":
-        sink.add_resource(doc, rel, 1, sampled)
+        sink.add_resource(doc, rel, 1)
         return
     entries = doc.get("entry") or []
     if not isinstance(entries, list):
@@ -62,7 +60,7 @@ def read_bundle(path: Path, rel: str, sink: Collector) -> None:
             full_id = ref_id(entry.get("fullUrl"))
             if full_id is not None:
                 resource["id"] = full_id
-        sink.add_resource(resource, rel, index, sampled, bundle=rel, full_url=entry.get("fullUrl"))
+        sink.add_resource(resource, rel, index, bundle=rel, full_url=entry.get("fullUrl"))
 
 
 __all__ = ["NO_RESOURCE", "read_bundle"]

@@ -17,7 +17,6 @@ line: it may be a Patient with a name and an address.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,7 +54,6 @@ def read_medications(path: Path, rel: str, sink: Collector) -> None:
     """Medication.ndjson: no table of its own, read for the codes that medication
     records reference (:mod:`pipelines.extract.medication`). A line that is not a
     readable Medication is counted, with a warning, and references to it stay unresolved."""
-    sampled: Counter[str] = Counter()
     for line_no, line in _lines(path, rel):
         try:
             resource = orjson.loads(line)
@@ -65,7 +63,7 @@ def read_medications(path: Path, rel: str, sink: Collector) -> None:
             log.warning("%s line %d is not a readable Medication", rel, line_no)
             sink.ignored[UNREADABLE_MEDICATION] += 1
             continue
-        sink.add_resource(resource, rel, line_no, sampled)
+        sink.add_resource(resource, rel, line_no)
 
 
 def read_ndjson(path: Path, rel: str, sink: Collector) -> None:
@@ -84,7 +82,6 @@ def read_ndjson(path: Path, rel: str, sink: Collector) -> None:
         with open_binary(path, rel) as fh:
             sink.ignored[rtype] += sum(1 for line in fh if line.strip())
         return
-    sampled: Counter[str] = Counter()
     for line_no, line in _lines(path, rel):
         try:
             resource = orjson.loads(line)
@@ -105,7 +102,7 @@ def read_ndjson(path: Path, rel: str, sink: Collector) -> None:
                 line_no,
             )
             continue
-        sink.add_resource(resource, rel, line_no, sampled)
+        sink.add_resource(resource, rel, line_no)
 
 
 __all__ = ["file_resource_type", "read_medications", "read_ndjson"]

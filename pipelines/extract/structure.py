@@ -2,7 +2,7 @@
 
 Full pydantic model validation runs at roughly 4,000 resources/s, five times slower
 than the rest of extraction, so it is applied to a deterministic sample (the first N
-resources of each type in each file). That is enough to catch a feed that is
+resources of each type in the run, however many files carry them). That is enough to catch a feed that is
 structurally wrong as a whole (wrong FHIR version, a broken exporter) while record
 level completeness is left to the validation room's expectations.
 

@@ -142,6 +142,24 @@ def test_sampled_resource_failing_fhir_r4_validation_is_quarantined(tmp_path: Pa
     _assert_balanced(result)
 
 
+def test_structure_sample_is_a_budget_per_run_not_per_file(tmp_path: Path) -> None:
+    """A folder of one-patient Bundles (a replicated test deck) is sampled like one
+    NDJSON file: the first N of each type in the run, not the first N of every file."""
+    invalid = {"resourceType": "Encounter", "id": "", "class": {"code": "IMP"}}  # status is required
+    for k in range(6):
+        entries = [
+            {"resource": {"resourceType": "Patient", "id": f"p{k}"}},
+            {"resource": dict(invalid, id=f"e{k}", subject={"reference": f"Patient/p{k}"})},
+        ]
+        (tmp_path / f"case{k}.json").write_bytes(
+            orjson.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
+        )
+    result = extract_batch(tmp_path, validate_sample=2)
+    assert sorted(result.quarantine["record_id"]) == ["e0", "e1"]  # the run's first two Encounters only
+    assert sorted(result.tables["encounters"]["encounter_id"]) == ["e2", "e3", "e4", "e5"]
+    _assert_balanced(result)
+
+
 def test_synthea_style_bundle_resolves_urn_uuid_and_numbers_entries(tmp_path: Path) -> None:
     bundle = {
         "resourceType": "Bundle",
