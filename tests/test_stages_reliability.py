@@ -221,6 +221,13 @@ def test_hostile_text_in_a_delivery_is_stored_safely_and_exported_inert(home: Se
         fixed.append(b",".join(fields))
     (source / "survey_responses.csv").write_bytes(b"\n".join(fixed) + b"\n")
     complaints = pd.read_csv(source / "complaints.csv", dtype=str, keep_default_na=False)
+    # a small month may have no complaint at all: one received in October is added, so
+    # the hostile ward reaches the export whatever the generator drew
+    raised = {"complaint_id": "hostile-ward-complaint", "facility_id": "org-northfield", "service": "general-medicine"}
+    raised |= {"channel": "phone", "category": "staff_attitude", "severity": "moderate", "status": "resolved"}
+    raised |= {"received_at": "2026-10-05T10:00:00+00:00", "acknowledged_at": "2026-10-06T09:00:00+00:00"}
+    raised |= {"resolved_at": "2026-10-20T12:00:00+00:00", "outcome": "upheld"}
+    complaints = pd.concat([complaints, pd.DataFrame([raised])], ignore_index=True).fillna("")
     complaints["ward_id"] = HOSTILE_WARD
     complaints.to_csv(source / "complaints.csv", index=False)
 
