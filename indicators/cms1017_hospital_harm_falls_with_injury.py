@@ -73,10 +73,15 @@ def _claim_poa(subjects: pd.DataFrame, r: ecqm.Retrieve) -> tuple[pd.DataFrame, 
 
 def fall_present_on_admission(subjects: pd.DataFrame, r: ecqm.Retrieve) -> np.ndarray:
     """``hasDiagnosisPresentOnAdmission("Inpatient Falls")``: a linked claim diagnosis coded as an
-    inpatient fall (diagnosisCodeableConcept only) with present-on-admission indicator Y or W."""
-    linked, _, poa_yes, _ = _claim_poa(subjects, r)
-    fall = ecqm.diagnosis_code_in(linked, r, INPATIENT_FALLS, via_condition=False)
-    return ecqm.any_per_row(len(subjects), linked["__row"].to_numpy()[poa_yes & fall])
+    inpatient fall (diagnosisCodeableConcept only) with present-on-admission indicator Y or W.
+    Asked by the denominator and the numerator exclusions alike: found once per encounter."""
+
+    def of(stays: pd.DataFrame) -> np.ndarray:
+        linked, _, poa_yes, _ = _claim_poa(stays, r)
+        fall = ecqm.diagnosis_code_in(linked, r, INPATIENT_FALLS, via_condition=False)
+        return ecqm.any_per_row(len(stays), linked["__row"].to_numpy()[poa_yes & fall])
+
+    return r.per_record("cms1017 fall present on admission", subjects, "encounter_id", of)
 
 
 def _fall_documented(subjects: pd.DataFrame, r: ecqm.Retrieve) -> np.ndarray:

@@ -322,17 +322,19 @@ def _low_risk(stays: _Stays) -> np.ndarray:
     obs = data["observations"]
     final = isin(obs["status"], FINAL_RESULT)
     risk_code = terms.with_code(obs, "observations", [VTE_RISK], element="code")
-    low = (
-        final
-        & risk_code
-        & terms.in_valueset(obs, "observations", "Low Risk", element="value", own=("value_code", None))
+    low = refine(
+        final & risk_code,
+        obs,
+        lambda o: terms.in_valueset(o, "observations", "Low Risk", element="value", own=("value_code", None)),
     )
     earliest = obs["effective_at"].where(obs["effective_at"].notna(), obs["effective_end"])
-    inr = (
-        final
-        & terms.in_valueset(obs, "observations", "INR")
-        & (obs["value_num"].astype("Float64") > 3.0).to_numpy(dtype=bool, na_value=False)
-        & _inr_comparable(obs["value_unit"])
+    inr = refine(
+        final & terms.in_valueset(obs, "observations", "INR"),
+        obs,
+        lambda o: (
+            (o["value_num"].astype("Float64") > 3.0).to_numpy(dtype=bool, na_value=False)
+            & _inr_comparable(o["value_unit"])
+        ),
     )
     ma = data["medications"]
     ufh_iv = terms.in_valueset(ma, "medications", "Unfractionated Heparin") & terms.in_valueset(

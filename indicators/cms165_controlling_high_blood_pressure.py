@@ -54,6 +54,7 @@ import pandas as pd
 
 from pipelines.compute.ecqm import (
     US,
+    Interval,
     Retrieve,
     age_at_end,
     bounds,
@@ -96,66 +97,80 @@ ACUTE_CLASSES = ("EMER", "IMP", "ACUTE", "NONAC", "PRENC", "SS")
 
 
 # --------------------------------------------------------------------------- subjects
-# Each retrieve is asked of a whole table (the evaluation's Retrieve indexes those once) and
-# only the rows kept, with the columns the logic reads, are taken from it.
-def _rows(table: pd.DataFrame, keep: np.ndarray, columns: Iterable[str], **flags: np.ndarray) -> pd.DataFrame:
-    """The kept rows' ``columns``, with per-row ``flags`` (whole-table masks) as columns."""
-    rows = table.loc[keep, list(columns)].reset_index(drop=True)
-    return rows.assign(**{name: flag[keep] for name, flag in flags.items()})
-
-
-def _verified_conditions(t: Retrieve, refs: Iterable[str]) -> pd.DataFrame:
+# Each criterion is a mask over a whole table: the retrieves beside it are asked of the
+# table (the snapshot's index answers those by number), the intervals of a table are made
+# once per evaluation, and subjects are matched to records by patient number
+# (``Retrieve.having``). Only the few assessments whose answer matters are taken out.
+def _verified_conditions(t: Retrieve, refs: Iterable[str]) -> np.ndarray:
     """Conditions (problem list, health concern or encounter diagnosis) in any of the sets,
     with no verification status or a non-refuted one (Status ``verified()``)."""
     cond = t.table("conditions")
     status = cond["verification_status"]
     verified = status.isna().to_numpy(dtype=bool) | isin(status, VERIFIED)
-    keep = verified & t.in_valueset(cond, "conditions", refs)
-    return _rows(cond, keep, ["patient_id", "onset_at", "abatement_at", "clinical_status"])
+    return verified & t.in_valueset(cond, "conditions", refs)
 
 
-def _finished_encounters(t: Retrieve, refs: Iterable[str], where: np.ndarray | None = None) -> pd.DataFrame:
-    """Finished encounters of a type in the sets (and ``where``, a mask over the table)."""
+def _finished_encounters(t: Retrieve, refs: Iterable[str]) -> np.ndarray:
     enc = t.table("encounters")
-    keep = isin(enc["status"], ["finished"]) & t.in_valueset(enc, "encounters", refs)
-    return _rows(enc, keep if where is None else keep & where, ["patient_id", "start_at", "end_at"])
+    return isin(enc["status"], ["finished"]) & t.in_valueset(enc, "encounters", refs)
 
 
-def _completed_procedures(t: Retrieve, refs: Iterable[str]) -> pd.DataFrame:
+def _completed_procedures(t: Retrieve, refs: Iterable[str]) -> np.ndarray:
     proc = t.table("procedures")
-    keep = isin(proc["status"], ["completed"]) & t.in_valueset(proc, "procedures", refs)
-    return _rows(proc, keep, ["patient_id", "performed_start", "performed_end"])
+    return isin(proc["status"], ["completed"]) & t.in_valueset(proc, "procedures", refs)
 
 
-def _orders(t: Retrieve, resource_type: str, refs: Iterable[str]) -> pd.DataFrame:
+def _orders(t: Retrieve, resource_type: str, refs: Iterable[str]) -> np.ndarray:
     """Active or completed orders of one request type (Status ``isInterventionOrder`` /
     ``isDeviceOrderPersonalUseDevices``) for something in the sets, never a do-not-perform
     request."""
     req = t.table("requests")
-    keep = (
+    return (
         isin(req["resource_type"], [resource_type])
         & isin(req["status"], ["active", "completed"])
         & isin(req["intent"], ORDER_INTENTS)
         & ~true(req["do_not_perform"])
         & t.in_valueset(req, "requests", refs)
     )
-    return _rows(req, keep, ["patient_id", "authored_at"])
 
 
-def _assessments(t: Retrieve, code: str, **flags: np.ndarray) -> pd.DataFrame:
-    """Final assessments coded ``code``, with ``flags`` (masks over the whole table)."""
+def _assessments(t: Retrieve, code: str) -> np.ndarray:
+    """Final assessments coded ``code``."""
     obs = t.table("observations")
-    keep = isin(obs["status"], ASSESSMENT_DONE) & t.with_code(obs, "observations", [code])
-    return _rows(obs, keep, ["patient_id", "effective_at", "effective_end"], **flags)
+    return isin(obs["status"], ASSESSMENT_DONE) & t.with_code(obs, "observations", [code])
 
 
-def _answer(t: Retrieve, codes: Iterable[str] = (), valueset: str | None = None) -> np.ndarray:
-    """Observations whose value (its code alone, or any coding) is one of the direct-reference
-    ``codes`` or in ``valueset``: a mask over the whole table."""
-    obs = t.table("observations")
+def _answered(t: Retrieve, assessed: np.ndarray, codes: Iterable[str] = (), valueset: str | None = None) -> np.ndarray:
+    """The ``assessed`` observations whose value (its code alone, or any coding) is one of
+    the direct-reference ``codes`` or in ``valueset``: asked of those few rows only."""
+    rows = np.flatnonzero(assessed)
+    obs = t.table("observations").iloc[rows].reset_index(drop=True)
     if valueset is not None:
-        return t.in_valueset(obs, "observations", valueset, element="value", own=("value_code", None))
-    return t.with_code(obs, "observations", codes, element="value", own=("value_code", None))
+        hit = t.in_valueset(obs, "observations", valueset, element="value", own=("value_code", None))
+    else:
+        hit = t.with_code(obs, "observations", codes, element="value", own=("value_code", None))
+    out = np.zeros(len(assessed), dtype=bool)
+    out[rows[hit]] = True
+    return out
+
+
+def _prevalence(t: Retrieve) -> Interval:
+    return t.once("cms165 condition prevalence", lambda: prevalence(t.table("conditions")))
+
+
+def _encounter_period(t: Retrieve) -> Interval:
+    enc = t.table("encounters")
+    return t.once("cms165 encounter period", lambda: fhir_period(enc["start_at"], enc["end_at"]))
+
+
+def _performed(t: Retrieve) -> Interval:
+    proc = t.table("procedures")
+    return t.once("cms165 procedure timing", lambda: timing(proc["performed_start"], proc["performed_end"]))
+
+
+def _effective(t: Retrieve) -> Interval:
+    obs = t.table("observations")
+    return t.once("cms165 observation timing", lambda: timing(obs["effective_at"], obs["effective_end"]))
 
 
 # ------------------------------------------------------------------ initial population
@@ -168,10 +183,8 @@ def initial_population(
     age = age_at_end(subjects, period)
     adult = (age >= 18) & (age <= 85)
 
-    htn = _verified_conditions(t, ["Essential Hypertension"])
     six_months = np.datetime64((period.start + pd.DateOffset(months=6)).to_datetime64(), "us")
-    first_half = prevalence(htn).overlaps(start, six_months)
-    has_htn = patients_with(subjects, htn.loc[first_half, "patient_id"])
+    htn = _verified_conditions(t, ["Essential Hypertension"]) & _prevalence(t).overlaps(start, six_months)
 
     outpatient = [
         "Office Visit",
@@ -182,67 +195,56 @@ def initial_population(
         "Virtual Encounter",
         "Telephone Visits",
     ]
-    enc = _finished_encounters(t, outpatient)
-    in_period = fhir_period(enc["start_at"], enc["end_at"]).during(start, end)
-    has_visit = patients_with(subjects, enc.loc[in_period, "patient_id"])
-    return adult & has_htn & has_visit
+    visit = _finished_encounters(t, outpatient) & _encounter_period(t).during(start, end)
+    return adult & t.having(subjects, "conditions", htn) & t.having(subjects, "encounters", visit)
 
 
 # ------------------------------------------------------------------ exclusions
 def _hospice(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.ndarray:
     """Hospice.cql ``Has Hospice Services``."""
     start, end = bounds(period)
-    out = np.zeros(len(subjects), dtype=bool)
-
+    enc = t.table("encounters")
+    stay = _encounter_period(t)
     to_hospice = t.with_code(
-        t.table("encounters"),
-        "encounters",
-        DISCHARGE_TO_HOSPICE,
-        element="disposition",
-        own=("discharge_disposition", None),
+        enc, "encounters", DISCHARGE_TO_HOSPICE, element="disposition", own=("discharge_disposition", None)
     )
-    inpatient = _finished_encounters(t, ["Encounter Inpatient"], where=to_hospice)
-    ends_in_period = within(fhir_period(inpatient["start_at"], inpatient["end_at"]).end(), start, end)
-    out |= patients_with(subjects, inpatient.loc[ends_in_period, "patient_id"])
-
-    enc = _finished_encounters(t, ["Hospice Encounter"])
-    overlapping = fhir_period(enc["start_at"], enc["end_at"]).overlaps(start, end)
-    out |= patients_with(subjects, enc.loc[overlapping, "patient_id"])
-
-    obs = _assessments(t, HOSPICE_CARE_MDS, yes=_answer(t, [YES]))
-    overlapping = timing(obs["effective_at"], obs["effective_end"]).overlaps(start, end)
-    out |= patients_with(subjects, obs.loc[obs["yes"].to_numpy(dtype=bool) & overlapping, "patient_id"])
-
-    req = _orders(t, "ServiceRequest", ["Hospice Care Ambulatory"])
-    out |= patients_with(subjects, req.loc[within(ts(req["authored_at"]), start, end), "patient_id"])
-
-    proc = _completed_procedures(t, ["Hospice Care Ambulatory"])
-    overlapping = timing(proc["performed_start"], proc["performed_end"]).overlaps(start, end)
-    out |= patients_with(subjects, proc.loc[overlapping, "patient_id"])
-
-    cond = _verified_conditions(t, ["Hospice Diagnosis"])
-    out |= patients_with(subjects, cond.loc[prevalence(cond).overlaps(start, end), "patient_id"])
-    return out
+    discharged = _finished_encounters(t, ["Encounter Inpatient"]) & to_hospice & within(stay.end(), start, end)
+    in_hospice = _finished_encounters(t, ["Hospice Encounter"]) & stay.overlaps(start, end)
+    assessed = _assessments(t, HOSPICE_CARE_MDS) & _effective(t).overlaps(start, end)
+    req = t.table("requests")
+    ordered = _orders(t, "ServiceRequest", ["Hospice Care Ambulatory"]) & within(ts(req["authored_at"]), start, end)
+    performed = _completed_procedures(t, ["Hospice Care Ambulatory"]) & _performed(t).overlaps(start, end)
+    diagnosed = _verified_conditions(t, ["Hospice Diagnosis"]) & _prevalence(t).overlaps(start, end)
+    return (
+        t.having(subjects, "encounters", discharged | in_hospice)
+        | t.having(subjects, "observations", _answered(t, assessed, [YES]))
+        | t.having(subjects, "requests", ordered)
+        | t.having(subjects, "procedures", performed)
+        | t.having(subjects, "conditions", diagnosed)
+    )
 
 
 def _palliative(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.ndarray:
     """PalliativeCare.cql ``Has Palliative Care in the Measurement Period``."""
     start, end = bounds(period)
-    obs = _assessments(t, FACIT_PAL)
-    overlapping = timing(obs["effective_at"], obs["effective_end"]).overlaps(start, end)
-    out = patients_with(subjects, obs.loc[overlapping, "patient_id"])
-
-    cond = _verified_conditions(t, ["Palliative Care Diagnosis"])
-    out |= patients_with(subjects, cond.loc[prevalence(cond).overlaps(start, end), "patient_id"])
-
-    enc = _finished_encounters(t, ["Palliative Care Encounter"])
-    overlapping = fhir_period(enc["start_at"], enc["end_at"]).overlaps(start, end)
-    out |= patients_with(subjects, enc.loc[overlapping, "patient_id"])
-
-    proc = _completed_procedures(t, ["Palliative Care Intervention"])
-    overlapping = timing(proc["performed_start"], proc["performed_end"]).overlaps(start, end)
-    out |= patients_with(subjects, proc.loc[overlapping, "patient_id"])
-    return out
+    return (
+        t.having(subjects, "observations", _assessments(t, FACIT_PAL) & _effective(t).overlaps(start, end))
+        | t.having(
+            subjects,
+            "conditions",
+            _verified_conditions(t, ["Palliative Care Diagnosis"]) & _prevalence(t).overlaps(start, end),
+        )
+        | t.having(
+            subjects,
+            "encounters",
+            _finished_encounters(t, ["Palliative Care Encounter"]) & _encounter_period(t).overlaps(start, end),
+        )
+        | t.having(
+            subjects,
+            "procedures",
+            _completed_procedures(t, ["Palliative Care Intervention"]) & _performed(t).overlaps(start, end),
+        )
+    )
 
 
 def _renal_or_pregnancy(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.ndarray:
@@ -250,75 +252,73 @@ def _renal_or_pregnancy(subjects: pd.DataFrame, t: Retrieve, period: Period) -> 
     ending by its end, or an ESRD monthly outpatient encounter starting by its end."""
     start, end = bounds(period)
     refs = ["Pregnancy", "End Stage Renal Disease", "Kidney Transplant Recipient", "Chronic Kidney Disease, Stage 5"]
-    cond = _verified_conditions(t, refs)
-    out = patients_with(subjects, cond.loc[prevalence(cond).overlaps(start, end), "patient_id"])
-
-    proc = _completed_procedures(t, ["Kidney Transplant", "Dialysis Services"])
-    ended = timing(proc["performed_start"], proc["performed_end"]).end() < end
-    out |= patients_with(subjects, proc.loc[ended, "patient_id"])
-
-    enc = _finished_encounters(t, ["ESRD Monthly Outpatient Services"])
-    started = fhir_period(enc["start_at"], enc["end_at"]).start() < end
-    out |= patients_with(subjects, enc.loc[started, "patient_id"])
-    return out
+    diagnosed = _verified_conditions(t, refs) & _prevalence(t).overlaps(start, end)
+    performed = _completed_procedures(t, ["Kidney Transplant", "Dialysis Services"]) & (_performed(t).end() < end)
+    esrd = _finished_encounters(t, ["ESRD Monthly Outpatient Services"]) & (_encounter_period(t).start() < end)
+    return (
+        t.having(subjects, "conditions", diagnosed)
+        | t.having(subjects, "procedures", performed)
+        | t.having(subjects, "encounters", esrd)
+    )
 
 
 def _frailty(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.ndarray:
     """AdvancedIllnessandFrailty.cql ``Has Criteria Indicating Frailty``."""
     start, end = bounds(period)
-    dev = _orders(t, "DeviceRequest", ["Frailty Device"])
-    out = patients_with(subjects, dev.loc[within(ts(dev["authored_at"]), start, end), "patient_id"])
-
-    obs = _assessments(t, MEDICAL_EQUIPMENTUSED, device=_answer(t, valueset="Frailty Device"))
-    ends_in_period = within(timing(obs["effective_at"], obs["effective_end"]).end(), start, end)
-    out |= patients_with(subjects, obs.loc[obs["device"].to_numpy(dtype=bool) & ends_in_period, "patient_id"])
-
-    cond = _verified_conditions(t, ["Frailty Diagnosis"])
-    out |= patients_with(subjects, cond.loc[prevalence(cond).overlaps(start, end), "patient_id"])
-
-    enc = _finished_encounters(t, ["Frailty Encounter"])
-    overlapping = fhir_period(enc["start_at"], enc["end_at"]).overlaps(start, end)
-    out |= patients_with(subjects, enc.loc[overlapping, "patient_id"])
-
+    req = t.table("requests")
+    ordered = _orders(t, "DeviceRequest", ["Frailty Device"]) & within(ts(req["authored_at"]), start, end)
     obs = t.table("observations")
-    keep = isin(obs["status"], SYMPTOM_STATUSES) & t.in_valueset(obs, "observations", ["Frailty Symptom"])
-    sym = _rows(obs, keep, ["patient_id", "effective_at", "effective_end"])
-    overlapping = timing(sym["effective_at"], sym["effective_end"]).overlaps(start, end)
-    out |= patients_with(subjects, sym.loc[overlapping, "patient_id"])
-    return out
+    equipment = _assessments(t, MEDICAL_EQUIPMENTUSED) & within(_effective(t).end(), start, end)
+    symptom = isin(obs["status"], SYMPTOM_STATUSES) & t.in_valueset(obs, "observations", ["Frailty Symptom"])
+    return (
+        t.having(subjects, "requests", ordered)
+        | t.having(
+            subjects,
+            "observations",
+            _answered(t, equipment, valueset="Frailty Device") | (symptom & _effective(t).overlaps(start, end)),
+        )
+        | t.having(
+            subjects,
+            "conditions",
+            _verified_conditions(t, ["Frailty Diagnosis"]) & _prevalence(t).overlaps(start, end),
+        )
+        | t.having(
+            subjects,
+            "encounters",
+            _finished_encounters(t, ["Frailty Encounter"]) & _encounter_period(t).overlaps(start, end),
+        )
+    )
 
 
 def _advanced_illness_or_dementia_drugs(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.ndarray:
     """Advanced illness starting, or an active dementia-medication order overlapping, the
     year before or the measurement period itself."""
-    start, end = bounds(period)
+    _, end = bounds(period)
     window_start = np.datetime64((period.start - pd.DateOffset(years=1)).to_datetime64(), "us")
-    cond = _verified_conditions(t, ["Advanced Illness"])
-    started = within(prevalence(cond).start(), window_start, end)
-    out = patients_with(subjects, cond.loc[started, "patient_id"])
-
+    started = _verified_conditions(t, ["Advanced Illness"]) & within(_prevalence(t).start(), window_start, end)
     med = t.table("medications")
-    keep = (
+    ordered = (
         isin(med["resource_type"], ["MedicationRequest"])
         & isin(med["status"], ["active"])
         & isin(med["intent"], ORDER_INTENTS)
         & t.in_valueset(med, "medications", ["Dementia Medications"])
+        & timing(med["effective_start"], med["effective_end"]).overlaps(window_start, end)
     )
-    med = _rows(med, keep, ["patient_id", "effective_start", "effective_end"])
-    overlapping = timing(med["effective_start"], med["effective_end"]).overlaps(window_start, end)
-    out |= patients_with(subjects, med.loc[overlapping, "patient_id"])
-    return out
+    return t.having(subjects, "conditions", started) | t.having(subjects, "medications", ordered)
 
 
 def _nursing_home(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.ndarray:
     """The last housing-status assessment ending by the end of the period says the patient
     lives in a nursing home (age is checked by the caller)."""
     _, end = bounds(period)
-    obs = _assessments(t, HOUSING_STATUS, nursing=_answer(t, [LIVES_IN_NURSING_HOME]))
-    ended = timing(obs["effective_at"], obs["effective_end"]).end()
-    obs = obs.assign(__end=ended)[ended < end]
-    last = obs.sort_values("__end", kind="stable").drop_duplicates("patient_id", keep="last")
-    return patients_with(subjects, last.loc[last["nursing"].to_numpy(dtype=bool), "patient_id"])
+    ended = _effective(t).end()
+    assessed = np.flatnonzero(_assessments(t, HOUSING_STATUS) & (ended < end))
+    obs = t.table("observations")
+    rows = pd.DataFrame({"patient_id": obs["patient_id"].to_numpy()[assessed], "__end": ended[assessed]})
+    last = assessed[rows.sort_values("__end", kind="stable").drop_duplicates("patient_id", keep="last").index]
+    chosen = np.zeros(len(obs), dtype=bool)
+    chosen[last] = True
+    return t.having(subjects, "observations", _answered(t, chosen, [LIVES_IN_NURSING_HOME]))
 
 
 def denominator_exclusion(
@@ -356,17 +356,23 @@ def _qualifying_readings(subjects: pd.DataFrame, t: Retrieve, period: Period) ->
     is_bp |= obs["systolic"].notna().to_numpy(dtype=bool) | obs["diastolic"].notna().to_numpy(dtype=bool)
     keep = isin(obs["status"], ASSESSMENT_DONE) & is_bp & isin(obs["patient_id"], subjects["patient_id"])
     columns = ["patient_id", "encounter_id", "effective_at", "effective_end", "systolic", "diastolic"]
-    obs = _rows(obs, keep, columns)
+    obs = obs.loc[keep, columns].reset_index(drop=True)
     lo, hi = ts(obs["effective_at"]), ts(obs["effective_end"])
     latest = np.where(np.isnat(hi), lo, hi)
     obs = obs.assign(__latest=latest, __day=_as_days(latest))[~np.isnat(latest)].reset_index(drop=True)
 
-    acute = _finished_encounters(t, ["Encounter Inpatient", "Emergency Department Evaluation and Management Visit"])
     # "during day of" a period contains the day only when its start is known; a missing
     # end means the stay is still going.
-    stay = fhir_period(acute["start_at"], acute["end_at"])
-    acute = pd.DataFrame({"patient_id": strs(acute["patient_id"]), "__lo": stay.start(), "__hi": stay.hi_min})
-    acute = acute[~np.isnat(stay.start())]
+    stay = _encounter_period(t)
+    known = ~np.isnat(stay.start())
+    known &= _finished_encounters(t, ["Encounter Inpatient", "Emergency Department Evaluation and Management Visit"])
+    acute = pd.DataFrame(
+        {
+            "patient_id": strs(t.table("encounters")["patient_id"]).to_numpy()[known],
+            "__lo": stay.start()[known],
+            "__hi": stay.hi_min[known],
+        }
+    )
     pairs = pd.DataFrame(
         {"__row": np.arange(len(obs)), "patient_id": strs(obs["patient_id"]), "__day": obs["__day"]}
     ).merge(acute, on="patient_id", how="inner")
@@ -375,9 +381,13 @@ def _qualifying_readings(subjects: pd.DataFrame, t: Retrieve, period: Period) ->
     during_acute = np.zeros(len(obs), dtype=bool)
     during_acute[pairs["__row"].to_numpy()[inside]] = True
 
-    acute_class = isin(t.lookup("encounters", obs["encounter_id"], "class_code"), ACUTE_CLASSES)
+    # Only a reading on an acute day needs its own encounter's class.
     in_period = within(obs["__latest"].to_numpy(dtype=US), start, end)
-    return obs[~during_acute | (~acute_class & in_period)].reset_index(drop=True)
+    keep = ~during_acute
+    keep[during_acute] = in_period[during_acute] & ~isin(
+        t.lookup("encounters", obs.loc[during_acute, "encounter_id"], "class_code"), ACUTE_CLASSES
+    )
+    return obs[keep].reset_index(drop=True)
 
 
 def numerator(subjects: pd.DataFrame, data: Mapping[str, pd.DataFrame], period: Period, t: Retrieve) -> np.ndarray:

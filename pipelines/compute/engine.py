@@ -28,12 +28,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.compute import model as m
 from pipelines.compute.dates import completed_years, day_difference, days_in_period, deadline_days, timestamps
 from pipelines.compute.ecqm.retrieve import Retrieve
 from pipelines.compute.registry import BASIS_TABLE
-from pipelines.compute.valuesets import DeclaredValueSets, ValueSetIndex
+from pipelines.compute.valuesets import DeclaredValueSets, ValueSetIndex, arrow_strings
 from pipelines.errors import IndicatorDefinitionError, MissingValueSets
 from pipelines.load.snapshot import Snapshot
 from pipelines.tables import INDICATOR_SUBJECTS, TABLES
@@ -148,6 +150,30 @@ def _joined(
     return rows, merged
 
 
+def _per_subject(
+    ctx: _Context, table: str, related_key: str, subject_key: str, where: tuple[m.Criterion, ...], column: str | None
+) -> np.ndarray | None:
+    """Per subject, the number of related rows sharing its key and meeting ``where`` (or
+    the sum of their ``column``), without pairing them: both key columns are numbered
+    together once and the related rows counted by number. None when the pairs are needed
+    (a criterion reads the subject) or the keys are not text."""
+    rel = ctx.env.table(table)
+    local, cross = _split_where(where)
+    keys = ctx.column(subject_key)
+    if cross or not (pd.api.types.is_string_dtype(keys.dtype) and pd.api.types.is_string_dtype(rel[related_key].dtype)):
+        return None
+    if local:
+        rel = rel[_all(local, _Context(rel, ctx.env))]
+    numbered = pc.dictionary_encode(pa.concat_arrays([arrow_strings(keys), arrow_strings(rel[related_key])]))
+    codes = numbered.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    subjects, related = codes[: len(keys)], codes[len(keys) :]
+    weights = None if column is None else rel[column].to_numpy(dtype=np.float64, na_value=0.0)[related >= 0]
+    totals = np.bincount(related[related >= 0], weights=weights, minlength=len(numbered.dictionary) + 1)
+    totals = totals.astype(np.float64)
+    totals[-1] = 0.0  # a subject without a key has no related rows
+    return totals[subjects]
+
+
 def _derive(d: m.Derivation, ctx: _Context) -> pd.Series:
     n = len(ctx)
     match d:
@@ -171,6 +197,9 @@ def _derive(d: m.Derivation, ctx: _Context) -> pd.Series:
             out = left.merge(rel, left_on="__key", right_on="__rk", how="left")["__value"]
             return out.reset_index(drop=True)
         case m.DeriveAggregate(fn, table, related_key, subject_key, where, column):
+            totals = _per_subject(ctx, table, related_key, subject_key, where, column if fn != "count" else None)
+            if totals is not None:
+                return pd.Series(totals, dtype="Float64")
             extra = (column,) if column else ()
             rows, merged = _joined(ctx, table, related_key, subject_key, where, extra)
             if fn == "count":
@@ -241,6 +270,9 @@ def mask(c: m.Criterion, ctx: _Context) -> np.ndarray:
                 out &= np.nan_to_num(days, nan=np.inf) <= hi
             return out
         case m.Exists(table, related_key, subject_key, where):
+            totals = _per_subject(ctx, table, related_key, subject_key, where, None)
+            if totals is not None:
+                return totals > 0
             rows, _ = _joined(ctx, table, related_key, subject_key, where)
             out = np.zeros(len(ctx), dtype=bool)
             out[rows] = True

@@ -110,7 +110,7 @@ def _aliases(vs: ValueSet, resource: dict[str, Any]) -> set[str]:
     return names
 
 
-def _arrow(values: pd.Series) -> pa.Array:
+def arrow_strings(values: pd.Series) -> pa.Array:
     """One contiguous Arrow string array (a pandas column may hold several chunks)."""
     array = pa.array(values.astype("string"), type=pa.large_string())
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
@@ -118,7 +118,7 @@ def _arrow(values: pd.Series) -> pa.Array:
 
 def _encode(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Each row's number among the distinct values (-1 where missing), and those values."""
-    encoded = pc.dictionary_encode(_arrow(values))
+    encoded = pc.dictionary_encode(arrow_strings(values))
     return encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
 
 
@@ -304,6 +304,7 @@ __all__ = [
     "DeclaredValueSets",
     "ValueSet",
     "ValueSetIndex",
+    "arrow_strings",
     "coding_keys",
     "load_valuesets",
     "parse_valueset",

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from pandas.api.extensions import ExtensionArray
 
 from pipelines.compute.dates import timestamps as ts
+from pipelines.compute.valuesets import arrow_strings
 
 US = "datetime64[us]"
 DAY = np.timedelta64(1, "D")
@@ -38,16 +39,18 @@ def isin(s: pd.Series, values: Iterable[str] | pd.Series | np.ndarray | Extensio
     an Arrow-backed array of candidates, hence arrays are passed through as they are)."""
     if not isinstance(values, pd.Series | np.ndarray | ExtensionArray):
         values = list(values)
-    candidates = pa.array(pd.Series(values, dtype="string").dropna(), type=pa.large_string())
+    candidates = arrow_strings(pd.Series(values, dtype="string").dropna())
     if len(s) == 0 or len(candidates) == 0:
         return np.zeros(len(s), dtype=bool)
-    column = pa.array(strs(s), type=pa.large_string())
+    column = arrow_strings(s)
     hit = pc.is_in(column, value_set=candidates, skip_nulls=True)
     return np.array(hit.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def eq(s: pd.Series, value: str) -> np.ndarray:
-    return strs(s).eq(value).to_numpy(dtype=bool, na_value=False)
+    """Rows equal to ``value`` (a missing value is not)."""
+    hit = pc.equal(arrow_strings(s), pa.scalar(value, pa.large_string()))
+    return np.array(hit.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def true(s: pd.Series) -> np.ndarray:
@@ -71,8 +74,12 @@ def refine(mask: np.ndarray, frame: pd.DataFrame, test: Callable[[pd.DataFrame],
 
 
 def events(frame: pd.DataFrame, mask: np.ndarray, at: pd.Series | np.ndarray) -> pd.DataFrame:
-    """``patient_id`` and the ``day`` of each selected record (for :func:`window_hits`)."""
-    return pd.DataFrame({"patient_id": frame["patient_id"].to_numpy()[mask], "day": days(pd.Series(at))[mask]})
+    """``patient_id`` and the ``day`` of each selected record (for :func:`window_hits`);
+    only the selected rows are read."""
+    rows = np.flatnonzero(mask)
+    return pd.DataFrame(
+        {"patient_id": frame["patient_id"].iloc[rows].to_numpy(), "day": days(pd.Series(at).iloc[rows])}
+    )
 
 
 def window_hits(stays: pd.DataFrame, found: pd.DataFrame, lo: str, hi: str) -> np.ndarray:

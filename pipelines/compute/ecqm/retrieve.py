@@ -13,14 +13,18 @@ YAML declares what each name is (:class:`~pipelines.compute.valuesets.DeclaredVa
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Literal, NamedTuple, TypeVar, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.compute.ecqm.columns import isin, strs
-from pipelines.compute.valuesets import CodedColumn, DeclaredValueSets, coding_keys
+from pipelines.compute.valuesets import CodedColumn, DeclaredValueSets, arrow_strings, coding_keys
+from pipelines.load.snapshot import Snapshot
 from pipelines.tables import TABLES, coding_record_keys, record_keys
 
 #: ``codings.element`` names under which each coded element may arrive: the extractor
@@ -61,50 +65,162 @@ Own = tuple[str, str | None] | None
 
 
 T = TypeVar("T")
+_NONE = np.array([], dtype=object)
 
 #: What a retrieve matches: ("vs", value-set names) or ("code", (system, code) pairs).
 Spec = tuple[Literal["vs", "code"], tuple]
 
 
 class _Codings(NamedTuple):
-    """The codings of one element of one table: their rows in ``codings`` and the number
-    of each one's (system, code) among the distinct values of the whole table."""
+    """The codings of one element of one table: their rows in ``codings``, their (system,
+    code) numbered (``coded``), and the table row of each one's record (``row``, -1 where
+    the record is not in the table)."""
 
     rows: np.ndarray
-    ids: np.ndarray
+    coded: CodedColumn
+    row: np.ndarray
+
+
+class SnapshotIndex:
+    """What every retrieve over one snapshot shares, whichever measure asks: built on
+    first use, kept as long as the snapshot (:func:`snapshot_index`).
+
+    A snapshot is one patient shard as of one month; the measures evaluated on it ask
+    dozens of retrieves of the same tables. Strings are what cost (a record id, a code):
+    each is hashed once here and everything after is integer work. The ``codings`` rows
+    of each table are found through the runs in which a delivery writes them; each
+    (table, element)'s (system, code) are numbered (:class:`CodedColumn`) so that a
+    value set costs one test per distinct code, and its codings are joined to the rows
+    of the table once; each table's own code columns are numbered and its record keys
+    made once.
+    """
+
+    def __init__(self, data: Mapping[str, pd.DataFrame]) -> None:
+        self._data = weakref.ref(data) if isinstance(data, Snapshot) else lambda: data
+        self._runs: tuple[np.ndarray, list[str | None]] | None = None
+        self._elements: dict[str, tuple[np.ndarray, CodedColumn]] = {}
+        self._codings: dict[tuple[str, tuple[str, ...]], _Codings] = {}
+        self._own: dict[tuple[str, str, str | None], CodedColumn] = {}
+        self._record_keys: dict[tuple[str, str | None], pd.Series] = {}
+        self._patients: dict[str, np.ndarray] = {}
+
+    @property
+    def data(self) -> Mapping[str, pd.DataFrame]:
+        """The snapshot (held weakly: the index lives as long as its snapshot, no longer)."""
+        data = self._data()
+        assert data is not None, "the snapshot of this index is gone"
+        return data
+
+    def _table_rows(self, table: str) -> np.ndarray:
+        """The ``codings`` rows of ``table``'s records. A delivery writes each table's
+        codings together, so the table names come in long runs: finding where they change
+        costs one comparison per row, and only the runs' first names are read."""
+        if self._runs is None:
+            names = arrow_strings(self.data["codings"]["table_name"])
+            if len(names) == 0:
+                self._runs = (np.zeros(1, dtype=np.int64), [])
+            else:
+                changes = pc.not_equal(names[1:], names[:-1]).fill_null(True).to_numpy(zero_copy_only=False)
+                starts = np.concatenate([[0], np.flatnonzero(changes) + 1, [len(names)]]).astype(np.int64)
+                self._runs = (starts, names.take(pa.array(starts[:-1])).to_pylist())
+        starts, heads = self._runs
+        runs = [np.arange(starts[i], starts[i + 1]) for i, head in enumerate(heads) if head == table]
+        return np.concatenate(runs) if runs else np.array([], dtype=np.int64)
+
+    def codings(self, table: str, aliases: tuple[str, ...]) -> _Codings:
+        """The codings of one element (any of its ``aliases``) of ``table``; each table's
+        element names are numbered once."""
+        if (table, aliases) not in self._codings:
+            codings = self.data["codings"]
+            if table not in self._elements:
+                rows = self._table_rows(table)
+                self._elements[table] = (rows, CodedColumn(codings["element"].iloc[rows]))
+            rows, elements = self._elements[table]
+            rows = rows[elements.isin(frozenset(aliases))]
+            coded = CodedColumn(codings["code"].iloc[rows], codings["system"].iloc[rows])
+            # The one string join from codings to their records: each coding's record key
+            # looked up among the table's (a snapshot holds each record once).
+            found = pc.index_in(arrow_strings(self.record_keys_of(rows)), value_set=arrow_strings(self.keys(table)))
+            row = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            self._codings[(table, aliases)] = _Codings(rows, coded, row)
+        return self._codings[(table, aliases)]
+
+    def own(self, table: str, code: str, system: str | None) -> CodedColumn:
+        """A whole table's own coding columns, numbered once."""
+        if (table, code, system) not in self._own:
+            frame = self.data[table]
+            self._own[(table, code, system)] = CodedColumn(frame[code], None if system is None else frame[system])
+        return self._own[(table, code, system)]
+
+    def keys(self, table: str, key: str | None = None) -> pd.Series:
+        """A whole table's :func:`tables.record_keys`, made once."""
+        if (table, key) not in self._record_keys:
+            self._record_keys[(table, key)] = record_keys(table, self.data[table], key)
+        return self._record_keys[(table, key)]
+
+    def patients(self, table: str) -> np.ndarray:
+        """Each row's patient, numbered by its row in ``patients`` (-1: none there): what
+        relates records to patients by number ("encounters by patient") from then on."""
+        if table not in self._patients:
+            ids = arrow_strings(self.data["patients"]["patient_id"])
+            found = pc.index_in(arrow_strings(self.data[table]["patient_id"]), value_set=ids)
+            self._patients[table] = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        return self._patients[table]
+
+    def record_keys_of(self, rows: np.ndarray) -> pd.Series:
+        """:func:`tables.coding_record_keys` of the given ``codings`` rows. A coding without
+        a record type names its record by id alone, so only typed rows are joined."""
+        codings = self.data["codings"]
+        keys = strs(codings["record_id"].iloc[rows]).reset_index(drop=True)
+        typed = codings["record_type"].iloc[rows].notna().to_numpy(dtype=bool)
+        if typed.any():
+            both = pd.DataFrame({col: codings[col].iloc[rows[typed]] for col in ("record_id", "record_type")})
+            keys[typed] = strs(coding_record_keys(both)).to_numpy()
+        return keys
+
+
+#: The index of each snapshot still in use, by the snapshot's id, dropped when the snapshot
+#: is: a snapshot never changes once read, and the measures of one shard are evaluated on
+#: the same snapshot one after another.
+_INDICES: dict[int, SnapshotIndex] = {}
+
+
+def snapshot_index(data: Mapping[str, pd.DataFrame]) -> SnapshotIndex:
+    """The :class:`SnapshotIndex` of ``data``, shared by every evaluation on the same
+    snapshot (frames that are not a snapshot get their own)."""
+    if not isinstance(data, Snapshot):
+        return SnapshotIndex(data)
+    index = _INDICES.get(id(data))
+    if index is None or index._data() is not data:
+        index = _INDICES[id(data)] = SnapshotIndex(data)
+        weakref.finalize(data, _INDICES.pop, id(data), None)
+    return index
 
 
 class Retrieve:
-    """One evaluation's access to the read model, indexed once for all its retrieves.
+    """One evaluation's access to the read model: retrieves through the snapshot's shared
+    :class:`SnapshotIndex`, with what depends on the measure kept for the evaluation.
 
-    An evaluation (one month of one patient shard) asks dozens of retrieves of the same
-    tables, across the populations of a measure. What they share is built on first use
-    and kept for the evaluation: the (system, code) of every ``codings`` row numbered once
-    (:class:`~pipelines.compute.valuesets.CodedColumn`) and its rows grouped by integer-
-    coded (table, element), so a value set costs one test per distinct code and a gather
-    per coding; the same numbering of each whole table's own code columns; each whole
-    table's record keys; the record keys each (element, value sets) matches; and the
-    answer of each retrieve over a whole table. A retrieve over a subset of a table (a
-    frame derived from it) matches that frame's own columns directly and its codings
-    through the shared record keys.
+    The value sets a measure names are its own (its YAML declares what each name is), so
+    per evaluation are: the (system, code) each retrieve matches, the answer of each
+    retrieve over a whole table, the record keys each one matches (for retrieves over a
+    subset of a table, a frame derived from it, which match that frame's own columns
+    directly), and the facts a measure's populations share (:meth:`per_record`,
+    :meth:`once`).
     """
 
     def __init__(self, data: Mapping[str, pd.DataFrame], valuesets: DeclaredValueSets) -> None:
         self.data = data
         self.vs = valuesets
-        self._index: tuple[CodedColumn, CodedColumn] | None = None
-        self._codings: dict[tuple[str, tuple[str, ...]], _Codings] = {}
+        self.index = snapshot_index(data)
         self._coding_frames: dict[tuple[str, tuple[str, ...]], pd.DataFrame] = {}
-        self._members: dict[Spec, np.ndarray] = {}
-        self._own: dict[tuple[str, str, str | None], CodedColumn] = {}
-        self._record_keys: dict[tuple[str, str | None], pd.Series] = {}
         self._wanted: dict[tuple[Spec, bool], frozenset[str]] = {}
         self._keys: dict[tuple[str, tuple[str, ...], Spec], np.ndarray] = {}
         self._hits: dict[tuple[object, ...], np.ndarray] = {}
         self._ids: dict[tuple[object, ...], np.ndarray] = {}
-        self._positions: dict[str, pd.Index] = {}
-        self._facts: dict[str, tuple[pd.Index, np.ndarray | None]] = {}
+        self._facts: dict[str, tuple[pa.Array, np.ndarray | None]] = {}
         self._once: dict[str, object] = {}
+        self._subjects: tuple[pd.DataFrame, np.ndarray] | None = None
 
     def table(self, name: str) -> pd.DataFrame:
         """One row per record (the data is a read-model snapshot)."""
@@ -112,19 +228,18 @@ class Retrieve:
 
     def lookup(self, table: str, keys: pd.Series, column: str) -> pd.Series:
         """``column`` of the record of ``table`` that each key names (missing where none):
-        a left join on the table's id, whose ids are hashed once per evaluation. Only for
-        tables of one resource type, where the id alone names a record."""
+        a left join on the table's id (a snapshot holds each record once). Only for tables
+        of one resource type, where the id alone names a record."""
         if TABLES[table].type_column is not None:
             raise ValueError(f"{table} holds several resource types: its id alone names no record")
-        if table not in self._positions:
-            self._positions[table] = pd.Index(strs(self.table(table)[TABLES[table].key]))
-        rows = self._positions[table].get_indexer(strs(keys))
+        found = pc.index_in(arrow_strings(keys), value_set=arrow_strings(self.index.keys(table)))
+        rows = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         return pd.Series(self.table(table)[column].array.take(rows, allow_fill=True))
 
     def once(self, name: str, compute: Callable[[], T]) -> T:
         """``compute()`` once per evaluation: a selection of whole tables (active claims,
-        administrations) that several populations of a measure start from. It must read
-        nothing but the tables."""
+        skin exams) that several populations of a measure start from. It must read
+        nothing but the tables and the measurement period."""
         if name not in self._once:
             self._once[name] = compute()
         return cast(T, self._once[name])
@@ -143,33 +258,41 @@ class Retrieve:
         keys = strs(frame[key]).reset_index(drop=True)
         if keys.empty or keys.isna().any() or keys.duplicated().any():  # only records named once are kept
             return np.asarray(compute(frame.reset_index(drop=True)))
-        known, values = self._facts.get(fact, (pd.Index([], dtype="string"), None))
-        rows = known.get_indexer(keys)
+        known, values = self._facts.get(fact, (pa.array([], type=pa.large_string()), None))
+        wanted = arrow_strings(keys)
+        rows = pc.index_in(wanted, value_set=known).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         missing = rows < 0
         if missing.any():
             found = np.asarray(compute(frame[missing].reset_index(drop=True)))
             values = found if values is None else np.concatenate([values, found])
-            known = known.append(pd.Index(keys[missing]))
+            start = len(known)
+            known = pa.concat_arrays([known, wanted.filter(pa.array(missing))])
             self._facts[fact] = (known, values)
-            rows = known.get_indexer(keys)
+            rows[missing] = np.arange(start, len(known))
         assert values is not None
         return values[rows]
 
-    # ------------------------------------------------------------------ indices
-    def _codings_index(self) -> tuple[CodedColumn, CodedColumn]:
-        """One pass over ``codings``: each row's (table, element) and (system, code), numbered."""
-        if self._index is None:
-            c = self.table("codings")
-            self._index = (CodedColumn(c["element"], c["table_name"]), CodedColumn(c["code"], c["system"]))
-        return self._index
+    def having(self, subjects: pd.DataFrame, table: str, mask: np.ndarray) -> np.ndarray:
+        """Patient-based measures: the subjects (patients) with a record of ``table`` where
+        ``mask``, over the whole table, holds. Patients are matched by number
+        (:meth:`SnapshotIndex.patients`), the subjects' own numbers found once per frame."""
+        found = np.zeros(len(self.table("patients")) + 1, dtype=bool)  # the last: "no patient"
+        found[self.index.patients(table)[mask]] = True
+        found[-1] = False
+        return found[self._subject_patients(subjects)]
 
+    def _subject_patients(self, subjects: pd.DataFrame) -> np.ndarray:
+        """The subjects' patients, numbered as :meth:`SnapshotIndex.patients`; a population
+        asks it of one frame many times, so the last frame's are kept."""
+        if self._subjects is None or self._subjects[0] is not subjects:
+            ids = arrow_strings(self.table("patients")["patient_id"])
+            found = pc.index_in(arrow_strings(subjects["patient_id"]), value_set=ids)
+            self._subjects = (subjects, found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64))
+        return self._subjects[1]
+
+    # ------------------------------------------------------------------ codings
     def _coded(self, table: str, element: str) -> _Codings:
-        aliases = ELEMENTS.get(element, (element,))
-        if (table, aliases) not in self._codings:
-            groups, coded = self._codings_index()
-            rows = np.flatnonzero(groups.isin(coding_keys((table, alias) for alias in aliases)))
-            self._codings[(table, aliases)] = _Codings(rows, coded.ids[rows])
-        return self._codings[(table, aliases)]
+        return self.index.codings(table, ELEMENTS.get(element, (element,)))
 
     def codings(self, table: str, element: str) -> pd.DataFrame:
         """``key`` (the record's :func:`tables.record_keys`), ``record_id``, ``system`` and
@@ -186,19 +309,6 @@ class Retrieve:
                 }
             ).reset_index(drop=True)
         return self._coding_frames[(table, aliases)]
-
-    def _own_coded(self, table: str, code: str, system: str | None) -> CodedColumn:
-        """A whole table's own coding columns, numbered once."""
-        if (table, code, system) not in self._own:
-            frame = self.table(table)
-            self._own[(table, code, system)] = CodedColumn(frame[code], None if system is None else frame[system])
-        return self._own[(table, code, system)]
-
-    def _table_keys(self, table: str, key: str | None) -> pd.Series:
-        """A whole table's :func:`tables.record_keys`, built once."""
-        if (table, key) not in self._record_keys:
-            self._record_keys[(table, key)] = record_keys(table, self.table(table), key)
-        return self._record_keys[(table, key)]
 
     def _wanted_values(self, spec: Spec, paired: bool) -> frozenset[str]:
         """What ``spec`` matches: joined (system, code) keys, or codes alone (``paired``
@@ -218,16 +328,9 @@ class Retrieve:
         codings are matched by number, and only the matching ones are turned into keys."""
         aliases = ELEMENTS.get(element, (element,))
         if (table, aliases, spec) not in self._keys:
-            if spec not in self._members:
-                self._members[spec] = self._codings_index()[1].member(self._wanted_values(spec, paired=True))
             c = self._coded(table, element)
-            rows = c.rows[self._members[spec][c.ids]]
-            if len(rows) == 0:
-                self._keys[(table, aliases, spec)] = np.array([], dtype=object)
-            else:
-                codings = self.table("codings")
-                matched = pd.DataFrame({col: codings[col].iloc[rows] for col in ("record_id", "record_type")})
-                self._keys[(table, aliases, spec)] = strs(coding_record_keys(matched)).unique()
+            rows = c.rows[c.coded.isin(self._wanted_values(spec, paired=True))]
+            self._keys[(table, aliases, spec)] = strs(self.index.record_keys_of(rows)).unique() if len(rows) else _NONE
         return self._keys[(table, aliases, spec)]
 
     # ------------------------------------------------------------------ value sets
@@ -304,13 +407,18 @@ class Retrieve:
         if mine is not None:
             code_col, system_col = mine
             if whole:
-                coded = self._own_coded(table, code_col, system_col)
+                coded = self.index.own(table, code_col, system_col)
             else:
                 coded = CodedColumn(frame[code_col], None if system_col is None else frame[system_col])
             out |= coded.isin(self._wanted_values(spec, paired=system_col is not None))
-        keys = self._keys_matching(table, element, spec)
-        if len(keys):
-            out |= isin(self._table_keys(table, key) if whole else record_keys(table, frame, key), keys)
+        if whole and key is None:  # the matching codings' records, by row
+            c = self._coded(table, element)
+            row = c.row[c.coded.isin(self._wanted_values(spec, paired=True))]
+            out[row[row >= 0]] = True
+        else:
+            keys = self._keys_matching(table, element, spec)
+            if len(keys):
+                out |= isin(self.index.keys(table, key) if whole else record_keys(table, frame, key), keys)
         if whole:
             self._hits[memo] = out.copy()
         return out
@@ -328,4 +436,4 @@ def code_mask(system: pd.Series, code: pd.Series, codes: Iterable[tuple[str, str
     return CodedColumn(code, system).isin(coding_keys(codes))
 
 
-__all__ = ["DEFAULT_ELEMENT", "ELEMENTS", "OWN_CODING", "Retrieve", "code_mask"]
+__all__ = ["DEFAULT_ELEMENT", "ELEMENTS", "OWN_CODING", "Retrieve", "SnapshotIndex", "code_mask", "snapshot_index"]
