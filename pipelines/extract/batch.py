@@ -227,6 +227,10 @@ def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult
             typed = typed.loc[~bad].reset_index(drop=True)
         clock.learn(name, typed)
         tables[name] = typed
+        # The table's dicts are done with: freed now, so the batch's frames and its
+        # remaining dicts are what memory holds, never both in full.
+        sink.rows[name] = []
+        del frame, rows
     tables = {name: tables[name] for name in TABLES}
     quarantine = (
         conform(pd.DataFrame.from_records(sink.quarantine, columns=QUARANTINE.column_names), QUARANTINE)[0]
