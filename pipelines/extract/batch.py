@@ -192,7 +192,7 @@ def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult
     """
     clock = _Clock(timezones or TimeZones())
     # Cross-resource rules, now that every resource of the batch has been read.
-    sink.poa.fill(sink.rows.get("conditions", []))
+    sink.poa.fill(sink.rows.get("conditions", []), TABLES["conditions"].column_names)
     unresolved = sink.link_medications()
     if unresolved:
         log.warning("%d medication record(s) name a Medication that is not in the delivery: quarantined", unresolved)

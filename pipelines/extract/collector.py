@@ -1,9 +1,12 @@
 """The accumulator every reader writes into: rows per table, quarantine rows, and
 the counts that let a batch reconcile (read = accepted + quarantined).
 
-Readers add plain dicts; DataFrames are built once per table at the end
-(:mod:`pipelines.extract.batch`), which is what keeps extraction at tens of
-thousands of resources per second.
+Readers hand over plain dicts; the collector keeps each row as a list in the table's
+column order (a third of a dict's memory) with its repeated values (codes, systems,
+statuses, units: a handful of distinct strings over millions of rows) stored once, and
+DataFrames are built once per table at the end (:mod:`pipelines.extract.batch`), which
+is what keeps extraction at tens of thousands of resources per second in a memory that
+a month of a million patients fits in.
 
 Two rules need a resource that may arrive later in the batch, so the collector keeps
 only the small facts they need and :func:`~pipelines.extract.batch.finish` applies them
@@ -41,6 +44,33 @@ BUNDLE_TABLE = "bundle"
 CODINGS = "codings"
 
 _FLATTEN_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each column of a table's rows sits, and which columns hold repeated values
+    (text that is neither an id nor a timestamp) worth storing once."""
+
+    columns: tuple[str, ...]
+    position: dict[str, int]
+    shared: tuple[int, ...]
+
+    @classmethod
+    def of(cls, table: str) -> Layout:
+        spec = TABLES[table]
+        columns = tuple(spec.column_names)
+        dtypes = spec.dtypes
+        shared = tuple(
+            i
+            for i, c in enumerate(columns)
+            if dtypes.get(c) == "string" and not c.endswith("_id") and c not in ("source_file", "source_line")
+        )
+        return cls(columns, {c: i for i, c in enumerate(columns)}, shared)
+
+
+LAYOUTS: dict[str, Layout] = {name: Layout.of(name) for name in TABLES}
+#: Positions of a codings row's system and code (:data:`children.CodingTuple`).
+_CODING_SYSTEM, _CODING_CODE = 5, 6
 
 
 def payload_text(value: Any) -> str | None:
@@ -92,8 +122,11 @@ class Collector:
     #: Resources structurally validated so far in this run, per type: the sample is a
     #: budget per run, so a folder of one-patient Bundles is sampled like one NDJSON file.
     sampled: Counter[str] = field(default_factory=Counter)
-    #: table -> rows: dicts, except codings (tuples in column order, see children.py).
+    #: table -> rows in the table's column order (:data:`LAYOUTS`): lists, except
+    #: codings (tuples, see children.py).
     rows: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    #: each repeated text value once (:meth:`store`).
+    values: dict[str, str] = field(default_factory=dict)
     #: child table -> (parent table, parent row position) per child row, so that a
     #: parent quarantined when its frame is conformed takes its children with it.
     parents: dict[str, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
@@ -112,6 +145,29 @@ class Collector:
     #: table -> row position -> why the row cannot be accepted, decided once the whole
     #: batch is read (a medicationReference that named nothing); batch.finish quarantines them.
     held_back: dict[str, dict[int, str]] = field(default_factory=lambda: defaultdict(dict))
+
+    def store(self, table: str, row: dict[str, Any]) -> int:
+        """Keep one row of ``table`` (a reader's dict) as a list in column order, its
+        repeated text stored once; returns its position in the table."""
+        layout = LAYOUTS[table]
+        values = self.values
+        kept = list(map(row.get, layout.columns))
+        for i in layout.shared:
+            v = kept[i]
+            if v.__class__ is str:
+                kept[i] = values.setdefault(v, v)
+        rows = self.rows[table]
+        rows.append(kept)
+        return len(rows) - 1
+
+    def _coding(self, c: CodingTuple, source_file: str, source_line: int) -> tuple[Any, ...]:
+        values = self.values
+        system, code = c[_CODING_SYSTEM], c[_CODING_CODE]
+        if system.__class__ is str:
+            system = values.setdefault(system, system)
+        if code.__class__ is str:
+            code = values.setdefault(code, code)
+        return (*c[:_CODING_SYSTEM], system, code, source_file, source_line)
 
     def reject(
         self,
@@ -185,21 +241,18 @@ class Collector:
             return
         if rtype == "Encounter":
             self.poa.add(resource)
-        rows = self.rows
         for rec in produced:
             row = rec.row
             row["source_file"] = source_file
             row["source_line"] = source_line
-            parent_rows = rows[rec.table]
-            parent = (rec.table, len(parent_rows))
-            parent_rows.append(row)
+            parent = (rec.table, self.store(rec.table, row))
             for child_table, child in rec.children:
                 child["source_file"] = source_file
                 child["source_line"] = source_line
-                rows[child_table].append(child)
+                self.store(child_table, child)
                 self.parents[child_table].append(parent)
             if rec.codings:
-                rows[CODINGS].extend([(*c, source_file, source_line) for c in rec.codings])
+                self.rows[CODINGS].extend([self._coding(c, source_file, source_line) for c in rec.codings])
                 self.parents[CODINGS].extend([parent] * len(rec.codings))
             if medication is not None:
                 if medication.target is not None:
@@ -219,17 +272,20 @@ class Collector:
                 self.held_back[table][position] = unresolved_reason(reference or target)
                 continue
             row = self.rows[table][position]
-            row.update(medication_code_columns(concept))
+            at = LAYOUTS[table].position
+            for column, value in medication_code_columns(concept).items():
+                row[at[column]] = value
             spec = TABLES[table]
-            if row[spec.key] is None:
+            if row[at[spec.key]] is None:
                 continue  # a record without an id has no codings (children.records)
             typed = rtype if spec.type_column else None
             codings: list[CodingTuple] = []
-            add_codings(codings, table, str(row[spec.key]), MEDICATION_ELEMENT, [concept], typed)
-            self.rows[CODINGS].extend([(*c, row["source_file"], row["source_line"]) for c in codings])
+            add_codings(codings, table, str(row[at[spec.key]]), MEDICATION_ELEMENT, [concept], typed)
+            where = (row[at["source_file"]], row[at["source_line"]])
+            self.rows[CODINGS].extend([self._coding(c, *where) for c in codings])
             self.parents[CODINGS].extend([(table, position)] * len(codings))
         self.medication_links.clear()
         return sum(len(rows) for rows in self.held_back.values())
 
 
-__all__ = ["BUNDLE_TABLE", "CODINGS", "MAX_PAYLOAD", "Collector", "payload_text"]
+__all__ = ["BUNDLE_TABLE", "CODINGS", "LAYOUTS", "MAX_PAYLOAD", "Collector", "Layout", "payload_text"]

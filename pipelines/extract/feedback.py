@@ -121,7 +121,7 @@ def read_feedback(path: Path, rel: str, table: str, sink: Collector) -> None:
                 row: dict[str, object] = {name: (fields[i] if fields[i] != "" else None) for name, i in index.items()}
                 row["source_file"] = rel
                 row["source_line"] = line_no
-                sink.rows[table].append(row)
+                sink.store(table, row)
         except READ_ERRORS as exc:
             raise unreadable(path, rel, exc) from exc
 

@@ -41,6 +41,7 @@ structure) states nothing; one quarantined later by ``conform`` still has.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,16 +98,18 @@ class StayPoa:
         for condition, code in encounter_diagnosis_poa(encounter):
             self.codes.setdefault(condition, code)
 
-    def fill(self, conditions: list[dict[str, Any]]) -> None:
-        """Give each conditions row that states no POA of its own the encounters' code."""
+    def fill(self, conditions: list[list[Any]], columns: Sequence[str]) -> None:
+        """Give each conditions row (a list in ``columns`` order) that states no POA of
+        its own the encounters' code."""
         if not self.codes:
             return
+        key, poa = columns.index("condition_id"), columns.index(COLUMN)
         for row in conditions:
-            condition_id = row.get("condition_id")
-            if row.get(COLUMN) is None and isinstance(condition_id, str):
+            condition_id = row[key]
+            if row[poa] is None and isinstance(condition_id, str):
                 code = self.codes.get(condition_id)
                 if code is not None:
-                    row[COLUMN] = code
+                    row[poa] = code
 
 
 __all__ = [

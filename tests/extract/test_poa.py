@@ -135,14 +135,10 @@ def test_stay_poa_fills_only_conditions_that_state_nothing_and_first_stay_wins()
     stays = StayPoa()
     stays.add({"diagnosis": [_diag("Condition/c1", _poa("N")), _diag("Condition/c1", _poa("Y"))]})
     stays.add({"diagnosis": [_diag("Condition/c1", _poa("U")), _diag("Condition/c2", _poa("W"))]})
-    rows = [
-        {"condition_id": "c1", "present_on_admission": None},
-        {"condition_id": "c2", "present_on_admission": "Y"},
-        {"condition_id": "c3", "present_on_admission": None},
-        {"condition_id": None, "present_on_admission": None},
-    ]
-    stays.fill(rows)
-    assert [r["present_on_admission"] for r in rows] == ["N", "Y", None, None]
+    columns = ["condition_id", "present_on_admission"]
+    rows: list[list[object]] = [["c1", None], ["c2", "Y"], ["c3", None], [None, None]]
+    stays.fill(rows, columns)
+    assert [r[1] for r in rows] == ["N", "Y", None, None]
 
 
 # ---------------------------------------------------------------- through the batch
