@@ -8,10 +8,12 @@ user's data.
 
 from __future__ import annotations
 
+import multiprocessing
 import resource
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -48,22 +50,79 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _timed(rows: list[dict[str, Any]], stage: str, records: Callable[[Any], int], fn: Callable[[], Any]) -> Any:
+def _task(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, float, float]:
+    """Run one task: its value, seconds and resident-memory peak (MiB)."""
     _reset_peak()
     start = time.perf_counter()
-    value = fn()
-    seconds = time.perf_counter() - start
-    n = int(records(value))
-    rows.append(
-        {
-            "stage": stage,
-            "records": n,
-            "seconds": seconds,
-            "rate": n / seconds if seconds else 0.0,
-            "peak_mib": _peak_mib(),
-        }
-    )
+    value = fn(*args)
+    return value, time.perf_counter() - start, _peak_mib()
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Fresh processes, one per task, as Airflow runs tasks: a task's peak is its own,
+    not what an earlier stage left in a long-lived process."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
+
+
+def _run(isolated: bool, fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
+    if not isolated:
+        return _task(fn, args)
+    with _pool(1) as pool:
+        return pool.submit(_task, fn, args).result()
+
+
+def _row(stage: str, n: int, seconds: float, peak: float, processes: int = 1) -> dict[str, Any]:
+    return {
+        "stage": stage,
+        "records": n,
+        "seconds": seconds,
+        "rate": n / seconds if seconds else 0.0,
+        "peak_mib": peak,
+        "processes": processes,
+    }
+
+
+def _timed(
+    rows: list[dict[str, Any]],
+    stage: str,
+    records: Callable[[Any], int],
+    fn: Callable[..., Any],
+    *args: Any,
+    isolated: bool = True,
+) -> Any:
+    """One stage as one task (its own process when ``isolated``)."""
+    value, seconds, peak = _run(isolated, fn, *args)
+    rows.append(_row(stage, int(records(value)), seconds, peak))
     return value
+
+
+def _compute(
+    rows: list[dict[str, Any]],
+    period: str,
+    bench: Settings,
+    *,
+    months: list[str] | None = None,
+    workers: int = 1,
+    isolated: bool = True,
+) -> dict[str, Any]:
+    """The compute stage as ``quality_monthly`` runs it: a plan task, one task per patient
+    shard (``workers`` at a time, as an executor's slots), and the combine task. Seconds
+    are the whole stage's wall time; the peak is the largest of its processes."""
+    start = time.perf_counter()
+    plan, _, peak = _run(isolated, partial(stages.compute_plan, months=months), period, bench)
+    peaks = [peak]
+    if isolated:
+        with _pool(workers) as pool:
+            done = [pool.submit(_task, stages.compute_shard, (plan, k, bench)) for k in range(plan["shards"])]
+            peaks += [f.result()[2] for f in done]
+    else:
+        peaks += [_task(stages.compute_shard, (plan, k, bench))[2] for k in range(plan["shards"])]
+    summary, _, peak = _run(isolated, stages.combine_shards, plan, bench)
+    peaks.append(peak)
+    seconds = time.perf_counter() - start
+    row = _row("compute", len(summary["periods"]) * summary["patients"], seconds, max(peaks), len(peaks))
+    rows.append({**row, "shards": int(plan["shards"]), "shard_peak_mib": max(peaks[1:-1], default=0.0)})
+    return summary
 
 
 def _merge(rows: list[dict[str, Any]], suffix: str = "") -> list[dict[str, Any]]:
@@ -71,10 +130,11 @@ def _merge(rows: list[dict[str, Any]], suffix: str = "") -> list[dict[str, Any]]
     merged: dict[str, dict[str, Any]] = {}
     for row in rows:
         name = row["stage"] + suffix
-        m = merged.setdefault(name, {"stage": name, "records": 0, "seconds": 0.0, "peak_mib": 0.0})
+        m = merged.setdefault(name, {"stage": name, "records": 0, "seconds": 0.0, "peak_mib": 0.0, "processes": 0})
         m["records"] += row["records"]
         m["seconds"] += row["seconds"]
         m["peak_mib"] = max(m["peak_mib"], row["peak_mib"])
+        m["processes"] += row.get("processes", 1)
     for m in merged.values():
         m["rate"] = m["records"] / m["seconds"] if m["seconds"] else 0.0
     return list(merged.values())
@@ -132,18 +192,23 @@ def run_benchmark(
     workdir: Path | None = None,
     console: Any = None,
     seed: int = 7,
+    workers: int = 1,
+    isolated: bool = True,
 ) -> dict[str, Any]:
     """Generate ``patients`` over ``months`` months and time each stage.
 
     Two figures, because operators live with the second: the **backfill** (months
     1..N-1 extracted, validated and loaded, then computed once) and the **monthly
     run** (month N into a warehouse already holding the others: extract, validate,
-    load, compute with its revision months, report, export). Each row: records
-    handled, seconds, records/s and the peak resident memory of the process during
-    that stage (Linux; elsewhere the process's peak so far). Also: the NDJSON parser's
-    ceiling for the monthly batch, and per indicator its population sizes and the
-    patients/s of one vectorised evaluation of one compute shard, as production
-    reads it.
+    load, compute with its revision months, report, export). Every task runs in a
+    process of its own, as the DAG's tasks do (``isolated``; False runs them in this
+    one), and compute is split as the DAG splits it: plan, one task per shard on
+    ``workers`` processes at a time, combine. Each row: records handled, seconds,
+    records/s, the largest resident-memory peak of its processes (Linux; elsewhere the
+    process's peak so far) and how many there were. Also: the NDJSON parser's ceiling
+    for the monthly batch, the largest peak of every process (this one included), and
+    per indicator its population sizes and the patients/s of one vectorised evaluation
+    of one compute shard, as production reads it.
     """
     import json
 
@@ -166,21 +231,25 @@ def run_benchmark(
         backfill,
         "generate",
         lambda s: sum(sum(f.values()) for f in s.records.values()),
-        lambda: generate(bench.incoming_dir, patients=patients, months=months, seed=seed, end_period=END_PERIOD),
+        partial(generate, bench.incoming_dir, patients=patients, months=months, seed=seed, end_period=END_PERIOD),
+        isolated=isolated,
     )
 
     def _read(path: str) -> int:
         return sum(json.loads((Path(path) / stages.META_FILE).read_text())["rows_read"].values())
 
     def ingest(period: str, into: list[dict[str, Any]]) -> None:
-        _timed(into, "extract", _read, partial(stages.extract_stage, period, bench))
+        _timed(into, "extract", _read, stages.extract_stage, period, bench, isolated=isolated)
         _timed(
             into,
             "validate",
             lambda path: sum(pd.read_parquet(Path(path) / "_reconciliation.parquet")["rows_read"]),
-            partial(stages.validate_stage, period, bench),
+            stages.validate_stage,
+            period,
+            bench,
+            isolated=isolated,
         )
-        _timed(into, "load", lambda w: sum(w.values()), partial(stages.load_stage, period, bench))
+        _timed(into, "load", lambda w: sum(w.values()), stages.load_stage, period, bench, isolated=isolated)
 
     *earlier, last = summary.batches
     per_month: list[dict[str, Any]] = []
@@ -190,22 +259,21 @@ def run_benchmark(
     backfill += _merge(per_month)
     if earlier:
         say(f"  compute {len(earlier)} months")
-        _timed(
-            backfill,
-            "compute",
-            lambda s: len(s["periods"]) * s["patients"],
-            lambda: stages.compute_stage(earlier[-1], bench, months=list(earlier)),
-        )
+        _compute(backfill, earlier[-1], bench, months=list(earlier), workers=workers, isolated=isolated)
 
     say(f"  monthly run {last}: extract, validate, load, compute, report, export")
     monthly: list[dict[str, Any]] = []
     ingest(last, monthly)
-    computed = _timed(
-        monthly, "compute", lambda s: len(s["periods"]) * s["patients"], lambda: stages.compute_stage(last, bench)
-    )
-    _timed(monthly, "report", lambda _: 1, lambda: stages.report_stage(last, bench))
+    computed = _compute(monthly, last, bench, workers=workers, isolated=isolated)
+    _timed(monthly, "report", lambda _: 1, stages.report_stage, last, bench, isolated=isolated)
     _timed(
-        monthly, "export", lambda e: sum(len(paths) for paths in e.values()), lambda: stages.export_stage(last, bench)
+        monthly,
+        "export",
+        lambda e: sum(len(paths) for paths in e.values()),
+        stages.export_stage,
+        last,
+        bench,
+        isolated=isolated,
     )
     ceiling = _ndjson_ceiling(bench.incoming_dir / last)
 
@@ -228,17 +296,21 @@ def run_benchmark(
     for ind in indicators:
         timing: list[dict[str, Any]] = []
         try:
-            _timed(timing, ind.id, lambda _: shard_patients, partial(evaluate, ind, data, last, valuesets))
+            _timed(timing, ind.id, lambda _: shard_patients, evaluate, ind, data, last, valuesets, isolated=False)
         except ValueSetError as exc:  # an eCQM without its VSAC value sets (CAREQI_VALUESET_DIR)
             say(f"  {ind.id} skipped: {exc}")
             continue
         per_indicator.append(
             {"indicator": ind.id, "patients_per_s": timing[0]["rate"], "populations": populations.get(ind.id, {})}
         )
+    rows = backfill + monthly
     return {
         "patients": patients,
         "months": months,
-        "machine": _machine(),
+        "machine": _machine(workers, isolated),
+        "peak_process_mib": max(
+            [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024] + [r["peak_mib"] for r in rows]
+        ),
         "backfill": backfill,
         "monthly": monthly,
         "monthly_seconds": sum(r["seconds"] for r in monthly),
@@ -249,16 +321,21 @@ def run_benchmark(
     }
 
 
-def _machine() -> dict[str, Any]:
-    """What the figures were measured on."""
+def _machine(workers: int, isolated: bool) -> dict[str, Any]:
+    """What the figures were measured on, and how the tasks were run."""
     import os
     import platform
 
+    if isolated:
+        process = f"one process per task; compute shards {workers} at a time"
+    else:
+        process = "every task in one process; compute shards one after another"
     return {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "process": "one process (the CLI); compute shards run one after another",
+        "process": process,
+        "workers": workers,
     }
 
 

@@ -415,24 +415,33 @@ def bench(
     months: Annotated[int, typer.Option(min=2, max=24, help="Months of data (the last is the monthly run).")] = 12,
     workdir: Annotated[Path | None, typer.Option(help="Scratch folder (default: <home>/bench; wiped first).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON document.")] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Compute shards run at once (an executor's slots; the cores to use).")
+    ] = 1,
 ) -> None:
     """Time every stage on N synthetic patients: the backfill, then the monthly run
-    (one new month into a warehouse holding the others), with records/s and peak
-    memory per stage, the NDJSON parser's ceiling and each indicator's populations."""
+    (one new month into a warehouse holding the others), with records/s and the peak
+    memory of each stage's processes (one per task, as the DAG runs them), the NDJSON
+    parser's ceiling and each indicator's populations."""
     import json
 
     from pipelines.bench import run_benchmark
 
     settings = _settings()
     result = run_benchmark(
-        settings, patients=patients, months=months, workdir=workdir, console=None if as_json else console
+        settings,
+        patients=patients,
+        months=months,
+        workdir=workdir,
+        console=None if as_json else console,
+        workers=workers,
     )
     if as_json:
         out.print_json(json.dumps(result))
         return
     for part, title in (("backfill", f"backfill: {months - 1} months"), ("monthly", "monthly run: one more month")):
         table = Table(title=f"CareQI benchmark, {patients:,} patients: {title}")
-        for col in ("stage", "records", "seconds", "records/s", "peak RSS MiB"):
+        for col in ("stage", "records", "seconds", "records/s", "processes", "peak RSS MiB"):
             table.add_column(col, justify="right" if col != "stage" else "left")
         rows = result[part] + ([result["extract_ceiling"]] if part == "monthly" else [])
         for row in rows:
@@ -441,10 +450,12 @@ def bench(
                 f"{row['records']:,}",
                 f"{row['seconds']:.2f}",
                 f"{row['rate']:,.0f}",
+                f"{row.get('processes', 1):,}",
                 f"{row['peak_mib']:,.0f}",
             )
         out.print(table)
     out.print(f"monthly run: {result['monthly_seconds']:.1f} s", highlight=False)
+    out.print(f"largest process: {result['peak_process_mib']:,.0f} MiB resident ({result['machine']['process']})")
     shard = f"{result['shard_patients']:,} patients"
     table = Table(title=f"Indicators: populations in the monthly run; patients/s on one shard ({shard})")
     for col in ("indicator", "patients/s", "initial population", "denominator", "numerator"):

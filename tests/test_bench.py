@@ -21,6 +21,13 @@ def test_bench_json_has_backfill_monthly_ceiling_and_populations(
     assert [r["stage"] for r in result["monthly"]] == ["extract", "validate", "load", "compute", "report", "export"]
     for row in result["backfill"] + result["monthly"]:
         assert row["records"] > 0 and row["seconds"] > 0 and row["peak_mib"] > 0, row
+    # every task in a process of its own, as the DAG runs them: compute is a plan task,
+    # one task per shard and a combine task, and its peak is the largest of them
+    compute = next(r for r in result["monthly"] if r["stage"] == "compute")
+    assert compute["processes"] == compute["shards"] + 2 and compute["shard_peak_mib"] <= compute["peak_mib"]
+    assert [r["processes"] for r in result["monthly"] if r["stage"] != "compute"] == [1] * 5
+    assert result["peak_process_mib"] >= max(r["peak_mib"] for r in result["backfill"] + result["monthly"])
+    assert result["machine"]["process"].startswith("one process per task")
     assert result["monthly_seconds"] == pytest.approx(sum(r["seconds"] for r in result["monthly"]))
     assert result["extract_ceiling"]["records"] > 0
     ids = {r["indicator"] for r in result["indicators"]}
