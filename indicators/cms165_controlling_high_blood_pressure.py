@@ -224,21 +224,24 @@ def _hospice(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.ndarray:
     )
 
 
+def _diagnosed_or_seen(
+    subjects: pd.DataFrame, t: Retrieve, diagnosis: str, encounter: str, start: np.datetime64, end: np.datetime64
+) -> np.ndarray:
+    """A verified condition in ``diagnosis`` prevalent during [start, end], or a finished
+    encounter in ``encounter`` overlapping it: the pair palliative care and frailty share."""
+    return t.having(
+        subjects, "conditions", _verified_conditions(t, [diagnosis]) & _prevalence(t).overlaps(start, end)
+    ) | t.having(
+        subjects, "encounters", _finished_encounters(t, [encounter]) & _encounter_period(t).overlaps(start, end)
+    )
+
+
 def _palliative(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.ndarray:
     """PalliativeCare.cql ``Has Palliative Care in the Measurement Period``."""
     start, end = bounds(period)
     return (
         t.having(subjects, "observations", _assessments(t, FACIT_PAL) & _effective(t).overlaps(start, end))
-        | t.having(
-            subjects,
-            "conditions",
-            _verified_conditions(t, ["Palliative Care Diagnosis"]) & _prevalence(t).overlaps(start, end),
-        )
-        | t.having(
-            subjects,
-            "encounters",
-            _finished_encounters(t, ["Palliative Care Encounter"]) & _encounter_period(t).overlaps(start, end),
-        )
+        | _diagnosed_or_seen(subjects, t, "Palliative Care Diagnosis", "Palliative Care Encounter", start, end)
         | t.having(
             subjects,
             "procedures",
@@ -277,16 +280,7 @@ def _frailty(subjects: pd.DataFrame, t: Retrieve, period: Period) -> np.ndarray:
             "observations",
             _answered(t, equipment, valueset="Frailty Device") | (symptom & _effective(t).overlaps(start, end)),
         )
-        | t.having(
-            subjects,
-            "conditions",
-            _verified_conditions(t, ["Frailty Diagnosis"]) & _prevalence(t).overlaps(start, end),
-        )
-        | t.having(
-            subjects,
-            "encounters",
-            _finished_encounters(t, ["Frailty Encounter"]) & _encounter_period(t).overlaps(start, end),
-        )
+        | _diagnosed_or_seen(subjects, t, "Frailty Diagnosis", "Frailty Encounter", start, end)
     )
 
 
