@@ -16,6 +16,14 @@ from pathlib import Path
 
 from pipelines.errors import ConfigError
 from pipelines.localtime import DEFAULT_ZONE, TimeZones, check_zone, parse_facility_zones
+from pipelines.workdays import (
+    DEFAULT_REGION,
+    DEFAULT_WORKWEEK,
+    WorkingCalendars,
+    check_region,
+    check_workweek,
+    parse_facility_regions,
+)
 
 #: Repository root: the folder holding ``indicators/``, ``expectations/`` and ``reports/``.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +84,9 @@ class Settings:
         timezones: the system's time zone and facilities keeping another one
             (``CAREQI_TIMEZONE``, ``CAREQI_FACILITY_TIMEZONES``): the facility's local
             day decides months, days of stay and working days.
+        working_calendars: which days are working days, per facility (public holidays
+            of ``CAREQI_HOLIDAYS``, default ``GB-ENG``, or ``CAREQI_FACILITY_HOLIDAYS``;
+            the week of ``CAREQI_WORKWEEK``): every working-day rule counts them.
         lock_timeout_s: how long a warehouse statement waits for another session's lock.
         delivery_min_share: a table must deliver at least this share of the smallest of
             its recent deliveries, or the batch is refused before anything is replaced
@@ -104,6 +115,7 @@ class Settings:
     revision_months: int = 2
     small_number_threshold: int = 11
     timezones: TimeZones = field(default_factory=TimeZones)
+    working_calendars: WorkingCalendars = field(default_factory=WorkingCalendars)
     lock_timeout_s: float = 60.0
     delivery_min_share: float = 0.25
     future_days: int = 31
@@ -140,6 +152,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         timezones=TimeZones(
             default=check_zone(env.get("CAREQI_TIMEZONE") or DEFAULT_ZONE, "CAREQI_TIMEZONE"),
             facilities=parse_facility_zones(env.get("CAREQI_FACILITY_TIMEZONES", "")),
+        ),
+        working_calendars=WorkingCalendars(
+            default=check_region(env.get("CAREQI_HOLIDAYS") or DEFAULT_REGION, "CAREQI_HOLIDAYS"),
+            facilities=parse_facility_regions(env.get("CAREQI_FACILITY_HOLIDAYS", "")),
+            workweek=check_workweek(env.get("CAREQI_WORKWEEK") or DEFAULT_WORKWEEK),
         ),
         lock_timeout_s=_float(env, "CAREQI_LOCK_TIMEOUT_S", 60.0, minimum=0.001),
         delivery_min_share=_float(env, "CAREQI_DELIVERY_MIN_SHARE", 0.25, minimum=0.0),

@@ -45,6 +45,7 @@ from pipelines.tables import (
 if TYPE_CHECKING:
     from pipelines.compute.model import Indicator
     from pipelines.compute.valuesets import ValueSetIndex
+    from pipelines.workdays import WorkingCalendars
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +362,7 @@ def _subjects_available(
     period: str,
     valuesets: Any,
     data_end: pd.Timestamp | None,
+    calendars: WorkingCalendars,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Subject rows of every indicator whose value sets are available, and why each
     other one is not computed.
@@ -377,7 +379,7 @@ def _subjects_available(
     skipped: dict[str, str] = {}
     for ind in indicators:
         try:
-            parts.append(subjects_of([ind], data, period, valuesets, data_end=data_end))
+            parts.append(subjects_of([ind], data, period, valuesets, data_end=data_end, calendars=calendars))
         except MissingValueSets as exc:
             first = f", first {exc.missing[0]}" if exc.missing else ""
             skipped[ind.id] = f"value sets not supplied (set CAREQI_VALUESET_DIR): {len(exc.missing)} missing{first}"
@@ -518,7 +520,9 @@ def compute_shard(plan: Mapping[str, Any], shard: int, settings: Settings | None
         for target in plan["targets"]:
             view = reader.snapshot(periods.shift(target, settings.revision_months))
             end = data_end(target, loaded, settings.revision_months)
-            subjects, skipped[target] = _subjects_available(indicators, view, target, valuesets, end)
+            subjects, skipped[target] = _subjects_available(
+                indicators, view, target, valuesets, end, settings.working_calendars
+            )
             subjects.to_parquet(partial_dir / f"{target}.parquet", index=False)
             rows += len(subjects)
     finally:

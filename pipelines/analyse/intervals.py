@@ -9,6 +9,10 @@
   *Practical Nonparametric Statistics*, sec. 3.2): ranks j and n-j+1 with
   j = the binomial(n, 1/2) alpha/2 quantile. For n <= 5 no pair of ranks reaches 95%
   and the interval falls back to [min, max] (documented, not hidden: coverage is lower).
+* Other quantiles (the 90th percentile of days to resolve): the same order-statistic
+  interval with binomial(n, q) ranks (Conover sec. 3.2, "confidence interval for a
+  quantile"); the point estimate interpolates linearly between order statistics
+  (Hyndman & Fan type 7, numpy's and R's default).
 * Mean: Student-t interval.
 
 Undefined inputs (zero trials, zero exposure, no observations) give NaN, never an error.
@@ -88,6 +92,34 @@ def grouped_median(
     return med, low, high
 
 
+def grouped_quantile(
+    values: ArrayLike, groups: ArrayLike, n_groups: int, q: float, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(q-quantile, ci_low, ci_high) per group code 0..n_groups-1; NaN values ignored.
+
+    The interval is [x_(l), x_(u)] with l = the binomial(n, q) alpha/2 quantile and
+    u = its 1-alpha/2 quantile + 1, clipped to [1, n]: for a small group it falls back to
+    the extreme observations (lower coverage, as for the median)."""
+    v, n, start = _sorted_groups(np.asarray(values, dtype=np.float64), np.asarray(groups, dtype=np.int64), n_groups)
+    has = n > 0
+    est = np.full(n_groups, np.nan)
+    low = np.full(n_groups, np.nan)
+    high = np.full(n_groups, np.nan)
+    if not has.any():
+        return est, low, high
+    nn, st = n[has], start[has]
+    h = (nn - 1) * q
+    lo_i = np.floor(h).astype(np.int64)
+    hi_i = np.minimum(lo_i + 1, nn - 1)
+    est[has] = v[st + lo_i] + (h - lo_i) * (v[st + hi_i] - v[st + lo_i])
+    alpha = 1 - confidence
+    lo_rank = np.clip(stats.binom.ppf(alpha / 2, nn, q).astype(np.int64), 1, nn)
+    hi_rank = np.clip(stats.binom.ppf(1 - alpha / 2, nn, q).astype(np.int64) + 1, 1, nn)
+    low[has] = v[st + lo_rank - 1]
+    high[has] = v[st + hi_rank - 1]
+    return est, low, high
+
+
 def grouped_mean(
     values: ArrayLike, groups: ArrayLike, n_groups: int, confidence: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,4 +152,4 @@ def mean_ci(values: ArrayLike, confidence: float = 0.95) -> tuple[float, float, 
     return float(mean[0]), float(low[0]), float(high[0])
 
 
-__all__ = ["grouped_mean", "grouped_median", "mean_ci", "median_ci", "poisson_rate", "wilson"]
+__all__ = ["grouped_mean", "grouped_median", "grouped_quantile", "mean_ci", "median_ci", "poisson_rate", "wilson"]

@@ -12,6 +12,10 @@ import numpy as np
 import pandas as pd
 
 from pipelines.compute import model as m
+from pipelines.workdays import WorkingCalendars
+
+#: Monday to Friday less England's bank holidays, unless the caller passes the configured calendars.
+DEFAULT_CALENDARS = WorkingCalendars()
 
 _DAY_US = 86_400_000_000.0
 
@@ -24,8 +28,16 @@ def timestamps(s: pd.Series | np.ndarray) -> np.ndarray:
     return s.to_numpy(dtype="datetime64[us]")
 
 
-def day_difference(start: pd.Series, end: pd.Series, by: m.DayCount) -> np.ndarray:
-    """Days from ``start`` to ``end`` as floats, NaN where either is missing (see DayCount)."""
+def day_difference(
+    start: pd.Series,
+    end: pd.Series,
+    by: m.DayCount,
+    *,
+    calendars: WorkingCalendars = DEFAULT_CALENDARS,
+    facility: pd.Series | None = None,
+) -> np.ndarray:
+    """Days from ``start`` to ``end`` as floats, NaN where either is missing (see DayCount).
+    Working days follow each row's facility calendar (:mod:`pipelines.workdays`)."""
     a, b = timestamps(start), timestamps(end)
     ok = ~(np.isnat(a) | np.isnat(b))
     out = np.full(len(a), np.nan)
@@ -39,7 +51,8 @@ def day_difference(start: pd.Series, end: pd.Series, by: m.DayCount) -> np.ndarr
         if by is m.DayCount.CALENDAR:
             out[ok] = (bd - ad).astype(np.int64).astype(np.float64)
         else:  # working days in (start, end]
-            out[ok] = np.busday_count(ad + 1, bd + 1).astype(np.float64)
+            fac = None if facility is None else pd.Series(facility).reset_index(drop=True)[ok].reset_index(drop=True)
+            out[ok] = calendars.days_between(ad, bd, fac).astype(np.float64)
     return out
 
 
@@ -77,19 +90,27 @@ def completed_years(start: pd.Series, end: pd.Series) -> np.ndarray:
     return years - before_birthday.astype(np.float64)
 
 
-def deadline_days(start: pd.Series, days: int, by: m.DayCount) -> np.ndarray:
+def deadline_days(
+    start: pd.Series,
+    days: int,
+    by: m.DayCount,
+    *,
+    calendars: WorkingCalendars = DEFAULT_CALENDARS,
+    facility: pd.Series | None = None,
+) -> np.ndarray:
     """The (local) day by which a rule counted ``days`` after ``start`` must be met:
     ``days`` calendar days later, or the ``days``-th working day after the start day
-    (Monday to Friday; the day after receipt is working day 1, as ``DayCount.WORKING``
-    counts). NaT where ``start`` is missing."""
+    (the facility's working days; the day after receipt is working day 1, as
+    ``DayCount.WORKING`` counts). NaT where ``start`` is missing."""
     d = timestamps(start).astype("datetime64[D]")
     out = np.full(len(d), np.datetime64("NaT"), dtype="datetime64[D]")
     ok = ~np.isnat(d)
     if by is m.DayCount.WORKING:
-        out[ok] = np.busday_offset(d[ok] + 1, max(days, 1) - 1, roll="forward") if days else d[ok]
+        fac = None if facility is None else pd.Series(facility).reset_index(drop=True)[ok].reset_index(drop=True)
+        out[ok] = calendars.deadline(d[ok], days, fac)
     else:
         out[ok] = d[ok] + np.timedelta64(days, "D")
     return out
 
 
-__all__ = ["completed_years", "day_difference", "days_in_period", "deadline_days", "timestamps"]
+__all__ = ["DEFAULT_CALENDARS", "completed_years", "day_difference", "days_in_period", "deadline_days", "timestamps"]

@@ -32,13 +32,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.compute import model as m
-from pipelines.compute.dates import completed_years, day_difference, days_in_period, deadline_days, timestamps
+from pipelines.compute.dates import (
+    DEFAULT_CALENDARS,
+    completed_years,
+    day_difference,
+    days_in_period,
+    deadline_days,
+    timestamps,
+)
 from pipelines.compute.ecqm.retrieve import Retrieve
 from pipelines.compute.registry import BASIS_TABLE
 from pipelines.compute.valuesets import DeclaredValueSets, ValueSetIndex, arrow_strings
 from pipelines.errors import IndicatorDefinitionError, MissingValueSets
 from pipelines.load.snapshot import Snapshot
 from pipelines.tables import INDICATOR_SUBJECTS, TABLES
+from pipelines.workdays import WorkingCalendars
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,8 @@ class _Env:
     #: indicator declares, ``terms.vs``): one per evaluation, so the coding subsets it
     #: builds serve every population of the indicator.
     terms: Retrieve
+    #: Whose working days count (each subject's facility calendar).
+    calendars: WorkingCalendars = DEFAULT_CALENDARS
 
     def table(self, name: str) -> pd.DataFrame:
         """One row per record (``data`` is a :class:`~pipelines.load.snapshot.Snapshot`)."""
@@ -174,11 +184,16 @@ def _per_subject(
     return totals[subjects]
 
 
+def _days(ctx: _Context, start: str, end: str, by: m.DayCount) -> np.ndarray:
+    facility = ctx.column("facility_id") if by is m.DayCount.WORKING and "facility_id" in ctx.frame else None
+    return day_difference(ctx.column(start), ctx.column(end), by, calendars=ctx.env.calendars, facility=facility)
+
+
 def _derive(d: m.Derivation, ctx: _Context) -> pd.Series:
     n = len(ctx)
     match d:
         case m.DeriveDays(start, end, by, minimum):
-            days = day_difference(ctx.column(start), ctx.column(end), by)
+            days = _days(ctx, start, end, by)
             if minimum is not None:
                 days = np.where(np.isnan(days), np.nan, np.maximum(days, minimum))
             return pd.Series(days, dtype="Float64")
@@ -245,6 +260,15 @@ def mask(c: m.Criterion, ctx: _Context) -> np.ndarray:
             a, b = timestamps(ctx.column(start_col)), timestamps(ctx.column(end_col))
             start, end = (np.datetime64(t.to_datetime64(), "us") for t in (ctx.env.period.start, ctx.env.period.end))
             return ~np.isnat(a) & (a < end) & (np.isnat(b) | (b >= start))
+        case m.OpenAtPeriodEnd(start_col, end_col):
+            a, b = timestamps(ctx.column(start_col)), timestamps(ctx.column(end_col))
+            end = np.datetime64(ctx.env.period.end.to_datetime64(), "us")
+            return ~np.isnat(a) & (a < end) & (np.isnat(b) | (b >= end))
+        case m.OverdueAtPeriodEnd(start_col, allowed, by):
+            facility = ctx.column("facility_id") if "facility_id" in ctx.frame else None
+            due = deadline_days(ctx.column(start_col), allowed, by, calendars=ctx.env.calendars, facility=facility)
+            end_day = np.datetime64(ctx.env.period.end.to_datetime64(), "D")
+            return ~np.isnat(due) & (due < end_day)
         case m.Equals(column, value):
             s = ctx.column(column)
             return _bool(s.eq(_value_for(s, value)))
@@ -262,7 +286,7 @@ def mask(c: m.Criterion, ctx: _Context) -> np.ndarray:
         case m.InValueSet(ref, code, system):
             return ctx.env.valuesets.mask(ref, ctx.column(system), ctx.column(code))
         case m.DaysBetween(start, end, by, lo, hi):
-            days = day_difference(ctx.column(start), ctx.column(end), by)
+            days = _days(ctx, start, end, by)
             out = ~np.isnan(days)
             if lo is not None:
                 out &= np.nan_to_num(days, nan=-np.inf) >= lo
@@ -309,10 +333,17 @@ def _population_mask(pop: m.PopulationDef, ctx: _Context) -> np.ndarray:
     return mask(pop.criteria, ctx)
 
 
-def censored_subjects(start: pd.Series, follow_up: m.FollowUp, data_end: pd.Timestamp) -> np.ndarray:
+def censored_subjects(
+    start: pd.Series,
+    follow_up: m.FollowUp,
+    data_end: pd.Timestamp,
+    *,
+    calendars: WorkingCalendars = DEFAULT_CALENDARS,
+    facility: pd.Series | None = None,
+) -> np.ndarray:
     """Subjects whose deadline day had not wholly passed when the data ends (``data_end``,
     exclusive): their outcome is not known yet (see :class:`model.FollowUp`)."""
-    due = deadline_days(start, follow_up.days, follow_up.by)
+    due = deadline_days(start, follow_up.days, follow_up.by, calendars=calendars, facility=facility)
     end_day = np.datetime64(data_end.to_datetime64(), "D")
     return ~np.isnat(due) & (due >= end_day)
 
@@ -324,6 +355,7 @@ def evaluate(
     valuesets: ValueSetIndex,
     *,
     data_end: pd.Timestamp | None = None,
+    calendars: WorkingCalendars = DEFAULT_CALENDARS,
 ) -> pd.DataFrame:
     """Membership of every initial-population subject, in ``INDICATOR_SUBJECTS`` shape.
 
@@ -341,7 +373,7 @@ def evaluate(
     if not isinstance(data, Snapshot):  # frames in memory: the read model's rule still decides
         data = Snapshot.of(data)
     declared = DeclaredValueSets(valuesets, indicator.declared_valuesets, indicator.declared_codes)
-    env = _Env(data, p, valuesets, Retrieve(data, declared))
+    env = _Env(data, p, valuesets, Retrieve(data, declared), calendars)
     missing = sorted(ref for ref in indicator.valuesets if ref not in valuesets)
     if missing:
         raise MissingValueSets(f"{indicator.id}: {len(missing)} value set(s) not loaded (first: {missing[0]})", missing)
@@ -379,7 +411,13 @@ def evaluate(
 
     censored = np.zeros(n, dtype=bool)
     if indicator.follow_up is not None and data_end is not None and n:
-        censored = censored_subjects(ctx.column(indicator.follow_up.start), indicator.follow_up, data_end)
+        censored = censored_subjects(
+            ctx.column(indicator.follow_up.start),
+            indicator.follow_up,
+            data_end,
+            calendars=calendars,
+            facility=ctx.column("facility_id"),
+        )
         if censored.any():
             for pop in list(flags):
                 if pop is not m.Population.INITIAL_POPULATION:

@@ -58,8 +58,13 @@ class Domain(StrEnum):
 
 
 class Aggregate(StrEnum):
+    """The statistic of a continuous measure's observations: ``p90`` is the 90th
+    percentile, the tail a complaints service level is judged by ("nine in ten
+    complaints resolved within N days")."""
+
     MEDIAN = "median"
     MEAN = "mean"
+    P90 = "p90"
 
 
 class DayCount(StrEnum):
@@ -68,8 +73,9 @@ class DayCount(StrEnum):
     ``calendar``: whole calendar days between the two dates (times ignored), the
     midnight-census convention used for patient-days and readmission windows.
     ``elapsed``: exact elapsed time in fractional days (e.g. "more than 24 hours").
-    ``working``: Monday-Friday days in (start, end], via ``numpy.busday_count``: the
-    day after receipt is working day 1, as in NHS complaint handling.
+    ``working``: working days in (start, end] of the subject's facility calendar
+    (weekends and public holidays do not count, :mod:`pipelines.workdays`): the day
+    after receipt is working day 1, as in NHS complaint handling.
     """
 
     CALENDAR = "calendar"
@@ -204,6 +210,26 @@ class OverlapsPeriod:
 
 
 @dataclass(frozen=True)
+class OpenAtPeriodEnd:
+    """The span ``start`` .. ``end`` was still open when the period ended: it started
+    before the period's end and had not ended by then (``end`` null or later). A
+    complaints backlog is the complaints open at month end."""
+
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class OverdueAtPeriodEnd:
+    """The deadline ``days`` (calendar or working) after ``start`` had wholly passed by
+    the period's end: the last day allowed is before the period's end day."""
+
+    start: str
+    days: int
+    by: DayCount
+
+
+@dataclass(frozen=True)
 class Equals:
     column: str
     value: Any
@@ -277,6 +303,8 @@ Criterion = (
     | PopulationRef
     | InPeriod
     | OverlapsPeriod
+    | OpenAtPeriodEnd
+    | OverdueAtPeriodEnd
     | Equals
     | OneOf
     | IsNull
@@ -352,8 +380,10 @@ def criterion_columns(criterion: Criterion) -> set[str]:
             return criterion_columns(item)
         case InPeriod(column) | Equals(column, _) | OneOf(column, _) | IsNull(column) | NotNull(column):
             return {column}
-        case OverlapsPeriod(start, end):
+        case OverlapsPeriod(start, end) | OpenAtPeriodEnd(start, end):
             return {start, end}
+        case OverdueAtPeriodEnd(start, _, _):
+            return {start, "facility_id"}
         case Compare(column, _, _, other):
             return {column} | ({other} if other else set())
         case InValueSet(_, code, system):
@@ -540,6 +570,8 @@ __all__ = [
     "Not",
     "NotNull",
     "OneOf",
+    "OpenAtPeriodEnd",
+    "OverdueAtPeriodEnd",
     "OverlapsPeriod",
     "Period",
     "Population",

@@ -17,7 +17,8 @@ Vocabulary (criteria; a YAML list is shorthand for ``all``)::
 
     all: [...]   any: [...]   not: {...}          population: denominator
     in_period: end_at                              equals: {column, value}
-    overlaps_period: {start, end}
+    overlaps_period: {start, end}                  open_at_period_end: {start, end}
+    overdue_at_period_end: {start, days, by: calendar|working}
     in: {column, values: [...]}                    is_null: col    not_null: col
     compare: {column, op: eq|ne|lt|le|gt|ge, value | other: column}
     in_valueset: slug-or-url-or-oid | {valueset, code: code, system: code_system}
@@ -88,7 +89,8 @@ REQUIRED_KEYS = (
     "grain", "populations",
 )  # fmt: skip
 CRITERIA = (
-    "all", "any", "not", "population", "in_period", "overlaps_period", "equals", "in", "is_null", "not_null",
+    "all", "any", "not", "population", "in_period", "overlaps_period", "open_at_period_end",
+    "overdue_at_period_end", "equals", "in", "is_null", "not_null",
     "compare",
     "in_valueset", "days_between", "exists",
 )  # fmt: skip
@@ -233,12 +235,22 @@ class _Parser:
             if kind == "in_period":
                 return m.InPeriod(col)
             return m.IsNull(col) if kind == "is_null" else m.NotNull(col)
-        if kind == "overlaps_period":
+        if kind in ("overlaps_period", "open_at_period_end"):
             spec = self.mapping(arg, here, ("start", "end"))
-            return m.OverlapsPeriod(
+            span = m.OverlapsPeriod if kind == "overlaps_period" else m.OpenAtPeriodEnd
+            return span(
                 self.column(spec["start"], scope, here, ("datetime",)),
                 self.column(spec["end"], scope, here, ("datetime",)),
             )
+        if kind == "overdue_at_period_end":
+            spec = self.mapping(arg, here, ("start", "days", "by"))
+            days = spec["days"]
+            if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+                raise self.fail(here, "days must be a whole number of days, 0 or more")
+            by = self.enum(m.DayCount, spec["by"], here)
+            if by is m.DayCount.ELAPSED:
+                raise self.fail(here, "a deadline is counted in calendar or working days")
+            return m.OverdueAtPeriodEnd(self.column(spec["start"], scope, here, ("datetime",)), days, by)
         if kind == "equals":
             spec = self.mapping(arg, here, ("column", "value"))
             col = self.column(spec["column"], scope, here)
@@ -448,7 +460,7 @@ def parse_indicator(doc: Any, path: Path, valuesets: ValueSetIndex | None = None
     aggregate = None
     if scoring is m.Scoring.CONTINUOUS:
         if "aggregate" not in spec:
-            raise p.fail("aggregate", "a continuous measure must say median or mean")
+            raise p.fail("aggregate", "a continuous measure must say median, mean or p90")
         aggregate = p.enum(m.Aggregate, spec["aggregate"], "aggregate")
     elif "aggregate" in spec:
         raise p.fail("aggregate", "only continuous measures have an aggregate")

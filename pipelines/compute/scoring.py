@@ -28,9 +28,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from pipelines.analyse.intervals import grouped_mean, grouped_median, poisson_rate, wilson
+from pipelines.analyse.intervals import grouped_mean, grouped_median, grouped_quantile, poisson_rate, wilson
 from pipelines.analyse.status import rag_status
 from pipelines.compute import model as m
+from pipelines.compute.dates import DEFAULT_CALENDARS
 from pipelines.compute.engine import evaluate
 from pipelines.compute.valuesets import ValueSetIndex
 from pipelines.tables import (
@@ -42,6 +43,7 @@ from pipelines.tables import (
     POPULATIONS,
     PROVISIONAL,
 )
+from pipelines.workdays import WorkingCalendars
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +135,12 @@ def aggregate(indicator: m.Indicator, subjects: pd.DataFrame, period: str) -> pd
         out["denominator_value"] = pd.array(exposure, dtype="Float64")
     else:
         obs = long["observation"].to_numpy(dtype=np.float64)
-        fn = grouped_median if indicator.aggregate is m.Aggregate.MEDIAN else grouped_mean
-        score, low, high = fn(obs, codes, n)
+        if indicator.aggregate is m.Aggregate.MEDIAN:
+            score, low, high = grouped_median(obs, codes, n)
+        elif indicator.aggregate is m.Aggregate.P90:
+            score, low, high = grouped_quantile(obs, codes, n, 0.9)
+        else:
+            score, low, high = grouped_mean(obs, codes, n)
 
     out["measure_score"] = pd.array(score, dtype="Float64")
     out["ci_low"] = pd.array(np.where(np.isnan(score), np.nan, low), dtype="Float64")
@@ -174,12 +180,15 @@ def subjects_of(
     valuesets: ValueSetIndex,
     *,
     data_end: pd.Timestamp | None = None,
+    calendars: WorkingCalendars = DEFAULT_CALENDARS,
 ) -> pd.DataFrame:
     """Per-subject rows of every indicator in one month, typed as INDICATOR_SUBJECTS;
     ``data_end`` censors subjects whose deadline had not passed (see
-    :func:`engine.evaluate`). ``data`` may be one patient shard: nothing here joins
-    across patients."""
-    parts = [evaluate(indicator, data, period, valuesets, data_end=data_end) for indicator in indicators]
+    :func:`engine.evaluate`), counted in ``calendars``' working days. ``data`` may be
+    one patient shard: nothing here joins across patients."""
+    parts = [
+        evaluate(indicator, data, period, valuesets, data_end=data_end, calendars=calendars) for indicator in indicators
+    ]
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return _typed(frame, INDICATOR_SUBJECTS.dtypes, INDICATOR_SUBJECTS.column_names)
 
@@ -206,9 +215,12 @@ def compute_period(
     valuesets: ValueSetIndex,
     *,
     data_end: pd.Timestamp | None = None,
+    calendars: WorkingCalendars = DEFAULT_CALENDARS,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(subjects, results) for every indicator in one month, all data at once."""
-    subjects = in_subject_order(subjects_of(indicators, data, period, valuesets, data_end=data_end))
+    subjects = in_subject_order(
+        subjects_of(indicators, data, period, valuesets, data_end=data_end, calendars=calendars)
+    )
     return subjects, results_of(indicators, subjects, period)
 
 

@@ -73,3 +73,22 @@ def test_mean_ci_matches_student_t() -> None:
     assert (low, high) == pytest.approx(ref)
     one = mean_ci([4.0])
     assert one[0] == 4.0 and math.isnan(one[1])
+
+
+def test_grouped_quantile_matches_numpy_and_brackets_it() -> None:
+    from pipelines.analyse.intervals import grouped_quantile
+
+    rng = np.random.default_rng(7)
+    values = rng.gamma(2.0, 10.0, 500)
+    groups = rng.integers(0, 3, 500)
+    est, low, high = grouped_quantile(values, groups, 4, 0.9)
+    for g in range(3):
+        v = np.sort(values[groups == g])
+        assert est[g] == pytest.approx(np.quantile(v, 0.9))
+        assert low[g] <= est[g] <= high[g]
+        n = len(v)
+        # Order-statistic ranks from binomial(n, 0.9), 1-based.
+        lo = int(stats.binom.ppf(0.025, n, 0.9))
+        hi = int(stats.binom.ppf(0.975, n, 0.9)) + 1
+        assert (low[g], high[g]) == (v[lo - 1], v[hi - 1])
+    assert np.isnan(est[3]) and np.isnan(low[3])  # an empty group

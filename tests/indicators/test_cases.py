@@ -33,7 +33,9 @@ def test_case(case: Case) -> None:
             pytest.fail("eCQM value sets not found under CAREQI_SHARED_DATA/ecqm-qicore-2025")
         pytest.skip("eCQM value sets (VSAC) not available: set CAREQI_SHARED_DATA")
     indicator = INDICATORS[case.indicator_id]
-    subjects = evaluate(indicator, case.tables(), case.period, VALUESETS, data_end=case.data_end)
+    subjects = evaluate(
+        indicator, case.tables(), case.period, VALUESETS, data_end=case.data_end, calendars=case.calendars
+    )
     subjects = subjects.set_index("subject_id")
     problems = []
     for subject, expected in case.expect.items():
