@@ -30,24 +30,14 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
+from careqi_tasks import call
 
 from pipelines.periods import MONTH_PATTERN
 
 
 def _stage(name: str, *args: object, **kwargs: object) -> Any:
-    """Call ``pipelines.stages.<name>``; a CareQI error the user must fix fails the task
-    at once (no retry), while warehouse outages and unexpected errors are retried."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from pipelines import stages
-    from pipelines.errors import CareQIError, WarehouseError
-
-    try:
-        return getattr(stages, name)(*args, **kwargs)
-    except WarehouseError:
-        raise
-    except CareQIError as exc:
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+    """Call ``pipelines.stages.<name>`` (see :func:`careqi_tasks.call` for how errors fail the task)."""
+    return call("stages", name, *args, **kwargs)
 
 
 INDICATOR_RESULTS = Asset("careqi://warehouse/indicator_results")

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipelines import periods
+from pipelines.cli_feedback import feedback_app
 from pipelines.config import Settings, load_settings
 from pipelines.errors import CareQIError
 
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 indicators_app = typer.Typer(help="Inspect the indicator catalogue.", no_args_is_help=True)
 app.add_typer(indicators_app, name="indicators")
+app.add_typer(feedback_app, name="feedback")
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)

@@ -55,6 +55,14 @@ def _float(env: dict[str, str], name: str, default: float, *, minimum: float) ->
     return float(_number(env, name, default, float, minimum))
 
 
+def _hook(text: str) -> str:
+    text = text.strip()
+    module, sep, function = text.partition(":")
+    if text and (not sep or not module.strip() or not function.strip().isidentifier()):
+        raise ConfigError(f"CAREQI_BREACH_HOOK: expected module:function (e.g. mytrust.alerts:send), got {text!r}")
+    return text
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved configuration for one process.
@@ -67,8 +75,9 @@ class Settings:
             period (``<incoming>/2026-10/Encounter.ndjson``, ``.../complaints.csv``).
         staging_dir: parquet hand-over between pipeline stages, one folder per period.
         reports_dir / exports_dir: published outputs, one folder per period.
-        indicators_dir / expectations_dir / templates_dir: the project's own
-            definitions (indicator files, GX suites, Jinja2 templates).
+        indicators_dir / expectations_dir / templates_dir / surveys_dir: the project's
+            own definitions (indicator files, GX suites, Jinja2 templates, survey files
+            mapping Questionnaires and SERVQUAL items, :mod:`pipelines.surveys`).
         valueset_dirs: extra folders of FHIR ValueSet JSON files (e.g. the VSAC
             expansions a user licenses for the CMS eCQMs), ``CAREQI_VALUESET_DIR``
             with folders separated by ``os.pathsep``; the project's own code lists
@@ -93,6 +102,9 @@ class Settings:
             (see :mod:`pipelines.validate.delivery`).
         future_days: records may be dated up to this many days after the end of their
             batch month; a later date is implausible and quarantined.
+        breach_hook: ``module:function`` called with the daily feedback run's breach
+            counts when complaints are open past a deadline (``CAREQI_BREACH_HOOK``): the
+            place to send an e-mail or a chat message. Empty: the breaches are logged only.
         shard_patients: compute evaluates the system in patient shards of about this
             many patients each (``CAREQI_SHARD_PATIENTS``): a compute process's memory
             is bounded by it, not by the size of the system, and the DAG runs the
@@ -108,6 +120,7 @@ class Settings:
     indicators_dir: Path
     expectations_dir: Path
     templates_dir: Path
+    surveys_dir: Path
     valueset_dirs: tuple[Path, ...]
     shared_data_dir: Path
     quarantine_fail_ratio: float = 0.25
@@ -120,6 +133,7 @@ class Settings:
     delivery_min_share: float = 0.25
     future_days: int = 31
     shard_patients: int = 50_000
+    breach_hook: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     def with_home(self, home: Path) -> Settings:
@@ -143,6 +157,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         indicators_dir=_path(env, "CAREQI_INDICATORS_DIR", PROJECT_ROOT / "indicators"),
         expectations_dir=_path(env, "CAREQI_EXPECTATIONS_DIR", PROJECT_ROOT / "expectations"),
         templates_dir=_path(env, "CAREQI_TEMPLATES_DIR", PROJECT_ROOT / "reports"),
+        surveys_dir=_path(env, "CAREQI_SURVEYS_DIR", PROJECT_ROOT / "surveys"),
         valueset_dirs=tuple(Path(part).expanduser().resolve() for part in vs),
         shared_data_dir=_path(env, "CAREQI_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"),
         quarantine_fail_ratio=_float(env, "CAREQI_QUARANTINE_FAIL_RATIO", 0.25, minimum=0.0),
@@ -162,6 +177,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         delivery_min_share=_float(env, "CAREQI_DELIVERY_MIN_SHARE", 0.25, minimum=0.0),
         future_days=_int(env, "CAREQI_FUTURE_DAYS", 31, minimum=0),
         shard_patients=_int(env, "CAREQI_SHARD_PATIENTS", 50_000, minimum=1),
+        breach_hook=_hook(env.get("CAREQI_BREACH_HOOK", "")),
         extra={k: v for k, v in env.items() if k.startswith("CAREQI_")},
     )
 

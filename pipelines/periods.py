@@ -20,6 +20,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from pipelines.errors import PeriodError
 
@@ -204,22 +205,65 @@ def span(first: str, last: str) -> list[str]:
     return [a.shift(k).label for k in range(n + 1)]
 
 
+#: A day, ``YYYY-MM-DD`` (the daily feedback run's unit).
+DAY_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
+_DAY = re.compile(DAY_PATTERN)
+
+
+def validate_day(text: object) -> str:
+    """The canonical ``YYYY-MM-DD`` spelling of a day, or a PeriodError."""
+    if isinstance(text, date) and not isinstance(text, datetime):
+        text = text.isoformat()
+    if not isinstance(text, str) or not _DAY.match(text.strip()):
+        raise PeriodError(f"day must be written YYYY-MM-DD (e.g. 2026-10-15), got {text!r}")
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise PeriodError(f"no such day: {text!r}") from None
+    Month.of(day)  # within the supported years
+    return day.isoformat()
+
+
+def month_of_day(day: str) -> str:
+    """``"2026-10-15"`` -> ``"2026-10"``."""
+    return Month.of(date.fromisoformat(validate_day(day))).label
+
+
+def is_period(text: object) -> bool:
+    """Whether ``text`` is a month label (a folder name of a monthly batch, say)."""
+    return isinstance(text, str) and bool(_PERIOD.match(text))
+
+
+def labels_of(moments: Any) -> Any:
+    """The month label (``YYYY-MM``) of each timestamp of a pandas Series (missing stays
+    missing): grouping many records by month at once."""
+    return moments.dt.strftime(_LABEL_FORMAT)
+
+
+_LABEL_FORMAT = "%Y-%m"
+
+
 def previous_month(moment: datetime | date) -> str:
     """The month before ``moment``: a run on 2026-11-05 reports on 2026-10."""
     return Month.of(moment).shift(-1).label
 
 
 __all__ = [
+    "DAY_PATTERN",
     "MAX_YEAR",
     "MIN_YEAR",
     "MONTH_PATTERN",
     "MeasurementPeriod",
     "Month",
     "bounds",
+    "is_period",
+    "labels_of",
+    "month_of_day",
     "parse_period",
     "previous_month",
     "shift",
     "span",
+    "validate_day",
     "validate_period",
     "window",
 ]

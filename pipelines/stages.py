@@ -127,6 +127,7 @@ def _read_meta(folder: Path, stage: str, period: str) -> dict[str, Any]:
 def extract_stage(period: str, settings: Settings | None = None, *, input_dir: Path | None = None) -> str:
     """Read the period's batch (FHIR NDJSON/Bundles + feedback CSVs) into staged tables."""
     from pipelines.extract import extract_batch
+    from pipelines.surveys import load_surveys
 
     settings = _settings(settings)
     period = periods.validate_period(period)
@@ -137,7 +138,7 @@ def extract_stage(period: str, settings: Settings | None = None, *, input_dir: P
             f"no input for {period}: {source} does not exist (run `careqi generate`, or point "
             "CAREQI_INCOMING_DIR / --input at the folder holding the monthly extract)"
         )
-    result = extract_batch(source, timezones=settings.timezones)
+    result = extract_batch(source, timezones=settings.timezones, surveys=load_surveys(settings.surveys_dir))
     out = stage_dir(settings, period, "extract")
     _write_frames(out, result.tables)
     result.quarantine.to_parquet(out / QUARANTINE_FILE, index=False)
@@ -631,9 +632,17 @@ def _report_inputs(period: str, settings: Settings) -> dict[str, Any]:
         results = read_results(engine, periods=periods.window(period, settings.report_months))
         if not (results["period"] == period).any():
             raise ConfigError(f"no indicator results for {period}: run the compute stage for this period first")
-        names = Needs({"organizations": frozenset({"name"}), "locations": frozenset({"name"})})
+        names = Needs(
+            {
+                "organizations": frozenset({"name"}),
+                "locations": frozenset({"name"}),
+                "survey_responses": None,
+                "complaints": None,
+            }
+        )
         snapshot = DeliveryReader(engine, names).snapshot(period)
         orgs, locs = snapshot["organizations"], snapshot["locations"]
+        feedback = _feedback_inputs(period, settings, engine, snapshot)
         computed = set(results.loc[results["period"] == period, "indicator_id"])
         return {
             "indicators": [i for i in indicators if i.id in computed],
@@ -644,9 +653,52 @@ def _report_inputs(period: str, settings: Settings) -> dict[str, Any]:
             "quarantine": read_batch(engine, "quarantine", period),
             "facilities": dict(zip(orgs["organization_id"], orgs["name"].fillna(orgs["organization_id"]), strict=True)),
             "wards": dict(zip(locs["location_id"], locs["name"].fillna(locs["location_id"]), strict=True)),
+            "feedback": feedback,
         }
     finally:
         engine.dispose()
+
+
+def _feedback_inputs(period: str, settings: Settings, engine: Any, snapshot: Mapping[str, pd.DataFrame]) -> Any:
+    """The patient-experience part's inputs: the window's survey returns, the complaints
+    register as the month's batch left it, and the themes and sentiment of their texts
+    (stored labels of the current model where the daily run made them, the rest
+    classified now, in memory: the report stage writes nothing to the warehouse)."""
+    from pipelines.analyse.text.classifier import classify, model_fingerprint
+    from pipelines.analyse.text.themes import load_taxonomy
+    from pipelines.load.feedback import read_labels
+    from pipelines.publish.experience import FeedbackData, texts_of
+    from pipelines.surveys import load_surveys
+
+    first = pd.Timestamp(Month.parse(periods.window(period, settings.report_months)[0]).start)
+    end = pd.Timestamp(Month.parse(period).end)
+    surveys = snapshot["survey_responses"]
+    completed = pd.to_datetime(surveys["completed_on"])
+    surveys = surveys[(completed >= first) & (completed < end)].reset_index(drop=True)
+    complaints = snapshot["complaints"]
+    complaints = complaints[pd.to_datetime(complaints["received_at"]) < end].reset_index(drop=True)
+    texts = texts_of(surveys, complaints)
+    texts = texts[(texts["written_on"] >= first) & (texts["written_on"] < end)]
+    model = model_fingerprint()
+    stored = read_labels(engine)
+    stored = stored[stored["model"] == model][["source_table", "record_id", "themes", "sentiment"]]
+    known = texts.merge(stored, on=["source_table", "record_id"], how="inner")
+    todo = texts.merge(stored[["source_table", "record_id"]], on=["source_table", "record_id"], how="left",
+                       indicator=True)  # fmt: skip
+    todo = todo[todo["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
+    if len(todo):
+        fresh = classify(todo["text"].tolist())
+        todo = todo.assign(themes=fresh["themes"].to_numpy(), sentiment=fresh["sentiment"].to_numpy())
+    labels = pd.concat([known, todo], ignore_index=True)[["source_table", "record_id", "themes", "sentiment"]]
+    taxonomy = load_taxonomy()
+    return FeedbackData(
+        surveys=surveys,
+        complaints=complaints,
+        patient_days=pd.DataFrame(),
+        labels=labels,
+        definitions=load_surveys(settings.surveys_dir),
+        theme_labels={t.id: t.label for t in taxonomy.themes},
+    )
 
 
 def report_stage(period: str, settings: Settings | None = None, *, generated_at: str | None = None) -> str:

@@ -4,6 +4,7 @@
 # (`airflow dags test` exits 0 even when a task fails, so the run's state is checked).
 #
 # usage: scripts/airflow_dag_test.sh DAG_ID PERIOD     e.g. quality_monthly 2026-10
+#        scripts/airflow_dag_test.sh DAG_ID DAY        e.g. patient_feedback_daily 2026-10-14
 set -euo pipefail
 
 dag_id=${1:?usage: $0 DAG_ID PERIOD}
@@ -22,16 +23,24 @@ log="$AIRFLOW_HOME/dags-test-$dag_id-$period.log"
 
 airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { tail -20 "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
 
-# The logical date is the 5th of the month after the period (the DAG's schedule);
-# the period is also passed explicitly, as an operator would for a rerun.
-logical_date=$(python - "$period" <<'PY'
+# A month: the logical date is the 5th of the month after the period (the monthly DAG's
+# schedule) and the period is passed as the `period` param. A day: that day at 20:00 UTC
+# (the daily DAG's schedule), passed as the `day` param. Either way explicitly, as an
+# operator would for a rerun.
+if [[ $period =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]]; then
+  logical_date="${period}T20:00:00+00:00"
+  conf="{\"day\": \"$period\"}"
+else
+  logical_date=$(python - "$period" <<'PY'
 import sys
 from pipelines.periods import shift
 print(shift(sys.argv[1], 1) + "-05T06:00:00+00:00")
 PY
 )
+  conf="{\"period\": \"$period\"}"
+fi
 echo "airflow dags test $dag_id $logical_date (period $period); log: $log"
-airflow dags test "$dag_id" "$logical_date" -c "{\"period\": \"$period\"}" >"$log" 2>&1 || true
+airflow dags test "$dag_id" "$logical_date" -c "$conf" >"$log" 2>&1 || true
 
 state=$(airflow dags list-runs "$dag_id" -o json 2>/dev/null | python -c '
 import json, sys

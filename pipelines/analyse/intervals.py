@@ -73,23 +73,9 @@ def _sorted_groups(values: np.ndarray, groups: np.ndarray, n_groups: int) -> tup
 def grouped_median(
     values: ArrayLike, groups: ArrayLike, n_groups: int, confidence: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(median, ci_low, ci_high) per group code 0..n_groups-1; NaN values are ignored."""
-    v, n, start = _sorted_groups(np.asarray(values, dtype=np.float64), np.asarray(groups, dtype=np.int64), n_groups)
-    has = n > 0
-    med = np.full(n_groups, np.nan)
-    low = np.full(n_groups, np.nan)
-    high = np.full(n_groups, np.nan)
-    if not has.any():
-        return med, low, high
-    nn, st = n[has], start[has]
-    lo_mid = st + (nn - 1) // 2
-    hi_mid = st + nn // 2
-    med[has] = (v[lo_mid] + v[hi_mid]) / 2
-    j = stats.binom.ppf((1 - confidence) / 2, nn, 0.5).astype(np.int64)
-    j = np.maximum(j, 1)  # n <= 5: [min, max]
-    low[has] = v[st + j - 1]
-    high[has] = v[st + nn - j]
-    return med, low, high
+    """(median, ci_low, ci_high) per group code 0..n_groups-1; NaN values are ignored. The
+    0.5 quantile: the mean of the two middle values, ranks j and n-j+1 for the interval."""
+    return grouped_quantile(values, groups, n_groups, 0.5, confidence)
 
 
 def grouped_quantile(

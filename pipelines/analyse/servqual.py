@@ -32,40 +32,15 @@ import pandas as pd
 from pipelines.analyse.intervals import grouped_mean
 from pipelines.errors import ConfigError
 
-#: The ten original dimensions (Parasuraman, Zeithaml & Berry 1985), in their order.
-TEN_DIMENSIONS: tuple[str, ...] = (
-    "reliability",
-    "responsiveness",
-    "competence",
-    "access",
-    "courtesy",
-    "communication",
-    "credibility",
-    "security",
-    "understanding_the_patient",
-    "tangibles",
+# Dimensions, the ten -> five map and answer kinds are survey vocabulary (pipelines.surveys).
+from pipelines.surveys import (
+    EXPECTATION,
+    KINDS,
+    PERCEPTION,
+    RATER_DIMENSIONS,
+    TEN_DIMENSIONS,
+    TEN_TO_RATER,
 )
-
-#: The five SERVQUAL dimensions (Parasuraman, Zeithaml & Berry 1988), in RATER order.
-RATER_DIMENSIONS: tuple[str, ...] = ("reliability", "assurance", "tangibles", "empathy", "responsiveness")
-
-#: Ten -> five consolidation (Parasuraman, Zeithaml & Berry 1988; Zeithaml, Parasuraman &
-#: Berry 1990, *Delivering Quality Service*, the correspondence of the two sets).
-TEN_TO_RATER: dict[str, str] = {
-    "reliability": "reliability",
-    "responsiveness": "responsiveness",
-    "competence": "assurance",
-    "courtesy": "assurance",
-    "credibility": "assurance",
-    "security": "assurance",
-    "access": "empathy",
-    "communication": "empathy",
-    "understanding_the_patient": "empathy",
-    "tangibles": "tangibles",
-}
-
-EXPECTATION, PERCEPTION = "expectation", "perception"
-KINDS = (EXPECTATION, PERCEPTION)
 
 #: Spellings accepted for ``understanding_the_patient`` (the 1985 paper's "understanding /
 #: knowing the customer").

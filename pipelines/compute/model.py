@@ -56,6 +56,14 @@ class Domain(StrEnum):
     def label(self) -> str:
         return self.value.replace("_", " ").capitalize()
 
+    @property
+    def quality(self) -> str:
+        """Grönroos's two sides of service quality (1984, "A service quality model and its
+        marketing implications"): *technical* quality is what care achieved (no harm,
+        guideline care given), *functional* quality is how it was delivered (what patients
+        perceived, how fast complaints were answered)."""
+        return "technical" if self in (Domain.PATIENT_SAFETY, Domain.GUIDELINE_ADHERENCE) else "functional"
+
 
 class Aggregate(StrEnum):
     """The statistic of a continuous measure's observations: ``p90`` is the 90th

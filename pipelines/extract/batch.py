@@ -24,6 +24,7 @@ from pipelines.extract.fhir_bundle import read_bundle
 from pipelines.extract.fhir_ndjson import read_ndjson
 from pipelines.extract.sources import base_name
 from pipelines.localtime import TimeZones
+from pipelines.surveys import Surveys
 from pipelines.tables import CHILD_TABLES, FEEDBACK_FILES, QUARANTINE, TABLES, conform, empty_frame
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,21 @@ class ExtractResult:
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
 
 
-def extract_batch(batch_dir: Path, *, validate_sample: int = 25, timezones: TimeZones | None = None) -> ExtractResult:
-    """Extract one batch folder; provenance paths are relative to it."""
+def extract_batch(
+    batch_dir: Path,
+    *,
+    validate_sample: int = 25,
+    timezones: TimeZones | None = None,
+    surveys: Surveys | None = None,
+) -> ExtractResult:
+    """Extract one batch folder; provenance paths are relative to it. ``surveys`` map
+    QuestionnaireResponses onto survey columns (:mod:`pipelines.surveys`)."""
     batch_dir = Path(batch_dir)
     if not batch_dir.is_dir():
         raise ExtractError(f"batch folder {str(batch_dir)!r} does not exist or is not a folder")
-    return extract_paths([batch_dir], root=batch_dir, validate_sample=validate_sample, timezones=timezones)
+    return extract_paths(
+        [batch_dir], root=batch_dir, validate_sample=validate_sample, timezones=timezones, surveys=surveys
+    )
 
 
 def extract_paths(
@@ -73,6 +83,7 @@ def extract_paths(
     root: Path | None = None,
     validate_sample: int = 25,
     timezones: TimeZones | None = None,
+    surveys: Surveys | None = None,
 ) -> ExtractResult:
     """Extract any mix of files and folders (folders are walked recursively, sorted).
 
@@ -80,7 +91,7 @@ def extract_paths(
     and a file argument is named relative to its parent folder. ``timezones`` decides
     the local clock of each record's facility (default: UTC for every facility).
     """
-    sink = Collector(validate_sample=validate_sample)
+    sink = Collector(validate_sample=validate_sample, surveys=surveys or Surveys())
     seen: set[Path] = set()
     for path in paths:
         path = Path(path)
@@ -182,6 +193,21 @@ class _Clock:
             self.by_encounter = dict(zip(typed["encounter_id"].astype("string"), zones, strict=True))
 
 
+def survey_places(surveys: pd.DataFrame, encounters: pd.DataFrame | None) -> pd.DataFrame:
+    """Survey returns that do not say where care happened (a QuestionnaireResponse names
+    its Encounter, rarely the ward) take the facility, ward and service of their Encounter
+    when the same delivery holds it; what a return states itself is kept."""
+    if encounters is None or not len(encounters) or not len(surveys):
+        return surveys
+    places = encounters.drop_duplicates("encounter_id", keep="last").set_index("encounter_id")
+    keys = surveys["encounter_id"].astype("string")
+    out = surveys.copy()
+    for column in ("facility_id", "ward_id", "service"):
+        known = keys.map(places[column].astype("object")).astype("object")
+        out[column] = out[column].where(out[column].notna(), known)
+    return out
+
+
 def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult:
     """Build one DataFrame per table, conform it, and quarantine unreadable rows.
 
@@ -209,6 +235,8 @@ def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult
             tables[name] = _empty(name).copy()
             continue
         frame = pd.DataFrame.from_records(rows, columns=spec.column_names)
+        if name == "survey_responses":
+            frame = survey_places(frame, tables.get("encounters"))
         typed, failures = conform(frame, spec, zones=clock.zones(name, frame))
         for position, reason in sink.held_back.get(name, {}).items():
             failures.iat[position] = f"{failures.iat[position]}; {reason}" if failures.iat[position] else reason

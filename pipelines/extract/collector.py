@@ -34,7 +34,14 @@ from pipelines.extract.medication import (
     unresolved_reason,
 )
 from pipelines.extract.poa import StayPoa
+from pipelines.extract.questionnaire import (
+    UnmappedQuestionnaire,
+    flatten_questionnaire_response,
+    is_return,
+    survey_of,
+)
 from pipelines.extract.structure import structure_error
+from pipelines.surveys import Surveys
 from pipelines.tables import RESOURCE_TABLES, TABLES
 
 #: Quarantine payloads are truncated to this many characters (tables.QUARANTINE).
@@ -42,6 +49,8 @@ MAX_PAYLOAD = 2000
 #: table_name for a Bundle file or entry that cannot be attributed to any table.
 BUNDLE_TABLE = "bundle"
 CODINGS = "codings"
+QUESTIONNAIRE_RESPONSE = "QuestionnaireResponse"
+SURVEYS = "survey_responses"
 
 _FLATTEN_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
 
@@ -119,6 +128,8 @@ class Collector:
     """Mutable state of one extraction run."""
 
     validate_sample: int = 25
+    #: The survey files QuestionnaireResponses are read through (none: each is quarantined).
+    surveys: Surveys = field(default_factory=Surveys)
     #: Resources structurally validated so far in this run, per type: the sample is a
     #: budget per run, so a folder of one-patient Bundles is sampled like one NDJSON file.
     sampled: Counter[str] = field(default_factory=Counter)
@@ -217,12 +228,18 @@ class Collector:
         if table is None or not isinstance(rtype, str):
             self.ignored[str(rtype)] += 1
             return
+        if rtype == QUESTIONNAIRE_RESPONSE and not is_return(resource):
+            self.ignored[f"{rtype} not returned (status {resource.get('status')!r})"] += 1
+            return
         if self.sampled[rtype] < self.validate_sample:
             self.sampled[rtype] += 1
             error = structure_error(resource)
             if error is not None:
                 self.reject(table, resource.get("id"), error, allowed_fields(resource), source_file, source_line)
                 return
+        if rtype == QUESTIONNAIRE_RESPONSE:
+            self._add_survey_return(resource, source_file, source_line)
+            return
         try:
             produced = records(rtype, resource)
             medication = medication_concept(resource) if rtype in MEDICATION_RESOURCES else None
@@ -260,6 +277,20 @@ class Collector:
                     self.medication_links.append(link)
                 elif medication.dangling:
                     self.held_back[rec.table][parent[1]] = unresolved_reason(medication.reference)
+
+    def _add_survey_return(self, resource: dict[str, Any], source_file: str, source_line: int) -> None:
+        """A returned QuestionnaireResponse through its survey file, or quarantined saying
+        which Questionnaire has no file."""
+        try:
+            row = flatten_questionnaire_response(resource, survey_of(resource, self.surveys))
+        except UnmappedQuestionnaire as exc:
+            skeleton = {"resourceType": QUESTIONNAIRE_RESPONSE, "id": _plain(resource.get("id")),
+                        "questionnaire": _plain(resource.get("questionnaire"))}  # fmt: skip
+            self.reject(SURVEYS, resource.get("id"), str(exc), skeleton, source_file, source_line)
+            return
+        row["source_file"] = source_file
+        row["source_line"] = source_line
+        self.store(SURVEYS, row)
 
     def link_medications(self) -> int:
         """Fill the code columns and medication codings of every row whose

@@ -29,7 +29,7 @@ from typing import Any
 from pipelines.generate import codes as C
 from pipelines.generate import resources as R
 from pipelines.generate.clock import DAY, HOUR, batch_index, day_start, iso, iso_date, season, weekday
-from pipelines.generate.feedback import complaint_deliveries, survey_row
+from pipelines.generate.feedback import complainant_key, complaint_deliveries, survey_row
 from pipelines.generate.ids import new_id, rint
 from pipelines.generate.model import Facility, Ward
 from pipelines.generate.patient import Item, PatientState
@@ -461,7 +461,9 @@ class Simulator:
         return None
 
     def _complaint(self, s: PatientState, batch: int, fac: Facility, ward: Ward, end: int) -> None:
-        for batch_no, row in complaint_deliveries(s.rng, fac, ward, end, self.w.window_end, self.w.bounds):
+        for batch_no, row in complaint_deliveries(
+            s.rng, fac, ward, end, self.w.window_end, self.w.bounds, complainant_key(s.pid)
+        ):
             s.items.append((batch_no, "complaints.csv", row))
 
 

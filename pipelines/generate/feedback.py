@@ -9,6 +9,7 @@ working days, resolved weeks later, still open if the window ends first.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import Any
 
@@ -57,8 +58,64 @@ _NEGATIVE = (
     "I fell and felt nobody was watching.",
     "Discharge letter was wrong and late.",
 )
+#: What complainants write, by category: a few sentences each, some naming staff or giving
+#: a phone number (07700 900xxx is Ofcom's range reserved for drama), so the comment
+#: model and the report's masking have realistic text to work on.
+_COMPLAINT_TEXTS: dict[str, tuple[str, ...]] = {
+    "clinical_care": (
+        "My mother was left in pain for hours before anyone gave her pain relief.",
+        "The doctor missed the infection and my father was sent home too early.",
+        "Dr Patel did not examine my wound properly and it got worse.",
+    ),
+    "communication": (
+        "Nobody explained the results of the scan and we were told different things by each nurse.",
+        "I rang the ward six times and no one called me back. Please call me on 07700 900461.",
+        "We were not told that my husband had been moved to another ward.",
+    ),
+    "waiting_times": (
+        "We waited nine hours in the corridor before a bed was found.",
+        "The appointment was cancelled three times and the wait is now months.",
+        "Discharge took all day because we were waiting for medicines from the pharmacy.",
+    ),
+    "staff_attitude": (
+        "The nurse on the night shift was rude and dismissive when I asked for help.",
+        "Staff nurse Kelly spoke to my daughter in a way that upset her badly.",
+        "I felt ignored and treated as a nuisance by the staff.",
+    ),
+    "environment": (
+        "The toilets were dirty and the ward was noisy all night.",
+        "The bay was too cold and the call bell did not work.",
+    ),
+    "discharge": (
+        "My father was discharged at midnight with no transport and no care package.",
+        "The discharge letter had the wrong medicines on it and the GP was not told.",
+    ),
+    "medication": (
+        "I was given the wrong dose of my insulin twice.",
+        "My regular medication was not given for two days after admission.",
+    ),
+    "other": (
+        "Car parking charges are too high for relatives visiting every day.",
+        "My belongings were lost when I was moved between wards.",
+    ),
+}
+
+
+def complaint_text(complaint_id: str, category: str) -> str:
+    """The complaint's description, chosen by its id (no draw from the patient's random
+    stream, so adding texts does not change any other generated value)."""
+    pool = _COMPLAINT_TEXTS.get(category, _COMPLAINT_TEXTS["other"])
+    return pool[int(hashlib.sha256(complaint_id.encode()).hexdigest()[:8], 16) % len(pool)]
+
+
 #: Wards where patients report a worse experience (the same wards that fall more).
 _WORSE_WARDS = {"loc-northfield-ward-holly": -0.3, "loc-riverside-ward-tyne": -0.4}
+
+
+def complainant_key(patient_id: str) -> str:
+    """The register's pseudonymous key for a complainant (here the patient): stable, so a
+    patient who complains again is a repeat complainant, and not the patient id itself."""
+    return "cpl-" + hashlib.sha256(f"complainant:{patient_id}".encode()).hexdigest()[:16]
 
 
 def weighted(rng: random.Random, options: tuple[tuple[str, float], ...]) -> str:
@@ -97,8 +154,9 @@ def survey_row(
     if rng.random() < 0.55:
         pool = _POSITIVE if s > 0.0 else _NEUTRAL if s > -1.0 else _NEGATIVE
         comment = pool[rint(rng, len(pool))]
+    response_id = new_id(rng)
     row: list[Any] = [
-        new_id(rng),
+        response_id,
         encounter_id,
         facility.id,
         ward.id,
@@ -108,9 +166,22 @@ def survey_row(
         recommend,
         rating,
         *items,
+        *expectations(response_id),
         comment,
     ]
     return batch, row
+
+
+def expectations(response_id: str) -> list[int | None]:
+    """The SERVQUAL expectation items (what an excellent hospital would do, 1..5): high,
+    as expectations are, and left blank by about one respondent in six (the expectation
+    half of a SERVQUAL form is the one people skip). Drawn from the response's own
+    stream, so the rest of the generated system does not change with them."""
+    rng = random.Random(response_id)
+    if rng.random() < 0.16:
+        return [None] * 5
+    base = 4.4 + rng.gauss(0.0, 0.35)
+    return [_clamp(base + rng.gauss(0.0, 0.45), 1, 5) for _ in range(5)]
 
 
 def complaint_deliveries(
@@ -120,6 +191,7 @@ def complaint_deliveries(
     encounter_end: int,
     window_end: int,
     bounds: list[int],
+    complainant_id: str,
 ) -> list[tuple[int, list[Any]]]:
     """One complaint about an encounter, as each monthly extract of the complaints register
     shows it: in the batch of the month it was received, as the register stood at that
@@ -169,6 +241,8 @@ def complaint_deliveries(
             iso(resolved) if done else None,
             outcome if done else None,
             status,
+            complaint_text(complaint_id, category),
+            complainant_id,
         ]
         out.append((batch, row))
         if done:

@@ -40,7 +40,9 @@ from pipelines.load.shards import BUCKET, SHARDED_TABLES
 #: column_profiles; load_batches.fingerprint and accepted_as; timestamps in the
 #: facility's local time; indicator results with a state (final, provisional, not
 #: computed), its reason and censored counts.
-SCHEMA_VERSION = 4
+#: 5: complaints.complainant_id and description; sla_breaches and comment_labels (the
+#: daily patient-feedback run).
+SCHEMA_VERSION = 5
 #: Arbitrary constant: PostgreSQL advisory lock serialising concurrent create_schema calls.
 _DDL_LOCK_KEY = 7_140_221_901
 
@@ -182,6 +184,21 @@ indicator_results = Table(
     *_columns(T.INDICATOR_RESULTS, short=("period",)),
     PrimaryKeyConstraint("indicator_id", "period", "facility_id", "stratifier", "stratum"),
     Index(None, "period"),
+)
+
+sla_breaches = Table(
+    T.SLA_BREACHES.name,
+    metadata,
+    *_columns(T.SLA_BREACHES),
+    PrimaryKeyConstraint("detected_on", "indicator_id", "complaint_id"),
+)
+
+comment_labels = Table(
+    T.COMMENT_LABELS.name,
+    metadata,
+    *_columns(T.COMMENT_LABELS),
+    PrimaryKeyConstraint("source_table", "record_id"),
+    Index(None, "written_on"),
 )
 
 retired_indicator_results = Table(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -29,11 +29,18 @@ import pandas as pd
 from pipelines.compute.model import Domain, Indicator
 from pipelines.periods import Month
 from pipelines.publish.data_quality import data_quality, require_columns
-from pipelines.publish.formatting import GRADED, STATUS_LABELS, format_short
-from pipelines.publish.sections import indicator_section, result_lookup
-from pipelines.tables import ALL_FACILITIES, INDICATOR_RESULTS
+from pipelines.publish.experience import FeedbackData, build_patient_experience
+from pipelines.publish.formatting import GRADED, STATUS_LABELS, format_short, format_value
+from pipelines.publish.sections import indicator_section, result_lookup, row_summary
+from pipelines.tables import ALL_FACILITIES, INDICATOR_RESULTS, OVERALL
 
 log = logging.getLogger(__name__)
+
+#: How the scorecard names the two sides of quality its domains fall in (Domain.quality).
+QUALITY_LABELS = {
+    "technical": "Technical quality: what care achieved",
+    "functional": "Functional quality: how care was delivered",
+}
 
 
 @dataclass(frozen=True)
@@ -51,12 +58,63 @@ class ReportData:
     quarantine: pd.DataFrame
     facilities: Mapping[str, str]
     wards: Mapping[str, str]
+    #: Survey returns, the complaints register, patient-days and comment labels (None: the
+    #: patient-experience part says there is nothing to show).
+    feedback: FeedbackData | None = None
+
+
+def patient_experience(data: ReportData) -> dict[str, Any]:
+    """The patient-experience part (:mod:`.experience`), with the responsiveness
+    indicators' figures beside the register."""
+    if data.feedback is None:
+        return {"has_data": False}
+    lookup = result_lookup(data.results)
+    feedback = data.feedback
+    if not len(feedback.patient_days):
+        feedback = replace(feedback, patient_days=occupied_bed_days(data))
+    rows = []
+    for ind in data.indicators:
+        if ind.domain is not Domain.RESPONSIVENESS:
+            continue
+        now = row_summary(lookup.get((ind.id, data.period, ALL_FACILITIES, *OVERALL)), ind)
+        rows.append(
+            {
+                "title": ind.title,
+                "value_text": now["value_text"],
+                "ci_text": now["ci_text"],
+                "target": format_value(ind.target, ind),
+                "status": now["status"],
+                "status_label": now["status_label"],
+            }
+        )
+    return build_patient_experience(data.period, data.window, feedback, data.facilities, data.wards, rows)
+
+
+def occupied_bed_days(data: ReportData) -> pd.DataFrame:
+    """The month's occupied bed days per facility, as the bed-day indicators count them:
+    the exposure (``denominator_value``) of a ratio indicator on encounters whose exposure
+    is ``days_in_period``. Counted once, by that indicator, never again here."""
+    from pipelines.compute.model import Basis, DeriveDaysInPeriod, Scoring
+
+    for ind in data.indicators:
+        derived = ind.derive.get(ind.denominator_value or "")
+        if ind.scoring is Scoring.RATIO and ind.basis is Basis.ENCOUNTER and isinstance(derived, DeriveDaysInPeriod):
+            r = data.results
+            rows = r[(r["indicator_id"] == ind.id) & (r["period"] == data.period) & (r["stratifier"] == OVERALL[0])
+                     & (r["facility_id"] != ALL_FACILITIES)]  # fmt: skip
+            return pd.DataFrame(
+                {
+                    "facility_id": rows["facility_id"].astype("string"),
+                    "patient_days": rows["denominator_value"].astype("float64").fillna(0.0),
+                }  # fmt: skip
+            )
+    return pd.DataFrame({"facility_id": pd.Series(dtype="string"), "patient_days": pd.Series(dtype="float64")})
 
 
 #: A part beyond the built-in ones: its name (context key and template) and its builder.
 Part = tuple[str, Callable[[ReportData], dict[str, Any]]]
 #: Extra parts, in reading order.
-EXTRA_PARTS: list[Part] = []
+EXTRA_PARTS: list[Part] = [("patient_experience", patient_experience)]
 #: The built-in parts: before the extra ones, and the data-quality appendix after them.
 OPENING_PARTS = ("summary", "scorecard", "indicators")
 CLOSING_PARTS = ("data_quality",)
@@ -130,6 +188,7 @@ def build_report_context(
     generated_at: str,
     months: int = 12,
     data_as_of: str | None = None,
+    feedback: FeedbackData | None = None,
 ) -> dict:
     """Assemble the monthly committee report's content (pure; JSON-able; no HTML).
 
@@ -187,7 +246,8 @@ def build_report_context(
             if s["domain"] == d.value
         ]
         if rows:
-            domains.append({"id": d.value, "label": d.label, "rows": rows})
+            domains.append({"id": d.value, "label": d.label, "quality": d.quality,
+                            "quality_label": QUALITY_LABELS[d.quality], "rows": rows})  # fmt: skip
 
     rag = {k: 0 for k in STATUS_LABELS}
     for s in sections:
@@ -197,7 +257,7 @@ def build_report_context(
     attention = _attention(sections, "current")
     provisional = _provisional_summary(sections, shared)
     data = ReportData(
-        period, window, ordered, in_window, subjects, reconciliation, checks, quarantine, facilities, wards
+        period, window, ordered, in_window, subjects, reconciliation, checks, quarantine, facilities, wards, feedback
     )
     extra = {name: build(data) for name, build in EXTRA_PARTS}
     return {

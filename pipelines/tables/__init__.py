@@ -87,6 +87,7 @@ from pipelines.tables.spec import PROVENANCE, TS, Column, TableSpec, empty_frame
 from pipelines.tables.warehouse import (
     ALL_FACILITIES,
     COLUMN_PROFILES,
+    COMMENT_LABELS,
     FINAL,
     INDICATOR_RESULTS,
     INDICATOR_SUBJECTS,
@@ -96,6 +97,7 @@ from pipelines.tables.warehouse import (
     PROVISIONAL,
     QUARANTINE,
     RECONCILIATION,
+    SLA_BREACHES,
     STATES,
     VALIDATION_CHECKS,
 )
@@ -104,6 +106,7 @@ __all__ = [
     "ALL_FACILITIES",
     "CHILD_TABLES",
     "COLUMN_PROFILES",
+    "COMMENT_LABELS",
     "CONTROL_CHARACTERS",
     "ECQM_TABLES",
     "FEEDBACK_FILES",
@@ -118,6 +121,7 @@ __all__ = [
     "POA_EXTENSION",
     "POA_SYSTEM",
     "POPULATIONS",
+    "SLA_BREACHES",
     "PROVENANCE",
     "PROVISIONAL",
     "QUARANTINE",

@@ -38,6 +38,8 @@ RESOURCE_TABLES: dict[str, str] = {
     "ServiceRequest": "requests",
     "DeviceRequest": "requests",
     "Task": "requests",
+    # Read through the survey file that maps its Questionnaire (pipelines.extract.questionnaire).
+    "QuestionnaireResponse": "survey_responses",
 }
 #: CSV file name -> tidy table.
 FEEDBACK_FILES: dict[str, str] = {
@@ -235,6 +237,10 @@ _RECORD_TABLES: tuple[TableSpec, ...] = (
             _c("q_assurance", "Int64", doc="1..5 Likert"),
             _c("q_empathy", "Int64", doc="1..5 Likert"),
             _c("q_tangibles", "Int64", doc="1..5 Likert"),
+            *(
+                _c(f"e_{d}", "Int64", doc=f"1..5 Likert, SERVQUAL expectation: what an excellent hospital's {d} is")
+                for d in ("reliability", "responsiveness", "assurance", "empathy", "tangibles")
+            ),
             _c("comment", doc="free text; may identify people, never exported"),
         ),
         "one row per returned survey",
@@ -255,6 +261,11 @@ _RECORD_TABLES: tuple[TableSpec, ...] = (
             _c("resolved_at", TS),
             _c("outcome", doc="upheld | partly_upheld | not_upheld | withdrawn"),
             _c("status", doc="open | acknowledged | resolved"),
+            _c("description", doc="the complaint in the complainant's words; may identify people, never exported"),
+            _c(
+                "complainant_id",
+                doc="the register's pseudonymous key of the person complaining (repeat complainants); never exported",
+            ),
         ),
         "one row per complaint",
     ),

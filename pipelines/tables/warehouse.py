@@ -139,6 +139,51 @@ INDICATOR_RESULTS = TableSpec(
     provenance=False,
 )
 
+#: Complaints past a service-level deadline, as the daily feedback run found them: one
+#: row per complaint and rule on each day it is still open past its deadline. The rules
+#: are the complaint indicators that carry a ``follow_up`` deadline (acknowledge within
+#: 2 working days, resolve within 25), so the alert and the monthly figure agree.
+SLA_BREACHES = TableSpec(
+    "sla_breaches",
+    "complaint_id",
+    (
+        _c("detected_on", "datetime64[us]", nullable=False, doc="the (local) day the daily run looked"),
+        _c("indicator_id", nullable=False, doc="the rule: the complaint indicator whose deadline passed"),
+        _c("complaint_id", nullable=False),
+        _c("facility_id", nullable=False),
+        _c("ward_id"),
+        _c("service"),
+        _c("category"),
+        _c("received_at", "datetime64[us]"),
+        _c("due_on", "datetime64[us]", nullable=False, doc="the last day allowed (facility-local)"),
+        _c("days_allowed", "Int64", nullable=False),
+        _c("day_count", nullable=False, doc="working | calendar"),
+        _c("days_overdue", "Int64", nullable=False, doc="days (of day_count) from due_on to detected_on"),
+        _c("new", "boolean", nullable=False, doc="not open past this deadline in the previous run"),
+    ),
+    "one row per complaint x rule x day it is open past its deadline",
+    provenance=False,
+)
+
+#: Themes and sentiment of free text (survey comments, complaint descriptions), by the
+#: comment model (:mod:`pipelines.analyse.text`). The text itself stays in its own table.
+COMMENT_LABELS = TableSpec(
+    "comment_labels",
+    "record_id",
+    (
+        _c("source_table", nullable=False, doc="survey_responses | complaints"),
+        _c("record_id", nullable=False, doc="response_id or complaint_id"),
+        _c("facility_id"),
+        _c("ward_id"),
+        _c("written_on", "datetime64[us]", doc="completed_on or received_at"),
+        _c("themes", doc="';'-separated theme ids, '' for none"),
+        _c("sentiment", doc="positive | neutral | negative"),
+        _c("model", nullable=False, doc="the comment model's fingerprint"),
+    ),
+    "one row per classified text",
+    provenance=False,
+)
+
 ALL_FACILITIES = "ALL"
 OVERALL = ("overall", "all")
 #: Result states: ``final`` (no later batch can change it), ``provisional`` (open to
@@ -151,6 +196,8 @@ STATES = (FINAL, PROVISIONAL, NOT_COMPUTED)
 __all__ = [
     "ALL_FACILITIES",
     "COLUMN_PROFILES",
+    "COMMENT_LABELS",
+    "SLA_BREACHES",
     "FINAL",
     "INDICATOR_RESULTS",
     "INDICATOR_SUBJECTS",

@@ -94,7 +94,7 @@ def test_row_with_wrong_field_count_is_quarantined(tmp_path: Path) -> None:
     result = extract_batch(tmp_path)
     assert list(result.tables["survey_responses"]["response_id"]) == ["r1"]
     (bad,) = result.quarantine.itertuples()
-    assert bad.record_id == "r2" and bad.reasons.startswith("malformed CSV row: expected 15 fields, found 3")
+    assert bad.record_id == "r2" and bad.reasons.startswith("malformed CSV row: expected 20 fields, found 3")
     assert bad.source_line == 2
 
 
