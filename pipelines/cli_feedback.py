@@ -129,7 +129,7 @@ def days(
     from pipelines.generate.daily import write_feedback_days
 
     settings = load_settings()
-    written = write_feedback_days(settings.incoming_dir, month)
+    written = write_feedback_days(settings.incoming_dir, month, timezones=settings.timezones)
     out.print(f"wrote {len(written)} daily deliveries under {settings.incoming_dir / 'feedback'}", highlight=False)
 
 

@@ -123,9 +123,16 @@ def ingest_day(day: str, settings: Settings | None = None, *, input_dir: Path | 
 
 
 def _staged(settings: Settings, day: str) -> dict[str, pd.DataFrame]:
+    """The day's validated frames; a delivery that failed validation is never recorded
+    (its staged files are kept only for inspection)."""
     folder = day_staging(settings, day)
     if not (folder / _META).exists():
         raise ValidationFailed(f"no validated feedback for {day} under {folder}: run the ingest step first")
+    meta = json.loads((folder / _META).read_text())
+    if not meta.get("balanced", False) or meta.get("failed_tables"):
+        raise ValidationFailed(
+            f"the feedback delivery for {day} failed validation (see {folder / _QUARANTINE}): fix it and ingest again"
+        )
     return {t: pd.read_parquet(folder / f"{t}.parquet") for t in FEEDBACK_TABLES}
 
 

@@ -130,7 +130,9 @@ class WorkingCalendars:
         """(region, row positions) for each calendar in use: one numpy call per calendar."""
         if facility is None or not self.facilities:
             return [(self.default, np.arange(n))]
-        regions = facility.astype("object").map(lambda f: self.region_of(None if f is None or f != f else f))
+        import pandas as pd
+
+        regions = facility.astype("object").map(lambda f: self.region_of(None if pd.isna(f) else str(f)))
         codes = regions.to_numpy(dtype=object)
         return [(str(r), np.flatnonzero(codes == r)) for r in sorted(set(codes))]
 

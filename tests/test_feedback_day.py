@@ -12,7 +12,7 @@ import pytest
 from pipelines import feedback_day
 from pipelines.alerts import notify_breaches
 from pipelines.config import Settings, load_settings
-from pipelines.errors import ConfigError, ValidationFailed
+from pipelines.errors import ConfigError, ExtractError, ValidationFailed
 from pipelines.generate import generate
 from pipelines.generate.daily import write_feedback_days
 from pipelines.load import make_engine
@@ -83,15 +83,17 @@ def test_a_delivery_holding_clinical_files_is_refused(settings: Settings) -> Non
     folder = feedback_day.day_input(settings, day)
     _delivery(folder, [_complaint("a", "2026-10-09T10:00:00")])
     (folder / "Encounter.ndjson").write_text('{"resourceType": "Encounter", "id": "e1", "status": "finished"}\n')
-    with pytest.raises(Exception, match="only"):
+    with pytest.raises(ExtractError, match="holds only"):
         feedback_day.ingest_day(day, settings)
 
 
-def test_a_feed_of_garbage_fails_the_day(settings: Settings) -> None:
+def test_a_feed_of_garbage_fails_the_day_and_is_never_recorded(settings: Settings) -> None:
     day = "2026-10-14"
     _delivery(feedback_day.day_input(settings, day), [_complaint(f"x{i}", "not a date") for i in range(5)])
     with pytest.raises(ValidationFailed, match="fail ratio"):
         feedback_day.ingest_day(day, settings)
+    with pytest.raises(ValidationFailed, match="failed validation"):
+        feedback_day.record_day(day, settings)
 
 
 def test_the_hook_gets_counts_and_a_broken_hook_is_only_logged(tmp_path: Path, monkeypatch) -> None:
@@ -113,7 +115,10 @@ def test_the_hook_gets_counts_and_a_broken_hook_is_only_logged(tmp_path: Path, m
 def test_generated_days_run_end_to_end(settings: Settings) -> None:
     generate(settings.incoming_dir, patients=400, months=2, seed=11, end_period="2026-10", defect_rate=0.0)
     (folder,) = write_feedback_days(settings.incoming_dir, "2026-10", days=["2026-10-20"])
+    with (folder / "complaints.csv").open("a", newline="") as fh:  # one complaint certainly overdue
+        csv.DictWriter(fh, fieldnames=COMPLAINT_HEADER).writerow(_complaint("stuck", "2026-10-01T10:00:00+00:00"))
     summary = feedback_day.run_day("2026-10-20", settings)
     assert summary["labelled"] > 0
     engine = make_engine(settings.warehouse_url)
-    assert len(read_breaches(engine, day="2026-10-20")) == summary["open"]
+    stored = read_breaches(engine, day="2026-10-20")
+    assert "stuck" in set(stored["complaint_id"]) and len(stored) == summary["open"] >= 1

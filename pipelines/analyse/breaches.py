@@ -8,10 +8,14 @@ two cannot disagree. A rule is "done" when the column its numerator measures to
 (``acknowledged_at``, ``resolved_at``) is filled.
 
 A complaint is *open past its deadline* on day D when its deadline day (the facility's
-working days, :mod:`pipelines.workdays`) is before D and the rule is still not done at
-the end of D. Each day's list is complete (not only the new ones), so the breaches
-table answers "what was overdue on 14 October" and a missed run loses nothing; ``new``
-marks the complaints that were not on the previous run's list.
+working days, :mod:`pipelines.workdays`) has ended by the end of D, that is when it is D
+or earlier, and the rule is still not done at the end of D: the same test as the month's
+backlog indicator (``overdue_at_period_end``: the last day allowed is before the period's
+end) and as censoring. A complaint resolved by then owes nothing, whatever else it lacks.
+
+Each day's list is complete (not only the new ones), so the breaches table answers "what
+was overdue on 14 October" and a missed run loses nothing; ``new`` marks the complaints
+that were not on the previous run's list.
 """
 
 from __future__ import annotations
@@ -40,17 +44,6 @@ class ServiceLevel:
     by: m.DayCount
 
 
-def _days_between_criteria(criterion: m.Criterion | None) -> Iterable[m.DaysBetween]:
-    match criterion:
-        case m.DaysBetween():
-            yield criterion
-        case m.AllOf(items) | m.AnyOf(items):
-            for item in items:
-                yield from _days_between_criteria(item)
-        case _:
-            return
-
-
 def service_levels(indicators: Iterable[m.Indicator]) -> list[ServiceLevel]:
     """The complaint deadlines the catalogue defines, in indicator order."""
     out = []
@@ -59,7 +52,11 @@ def service_levels(indicators: Iterable[m.Indicator]) -> list[ServiceLevel]:
         numerator = ind.populations.get(m.Population.NUMERATOR)
         if ind.basis is not m.Basis.COMPLAINT or follow is None or numerator is None:
             continue
-        ends = [c.end for c in _days_between_criteria(numerator.criteria) if c.start == follow.start]
+        ends = [
+            c.end
+            for c in m.criterion_parts(numerator.criteria)
+            if isinstance(c, m.DaysBetween) and c.start == follow.start
+        ]
         if ends:
             out.append(ServiceLevel(ind.id, ind.title, follow.start, ends[0], follow.days, follow.by))
     return out
@@ -76,20 +73,25 @@ def open_breaches(
     """Complaints open past a deadline at the end of ``day``, shaped as ``SLA_BREACHES``.
 
     ``complaints`` is the register as it stood that day (one row per complaint, local
-    timestamps); ``previous`` the last earlier run's breaches (for ``new``). Withdrawn
-    complaints owe no response and are not listed."""
+    timestamps); ``previous`` the last earlier run's breaches (for ``new``). Withdrawn and
+    resolved complaints owe no response and are not listed. ``days_overdue`` counts the
+    days (of the rule's kind) after the last day allowed: 0 on the day it ended."""
     today = np.datetime64(day, "D")
     end_of_day = pd.Timestamp(day) + pd.Timedelta(days=1)
+    end_us = np.datetime64(end_of_day.to_datetime64(), "us")
     parts = []
-    live = complaints[complaints["outcome"].astype("string").fillna("") != "withdrawn"].reset_index(drop=True)
+    withdrawn = complaints["outcome"].astype("string").fillna("") == "withdrawn"
+    resolved = timestamps(complaints["resolved_at"])
+    closed = ~np.isnat(resolved) & (resolved < end_us)
+    live = complaints[~(withdrawn.to_numpy(dtype=bool) | closed)].reset_index(drop=True)
     for level in levels:
         if not len(live):
             break
         start = live[level.start]
         due = deadline_days(start, level.days, level.by, calendars=calendars, facility=live["facility_id"])
         done_at = timestamps(live[level.done])
-        not_done = np.isnat(done_at) | (done_at >= np.datetime64(end_of_day.to_datetime64(), "us"))
-        late = ~np.isnat(due) & (due < today) & not_done
+        not_done = np.isnat(done_at) | (done_at >= end_us)
+        late = ~np.isnat(due) & (due <= today) & not_done
         if not late.any():
             continue
         rows = live.loc[late].reset_index(drop=True)

@@ -14,7 +14,7 @@ evaluated as code (see STYLE.md, Anchor 3).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -379,6 +379,20 @@ class DeriveAggregate:
 Derivation = DeriveDays | DeriveDaysInPeriod | DeriveYears | DeriveLookup | DeriveAggregate
 
 
+def criterion_parts(criterion: Criterion | None) -> Iterator[Criterion]:
+    """The criterion and every criterion nested in it (all / any / not), depth first: for
+    code that asks what an indicator's populations test (which deadline, which span)."""
+    if criterion is None:
+        return
+    yield criterion
+    match criterion:
+        case AllOf(items) | AnyOf(items):
+            for item in items:
+                yield from criterion_parts(item)
+        case Not(item):
+            yield from criterion_parts(item)
+
+
 def criterion_columns(criterion: Criterion) -> set[str]:
     """Every column name a criterion reads in its own context (not inside ``exists``)."""
     match criterion:
@@ -579,6 +593,7 @@ __all__ = [
     "NotNull",
     "OneOf",
     "OpenAtPeriodEnd",
+    "criterion_parts",
     "OverdueAtPeriodEnd",
     "OverlapsPeriod",
     "Period",

@@ -35,6 +35,8 @@ IDENTIFYING = frozenset(
         "observation_id",
         "record_id",
         "comment",
+        "description",
+        "complainant_id",
         "payload",
         "birth_date",
         "name",

@@ -199,7 +199,9 @@ def survey_places(surveys: pd.DataFrame, encounters: pd.DataFrame | None) -> pd.
     when the same delivery holds it; what a return states itself is kept."""
     if encounters is None or not len(encounters) or not len(surveys):
         return surveys
-    places = encounters.drop_duplicates("encounter_id", keep="last").set_index("encounter_id")
+    # Within one delivery validation keeps the first copy of an encounter id and quarantines
+    # the rest (expectations/encounters.json): the place is read from that same copy.
+    places = encounters.drop_duplicates("encounter_id", keep="first").set_index("encounter_id")
     keys = surveys["encounter_id"].astype("string")
     out = surveys.copy()
     for column in ("facility_id", "ward_id", "service"):

@@ -37,7 +37,7 @@ from pipelines.extract.poa import StayPoa
 from pipelines.extract.questionnaire import (
     UnmappedQuestionnaire,
     flatten_questionnaire_response,
-    is_return,
+    is_unfinished,
     survey_of,
 )
 from pipelines.extract.structure import structure_error
@@ -228,7 +228,7 @@ class Collector:
         if table is None or not isinstance(rtype, str):
             self.ignored[str(rtype)] += 1
             return
-        if rtype == QUESTIONNAIRE_RESPONSE and not is_return(resource):
+        if rtype == QUESTIONNAIRE_RESPONSE and is_unfinished(resource):
             self.ignored[f"{rtype} not returned (status {resource.get('status')!r})"] += 1
             return
         if self.sampled[rtype] < self.validate_sample:
@@ -283,10 +283,13 @@ class Collector:
         which Questionnaire has no file."""
         try:
             row = flatten_questionnaire_response(resource, survey_of(resource, self.surveys))
-        except UnmappedQuestionnaire as exc:
+        except (UnmappedQuestionnaire, *_FLATTEN_ERRORS) as exc:
+            reason = str(exc) if isinstance(exc, UnmappedQuestionnaire) else (
+                f"unreadable structure: {type(exc).__name__}: {exc}"
+            )  # fmt: skip
             skeleton = {"resourceType": QUESTIONNAIRE_RESPONSE, "id": _plain(resource.get("id")),
                         "questionnaire": _plain(resource.get("questionnaire"))}  # fmt: skip
-            self.reject(SURVEYS, resource.get("id"), str(exc), skeleton, source_file, source_line)
+            self.reject(SURVEYS, resource.get("id"), reason, skeleton, source_file, source_line)
             return
         row["source_file"] = source_file
         row["source_line"] = source_line

@@ -6,7 +6,8 @@ file's business (:mod:`pipelines.surveys`), so a hospital brings its own survey 
 code. Reading a response:
 
 * only *returns* count: ``status`` completed or amended; ``in-progress`` and ``stopped``
-  forms are not survey returns and are counted as ignored (``entered-in-error`` too);
+  forms are not survey returns and are counted as ignored (``entered-in-error`` too); a
+  response with no status, or one FHIR does not define, is quarantined saying so;
 * items are found at any depth (groups nest items), answers in ``answer[0]``:
   ``valueInteger`` / ``valueDecimal`` as numbers, ``valueCoding`` by its ``code`` (through
   the file's ``codes`` table, else the coding's ``ordinalValue`` extension, the FHIR R4
@@ -32,12 +33,15 @@ from pipelines.surveys import Survey, Surveys
 
 TABLE = "survey_responses"
 RETURNED = frozenset({"completed", "amended"})
+#: Forms that are not survey returns: counted as ignored, not quarantined.
+NOT_RETURNED = frozenset({"in-progress", "stopped", "entered-in-error"})
 #: FHIR R4 core extension: the numeric score of a coded answer (e.g. a Glasgow coma score).
 ORDINAL_VALUE = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
 
 
 class UnmappedQuestionnaire(ValueError):
-    """The response's Questionnaire has no survey file (or names none)."""
+    """The response cannot be read as a survey return: its Questionnaire has no survey file
+    (or it names none), or its status is not that of a return."""
 
 
 def _items(items: Any) -> Iterator[dict[str, Any]]:
@@ -91,7 +95,14 @@ def is_return(r: dict[str, Any]) -> bool:
     return r.get("status") in RETURNED
 
 
+def is_unfinished(r: dict[str, Any]) -> bool:
+    """A form FHIR says is not (or no longer) a return: skipped, not quarantined."""
+    return r.get("status") in NOT_RETURNED
+
+
 def survey_of(r: dict[str, Any], surveys: Surveys) -> Survey:
+    if not is_return(r):
+        raise UnmappedQuestionnaire(f"status {r.get('status')!r} is not a QuestionnaireResponse status of a return")
     canonical = r.get("questionnaire")
     survey = surveys.for_questionnaire(canonical if isinstance(canonical, str) else None)
     if survey is None:
@@ -124,9 +135,11 @@ def flatten_questionnaire_response(r: dict[str, Any], survey: Survey) -> dict[st
 
 __all__ = [
     "ORDINAL_VALUE",
+    "NOT_RETURNED",
     "RETURNED",
     "UnmappedQuestionnaire",
     "flatten_questionnaire_response",
     "is_return",
+    "is_unfinished",
     "survey_of",
 ]

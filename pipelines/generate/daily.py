@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from pipelines import periods
 from pipelines.errors import ExtractError
 from pipelines.load.snapshot import latest_per_key
+from pipelines.localtime import TimeZones
 
 #: A closed complaint stays in the daily extract this many days after its last change.
 CHANGED_DAYS = 7
@@ -53,25 +55,33 @@ def _deliveries(folders: Iterable[Path], file_name: str, table: str) -> tuple[li
     return header, latest[header].to_dict("records")
 
 
-def _day_of(value: str) -> str:
-    return value[:10] if value else ""
+def _day_of(value: str, zone: str = "UTC") -> str:
+    """The local day of a timestamp as written (an offset is converted to ``zone``, the
+    facility's, as extraction does; a date or a time without an offset is local already)."""
+    if not value:
+        return ""
+    if len(value) > 10:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is not None:
+            return moment.astimezone(ZoneInfo(zone)).date().isoformat()
+    return value[:10]
 
 
-def register_as_of(row: dict[str, str], day: str) -> dict[str, str] | None:
-    """One complaint as the register showed it at the end of ``day`` (None: not received yet,
-    or closed more than :data:`CHANGED_DAYS` days before)."""
-    if not row.get("received_at") or _day_of(row["received_at"]) > day:
+def register_as_of(row: dict[str, str], day: str, zone: str = "UTC") -> dict[str, str] | None:
+    """One complaint as the register showed it at the end of ``day`` in its facility's
+    ``zone`` (None: not received yet, or closed more than :data:`CHANGED_DAYS` days before)."""
+    if not row.get("received_at") or _day_of(row["received_at"], zone) > day:
         return None
     out = dict(row)
-    if _day_of(out.get("acknowledged_at", "")) > day:
+    if _day_of(out.get("acknowledged_at", ""), zone) > day:
         out["acknowledged_at"] = ""
-    if _day_of(out.get("resolved_at", "")) > day:
+    if _day_of(out.get("resolved_at", ""), zone) > day:
         out["resolved_at"] = ""
         out["outcome"] = ""
     out["status"] = "resolved" if out.get("resolved_at") else "acknowledged" if out.get("acknowledged_at") else "open"
     if out["status"] == "resolved":
         cutoff = (date.fromisoformat(day) - timedelta(days=CHANGED_DAYS)).isoformat()
-        if _day_of(out["resolved_at"]) < cutoff:
+        if _day_of(out["resolved_at"], zone) < cutoff:
             return None
     return out
 
@@ -86,9 +96,12 @@ def _write(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
     tmp.replace(path)
 
 
-def write_feedback_days(incoming: Path, month: str, *, days: Iterable[str] | None = None) -> list[Path]:
-    """Write the daily extracts of ``month`` (every day, or ``days``) under
-    ``<incoming>/feedback/``; returns the folders written."""
+def write_feedback_days(
+    incoming: Path, month: str, *, days: Iterable[str] | None = None, timezones: TimeZones | None = None
+) -> list[Path]:
+    """Write the daily extracts of ``month`` (every day, or ``days``, each a facility-local
+    day of ``timezones``) under ``<incoming>/feedback/``; returns the folders written."""
+    tz = timezones or TimeZones()
     month = periods.validate_period(month)
     folders = _batches_upto(incoming, month)
     if not folders or folders[-1].name != month:
@@ -102,7 +115,11 @@ def write_feedback_days(incoming: Path, month: str, *, days: Iterable[str] | Non
     written = []
     for day in wanted:
         out = incoming / FEEDBACK_DIR / day
-        register = [r for r in (register_as_of(row, day) for row in complaints) if r is not None]
+        register = [
+            r
+            for r in (register_as_of(row, day, tz.facilities.get(row["facility_id"], tz.default)) for row in complaints)
+            if r is not None
+        ]
         register.sort(key=lambda r: (r["received_at"], r["complaint_id"]))
         _write(out / "complaints.csv", c_header, register)
         returned = [r for r in surveys if _day_of(r.get("completed_on", "")) == day]

@@ -87,7 +87,28 @@ def patient_experience(data: ReportData) -> dict[str, Any]:
                 "status_label": now["status_label"],
             }
         )
-    return build_patient_experience(data.period, data.window, feedback, data.facilities, data.wards, rows)
+    return build_patient_experience(
+        data.period, data.window, feedback, data.facilities, data.wards, rows, backlog_counts(data, lookup)
+    )
+
+
+def backlog_counts(data: ReportData, lookup: Mapping[Any, dict[str, Any]]) -> tuple[int, int] | None:
+    """(open, overdue) at month end from the backlog indicator: the complaint indicator whose
+    initial population is the complaints open when the period ended."""
+    from pipelines.compute.model import Basis, OpenAtPeriodEnd, Population, criterion_parts
+
+    for ind in data.indicators:
+        ip = ind.populations.get(Population.INITIAL_POPULATION)
+        if (
+            ind.basis is Basis.COMPLAINT
+            and ip is not None
+            and any(isinstance(c, OpenAtPeriodEnd) for c in criterion_parts(ip.criteria))
+        ):
+            row = lookup.get((ind.id, data.period, ALL_FACILITIES, *OVERALL))
+            if row is None or pd.isna(row.get("denominator")):
+                return None
+            return int(row["denominator"]), int(row["numerator"])
+    return None
 
 
 def occupied_bed_days(data: ReportData) -> pd.DataFrame:

@@ -35,6 +35,8 @@ from pipelines.surveys import Surveys
 MIN_RESPONSES = 30
 #: Example comments shown per theme.
 EXAMPLES = 2
+#: A theme mentioned fewer times than this is not quoted (a lone comment is easier to attribute).
+EXAMPLE_MIN_MENTIONS = 3
 #: Themes listed.
 TOP_THEMES = 6
 #: How many months back a repeat complaint counts.
@@ -73,7 +75,7 @@ def _coded_scales() -> dict[str, Any]:
 
 def global_items(month: pd.DataFrame, data: FeedbackData, facilities: Mapping[str, str]) -> list[dict[str, Any]]:
     """Box scores and linear means of the global items, system-wide then per facility."""
-    from pipelines.analyse.experience import box_scores, stars_from_scores
+    from pipelines.analyse.experience import box_scores, round_half_up, stars_from_scores
 
     scales = {col: _coded_scales()[name] for col, name in data.definitions.scales.items() if name in _coded_scales()}
     if not scales or not len(month):
@@ -89,7 +91,9 @@ def global_items(month: pd.DataFrame, data: FeedbackData, facilities: Mapping[st
         for r in frame.itertuples():
             star = None
             if r.measure in cuts and not r.suppressed and not pd.isna(r.linear_score):
-                star = int(stars_from_scores([float(r.linear_score)], cuts[r.measure])[0])
+                # Banded on the whole-number score the table shows, as CMS bands its published scores.
+                shown = round_half_up([float(r.linear_score)])
+                star = int(stars_from_scores(shown, cuts[r.measure])[0])
             rows.append(
                 {
                     "facility": "All facilities" if r.facility_id == "ALL" else facilities.get(r.facility_id,
@@ -99,7 +103,7 @@ def global_items(month: pd.DataFrame, data: FeedbackData, facilities: Mapping[st
                     "top": _pct(r.top_box),
                     "middle": _pct(r.middle_box),
                     "bottom": _pct(r.bottom_box),
-                    "linear": _num(r.linear_score, 0),
+                    "linear": "–" if pd.isna(r.linear_score) else f"{int(round_half_up([float(r.linear_score)])[0])}",
                     "stars": star,
                     "suppressed": bool(r.suppressed),
                 }
@@ -161,9 +165,16 @@ def servqual(
     }
 
 
-def complaints_register(period: str, data: FeedbackData, indicator_rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def complaints_register(
+    period: str,
+    data: FeedbackData,
+    indicator_rows: Sequence[Mapping[str, Any]],
+    backlog: tuple[int, int] | None = None,
+) -> dict[str, Any]:
     """Received this month, rates per 1,000 patient-days by category and channel, the open
-    backlog at month end, repeat complainants, and the service-level indicators' figures."""
+    backlog at month end, repeat complainants, and the service-level indicators' figures.
+    ``backlog`` (open, overdue) is the backlog indicator's own count, so the figure beside
+    it cannot differ; without it the register as the month's batch left it is counted."""
     m = Month.parse(period)
     start, end = pd.Timestamp(m.start), pd.Timestamp(m.end)
     c = data.complaints
@@ -199,7 +210,8 @@ def complaints_register(period: str, data: FeedbackData, indicator_rows: Sequenc
         "rate": rate(len(month)),
         "by_category": breakdown("category") if len(month) else [],
         "by_channel": breakdown("channel") if len(month) else [],
-        "open_at_end": len(open_at_end),
+        "open_at_end": backlog[0] if backlog is not None else len(open_at_end),
+        "overdue_at_end": backlog[1] if backlog is not None else None,
         "complainants": complainants,
         "repeat_complainants": repeat,
         "repeat_share": "–" if not complainants else f"{100.0 * repeat / complainants:.0f}%",
@@ -207,18 +219,19 @@ def complaints_register(period: str, data: FeedbackData, indicator_rows: Sequenc
     }
 
 
-def comment_themes(period: str, window: Sequence[str], data: FeedbackData, *, top: int = TOP_THEMES) -> dict[str, Any]:
-    """The most mentioned themes this month, their monthly counts over the window, their
-    share of negative comments and a few masked example comments."""
+#: The texts each block of "What the comments say" reads, and whether it may quote them.
+SOURCES = (
+    ("survey_responses", "Survey comments", True),
+    # Complaint texts tell a person's own story: counted by theme, never quoted in a committee paper.
+    ("complaints", "Complaint texts", False),
+)
+
+
+def _source_themes(
+    frame: pd.DataFrame, period: str, window: Sequence[str], data: FeedbackData, quote: bool, top: int
+) -> dict[str, Any]:
     from pipelines.analyse.text.redact import mask_identifiers
 
-    labels = data.labels
-    if not len(labels):
-        return {"themes": [], "sentiment": [], "comments": 0}
-    texts = _texts(data)
-    frame = labels.merge(texts, on=["source_table", "record_id"], how="inner")
-    frame["month"] = labels_of(pd.to_datetime(frame["written_on"]))
-    frame = frame[frame["month"].isin(list(window))]
     now = frame[frame["month"] == period]
     exploded = frame.assign(theme=frame["themes"].astype("string").fillna("").str.split(";")).explode("theme")
     exploded = exploded[exploded["theme"].astype("string").fillna("") != ""]
@@ -229,9 +242,12 @@ def comment_themes(period: str, window: Sequence[str], data: FeedbackData, *, to
     for theme, n in order:
         rows = this[this["theme"] == theme]
         trend = exploded[exploded["theme"] == theme].groupby("month").size().reindex(list(window), fill_value=0)
-        negative = rows[rows["sentiment"] == "negative"].sort_values(["written_on", "record_id"], kind="stable")
-        # Different comments, not the same sentence twice.
-        picks = (negative if len(negative) else rows).drop_duplicates("text").head(EXAMPLES)
+        examples: list[str] = []
+        if quote and n >= EXAMPLE_MIN_MENTIONS:
+            negative = rows[rows["sentiment"] == "negative"].sort_values(["written_on", "record_id"], kind="stable")
+            # Different comments, not the same sentence twice.
+            picks = (negative if len(negative) else rows).drop_duplicates("text").head(EXAMPLES)
+            examples = [mask_identifiers(str(t)) for t in picks["text"]]
         themes.append(
             {
                 "id": str(theme),
@@ -239,18 +255,41 @@ def comment_themes(period: str, window: Sequence[str], data: FeedbackData, *, to
                 "n": int(n),
                 "negative": _pct(100.0 * (rows["sentiment"] == "negative").mean()),
                 "trend": [int(v) for v in trend.to_numpy()],
-                "examples": [mask_identifiers(str(t)) for t in picks["text"]],
+                "examples": examples,
             }
         )
     sentiment = now["sentiment"].astype("string").fillna("unknown").value_counts()
     return {
-        "comments": len(now),
+        "texts": len(now),
         "themes": themes,
+        "quoted": quote,
         "sentiment": [
             {"label": k, "n": int(sentiment.get(k, 0)), "share": _pct(100.0 * sentiment.get(k, 0) / max(len(now), 1))}
             for k in ("positive", "neutral", "negative")
         ],
     }
+
+
+def comment_themes(
+    period: str, window: Sequence[str], data: FeedbackData, *, top: int = TOP_THEMES
+) -> list[dict[str, Any]]:
+    """Per source (survey comments, complaint texts): the most mentioned themes this month,
+    their monthly counts over the window, their share of negative texts and the sentiment
+    mix; a few masked example comments from surveys, for themes mentioned at least
+    :data:`EXAMPLE_MIN_MENTIONS` times. Kept apart: complaints are negative by nature and
+    would drown what survey respondents say."""
+    labels = data.labels
+    if not len(labels):
+        return []
+    frame = labels.merge(_texts(data), on=["source_table", "record_id"], how="inner")
+    frame["month"] = labels_of(pd.to_datetime(frame["written_on"]))
+    frame = frame[frame["month"].isin(list(window))]
+    out = []
+    for table, label, quote in SOURCES:
+        part = frame[frame["source_table"] == table]
+        if len(part):
+            out.append({"label": label, **_source_themes(part, period, window, data, quote, top)})
+    return out
 
 
 def _texts(data: FeedbackData) -> pd.DataFrame:
@@ -290,6 +329,7 @@ def build_patient_experience(
     facilities: Mapping[str, str],
     wards: Mapping[str, str],
     indicator_rows: Sequence[Mapping[str, Any]] = (),
+    backlog: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     m = Month.parse(period)
     s = data.surveys
@@ -300,7 +340,7 @@ def build_patient_experience(
         "min_responses": MIN_RESPONSES,
         "global_items": global_items(month, data, facilities),
         "servqual": servqual(month, data, wards, facilities),
-        "complaints": complaints_register(period, data, indicator_rows),
+        "complaints": complaints_register(period, data, indicator_rows, backlog),
         "themes": comment_themes(period, window, data),
         "has_data": bool(len(month) or len(data.complaints)),
     }

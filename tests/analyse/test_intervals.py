@@ -86,9 +86,18 @@ def test_grouped_quantile_matches_numpy_and_brackets_it() -> None:
         v = np.sort(values[groups == g])
         assert est[g] == pytest.approx(np.quantile(v, 0.9))
         assert low[g] <= est[g] <= high[g]
-        n = len(v)
-        # Order-statistic ranks from binomial(n, 0.9), 1-based.
-        lo = int(stats.binom.ppf(0.025, n, 0.9))
-        hi = int(stats.binom.ppf(0.975, n, 0.9)) + 1
-        assert (low[g], high[g]) == (v[lo - 1], v[hi - 1])
     assert np.isnan(est[3]) and np.isnan(low[3])  # an empty group
+
+
+def test_grouped_quantile_interval_covers_the_true_p90() -> None:
+    """Coverage, not the formula again: 4,000 samples of 60 exponential values, whose true 90th
+    percentile is ln 10; a distribution-free 95% interval covers it about 95% of the time (the
+    order-statistic interval is a little conservative)."""
+    from pipelines.analyse.intervals import grouped_quantile
+
+    rng = np.random.default_rng(11)
+    groups, n = 4000, 60
+    values = rng.exponential(1.0, groups * n)
+    _, low, high = grouped_quantile(values, np.repeat(np.arange(groups), n), groups, 0.9)
+    coverage = float(np.mean((low <= np.log(10)) & (np.log(10) <= high)))
+    assert 0.93 <= coverage <= 0.99, coverage

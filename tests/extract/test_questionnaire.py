@@ -58,6 +58,8 @@ def test_a_return_fills_its_columns_and_takes_its_encounters_facility(tmp_path: 
         _qr("r2", status="in-progress"),
         _qr("r3", questionnaire="http://example.org/Questionnaire/unknown"),
         _qr("r4", author={"reference": "Organization/fac-b"}),
+        {**_qr("r5"), "status": None},
+        _qr("r6", item="not a list of items"),
     ])  # fmt: skip
     result = extract_batch(tmp_path, surveys=load_surveys(REPO / "surveys"))
     surveys = result.tables["survey_responses"].set_index("response_id")
@@ -72,7 +74,9 @@ def test_a_return_fills_its_columns_and_takes_its_encounters_facility(tmp_path: 
     assert any(k.startswith("QuestionnaireResponse not returned") for k in result.ignored)
     q = result.quarantine.set_index("record_id")
     assert "no survey file maps Questionnaire" in q.loc["r3", "reasons"]
-    assert result.rows_read["survey_responses"] == 3  # r1, r3, r4: read = accepted + quarantined
+    assert "status" in q.loc["r5", "reasons"]  # quarantined with the reason, never silently dropped
+    assert "r6" in surveys.index or "r6" in q.index  # an odd shape is read or quarantined, never a crash
+    assert result.rows_read["survey_responses"] == 5  # r1, r3-r6: read = accepted + quarantined
 
 
 def test_without_survey_files_every_return_is_quarantined_not_dropped(tmp_path: Path) -> None:

@@ -59,3 +59,11 @@ def test_a_month_that_was_not_generated_is_a_clear_error(tmp_path: Path) -> None
     (tmp_path / "2026-09").mkdir()
     with pytest.raises(ExtractError, match="no monthly batch 2026-10"):
         write_feedback_days(tmp_path, "2026-10")
+
+
+def test_the_day_is_the_facilitys_local_day() -> None:
+    row = {"complaint_id": "c", "received_at": "2026-07-09T23:30:00+00:00", "acknowledged_at": "", "resolved_at": "",
+           "outcome": "", "status": "open"}  # fmt: skip
+    assert register_as_of(row, "2026-07-09") is not None  # a UTC register: the 9th
+    assert register_as_of(row, "2026-07-09", "Europe/London") is None  # 00:30 on the 10th in London
+    assert register_as_of(row, "2026-07-10", "Europe/London") is not None

@@ -39,7 +39,8 @@ def _surveys() -> pd.DataFrame:
                 # W2 perceives reliability well below what its patients expect
                 "q_reliability": 2 if ward == "W2" else 4, "e_reliability": 5,
                 "q_empathy": 4, "e_empathy": 4 if i % 5 else None,
-                "comment": HOSTILE if i == 0 else NAMED if i == 1 else None,
+                "comment": HOSTILE if i == 0 else NAMED if i == 1 else "Lovely staff" if i == 2 else
+                "Parking was hard to find" if i == 3 else None,
             }
         )  # fmt: skip
     return _typed("survey_responses", rows)
@@ -64,10 +65,10 @@ def feedback() -> FeedbackData:
     surveys = _surveys()
     labels = pd.DataFrame(
         {
-            "source_table": ["survey_responses", "survey_responses", "complaints"],
-            "record_id": ["r0", "r1", "c1"],
-            "themes": ["staff_attitude", "staff_attitude;communication", "communication"],
-            "sentiment": ["negative", "negative", "negative"],
+            "source_table": ["survey_responses"] * 4 + ["complaints"],
+            "record_id": ["r0", "r1", "r2", "r3", "c1"],
+            "themes": ["staff_attitude", "staff_attitude;communication", "staff_attitude", "access", "communication"],
+            "sentiment": ["negative", "negative", "positive", "negative", "negative"],
         }
     )
     return FeedbackData(
@@ -128,6 +129,19 @@ def test_comments_are_escaped_and_masked(html) -> None:
     assert "Okafor" not in html and "07700 900123" not in html
     block = re.search(r'<section id="patient-experience".*?</section>', html, flags=re.S)
     assert block and "[name]" in block.group(0) and "[phone]" in block.group(0)
+
+
+def test_complaint_texts_and_rare_themes_are_counted_not_quoted(ctx, html) -> None:
+    sources = {t["label"]: t for t in ctx["patient_experience"]["themes"]}
+    assert set(sources) == {"Survey comments", "Complaint texts"}
+    complaints = sources["Complaint texts"]
+    assert complaints["themes"][0]["id"] == "communication" and complaints["themes"][0]["examples"] == []
+    assert "Nobody called me back" not in html
+    access = next(t for t in sources["Survey comments"]["themes"] if t["id"] == "access")
+    assert access["n"] == 1 and access["examples"] == []  # one mention: not quoted
+    assert "Parking was hard to find" not in html
+    staff = next(t for t in sources["Survey comments"]["themes"] if t["id"] == "staff_attitude")
+    assert staff["n"] == 3 and len(staff["examples"]) == 2  # the two negative ones
 
 
 def test_stars_band_the_linear_mean_by_the_survey_files_cut_points(ctx) -> None:
