@@ -61,7 +61,10 @@ def _day_of(value: str, zone: str = "UTC") -> str:
     if not value:
         return ""
     if len(value) > 10:
-        moment = datetime.fromisoformat(value)
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:  # a deliberately defective record: sent as written, quarantined downstream
+            return value[:10]
         if moment.tzinfo is not None:
             return moment.astimezone(ZoneInfo(zone)).date().isoformat()
     return value[:10]

@@ -67,3 +67,10 @@ def test_the_day_is_the_facilitys_local_day() -> None:
     assert register_as_of(row, "2026-07-09") is not None  # a UTC register: the 9th
     assert register_as_of(row, "2026-07-09", "Europe/London") is None  # 00:30 on the 10th in London
     assert register_as_of(row, "2026-07-10", "Europe/London") is not None
+
+
+def test_a_defective_timestamp_is_passed_on_as_written() -> None:
+    row = {"complaint_id": "c", "received_at": "2026-02-30T10:00:00+00:00", "acknowledged_at": "", "resolved_at": "",
+           "outcome": "", "status": "open"}  # fmt: skip
+    out = register_as_of(row, "2026-03-01", "Europe/London")
+    assert out is not None and out["received_at"] == row["received_at"]  # validation quarantines it
