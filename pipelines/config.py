@@ -63,6 +63,38 @@ def _hook(text: str) -> str:
     return text
 
 
+#: The report languages there are catalogues for (pipelines/publish/i18n.py).
+REPORT_LANGUAGES = ("en", "zh")
+
+
+def _languages(text: str) -> tuple[str, ...]:
+    codes = tuple(dict.fromkeys(c.strip().lower() for c in text.split(",") if c.strip()))
+    bad = [c for c in codes if c not in REPORT_LANGUAGES]
+    if bad or not codes:
+        raise ConfigError(
+            f"CAREQI_REPORT_LANGUAGES: expected a comma-separated list of {', '.join(REPORT_LANGUAGES)}, got {text!r}"
+        )
+    return codes
+
+
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected on or off, got {raw!r}")
+
+
+def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in allowed:
+        raise ConfigError(f"{name}: expected one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved configuration for one process.
@@ -109,6 +141,17 @@ class Settings:
             many patients each (``CAREQI_SHARD_PATIENTS``): a compute process's memory
             is bounded by it, not by the size of the system, and the DAG runs the
             shards as parallel tasks. Results do not depend on it.
+        report_languages: the committee report's languages (``CAREQI_REPORT_LANGUAGES``,
+            comma-separated, ``en`` and/or ``zh``); the first is ``index.html``, the
+            others ``index.<code>.html``.
+        report_pdf: also print each report to PDF (``CAREQI_REPORT_PDF``, on by default).
+        restricted_dir: where the restricted case appendix goes, one folder per period
+            (``CAREQI_RESTRICTED_DIR``): apart from the reports, which are circulated.
+        organisation_file: the organisation tree's configuration (``CAREQI_ORGANISATION``,
+            YAML; :mod:`pipelines.organisation`).
+        publication_gate: ``feeding`` (default), ``any`` or ``off``
+            (``CAREQI_PUBLICATION_GATE``): which failed checks mark the report "not for
+            publication".
     """
 
     home: Path
@@ -134,6 +177,11 @@ class Settings:
     future_days: int = 31
     shard_patients: int = 50_000
     breach_hook: str = ""
+    report_languages: tuple[str, ...] = ("en",)
+    report_pdf: bool = True
+    restricted_dir: Path = Path("var/restricted")
+    organisation_file: Path = PROJECT_ROOT / "organisation.yaml"
+    publication_gate: str = "feeding"
     extra: dict[str, str] = field(default_factory=dict)
 
     def with_home(self, home: Path) -> Settings:
@@ -178,6 +226,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         future_days=_int(env, "CAREQI_FUTURE_DAYS", 31, minimum=0),
         shard_patients=_int(env, "CAREQI_SHARD_PATIENTS", 50_000, minimum=1),
         breach_hook=_hook(env.get("CAREQI_BREACH_HOOK", "")),
+        report_languages=_languages(env.get("CAREQI_REPORT_LANGUAGES", "en")),
+        report_pdf=_flag(env, "CAREQI_REPORT_PDF", True),
+        restricted_dir=_path(env, "CAREQI_RESTRICTED_DIR", home / "restricted"),
+        organisation_file=_path(env, "CAREQI_ORGANISATION", PROJECT_ROOT / "organisation.yaml"),
+        publication_gate=_choice(env, "CAREQI_PUBLICATION_GATE", "feeding", ("feeding", "any", "off")),
         extra={k: v for k, v in env.items() if k.startswith("CAREQI_")},
     )
 

@@ -635,7 +635,7 @@ def _report_inputs(period: str, settings: Settings) -> dict[str, Any]:
         names = Needs(
             {
                 "organizations": frozenset({"name"}),
-                "locations": frozenset({"name"}),
+                "locations": frozenset({"name", "type_code", "organization_id", "part_of"}),
                 "survey_responses": None,
                 "complaints": None,
             }
@@ -654,9 +654,75 @@ def _report_inputs(period: str, settings: Settings) -> dict[str, Any]:
             "facilities": dict(zip(orgs["organization_id"], orgs["name"].fillna(orgs["organization_id"]), strict=True)),
             "wards": dict(zip(locs["location_id"], locs["name"].fillna(locs["location_id"]), strict=True)),
             "feedback": feedback,
+            "organizations": orgs,
+            "locations": locs,
         }
     finally:
         engine.dispose()
+
+
+def _committee_inputs(period: str, settings: Settings, inputs: Mapping[str, Any], run_id: str) -> Any:
+    """The committee's records and the run's provenance (``CommitteeInputs``)."""
+    from pipelines.analyse.case_mix import case_mix
+    from pipelines.compute.needs import indicator_columns
+    from pipelines.load import DeliveryReader, Needs, read_batch, read_check_history, read_subjects
+    from pipelines.load.governance import read_actions, read_phases
+    from pipelines.organisation import build_organisation, read_config
+    from pipelines.provenance import code_version, valueset_versions
+    from pipelines.publish.context import CommitteeInputs, RiskInputs
+    from pipelines.publish.risk_view import scored
+
+    indicators = inputs["indicators"]
+    _, valuesets = indicator_catalogue(settings)
+    engine = warehouse(settings)
+    try:
+        history = read_check_history(engine, period)
+        last_run = history[history["loaded_at"] == history["loaded_at"].max()] if len(history) else None
+        previous = periods.shift(period, -1)
+        prev_checks = read_batch(engine, "validation_checks", previous)
+        risky = [i for i in indicators if i.risk_adjustment is not None]
+        risk: dict[str, Any] = {}
+        if risky:
+            snap = DeliveryReader(engine, Needs({
+                "encounters": frozenset({"patient_id", "start_at", "end_at", "priority"}),
+                "patients": frozenset({"birth_date", "gender"}),
+                "conditions": frozenset({"patient_id", "code", "onset_at", "recorded_at"}),
+            })).snapshot(period)  # fmt: skip
+            for ind in risky:
+                assert ind.risk_adjustment is not None
+                months = [periods.shift(period, -k) for k in range(ind.risk_adjustment.reference_months, 0, -1)]
+                ref = pd.concat([read_subjects(engine, m, ind.id) for m in months], ignore_index=True)
+                months = sorted(set(ref["period"].astype(str))) if len(ref) else []
+                cur = inputs["subjects"][inputs["subjects"]["indicator_id"] == ind.id]
+                factors = lambda s: scored(s).merge(  # noqa: E731
+                    case_mix(s, snap["encounters"], snap["patients"], snap["conditions"]).drop(columns="service"),
+                    on="subject_id", how="left")  # fmt: skip
+                risk[ind.id] = RiskInputs(factors(ref), factors(cur), months)
+        phases, actions = read_phases(engine), read_actions(engine)
+    finally:
+        engine.dispose()
+    feeding = frozenset(t for ind in indicators for t in indicator_columns(ind))
+    checks = inputs["checks"]
+    passed = int((checks["status"].astype("string") == "pass").sum()) if len(checks) else 0
+    return CommitteeInputs(
+        phases=phases,
+        actions=actions,
+        organisation=build_organisation(
+            read_config(settings.organisation_file), inputs["organizations"], inputs["locations"]
+        ),  # fmt: skip
+        risk=risk,
+        checks_last_run=last_run,
+        checks_previous_month=prev_checks if len(prev_checks) else None,
+        feeding_tables=feeding,
+        gate_mode=settings.publication_gate,
+        provenance={
+            "run_id": run_id,
+            "code_version": code_version(),
+            "valuesets": valueset_versions(indicators, valuesets),
+            "checks_run": int(len(checks)),
+            "checks_passed": passed,
+        },
+    )
 
 
 def _feedback_inputs(period: str, settings: Settings, engine: Any, snapshot: Mapping[str, pd.DataFrame]) -> Any:
@@ -701,26 +767,58 @@ def _feedback_inputs(period: str, settings: Settings, engine: Any, snapshot: Map
     )
 
 
-def report_stage(period: str, settings: Settings | None = None, *, generated_at: str | None = None) -> str:
-    """Render the monthly quality-committee report; returns the HTML path. The report
-    folder is published as a whole (:mod:`pipelines.outputs`): a failure leaves the
-    previous report in place."""
+def report_stage(
+    period: str, settings: Settings | None = None, *, generated_at: str | None = None, run_id: str | None = None
+) -> str:
+    """Render the monthly quality-committee report in each configured language (HTML,
+    and PDF unless ``CAREQI_REPORT_PDF`` is off) and the restricted case appendix;
+    returns the first language's HTML path. The report folder is published as a whole
+    (:mod:`pipelines.outputs`): a failure leaves the previous report in place. The
+    appendix goes to its own folder (``restricted_dir``), never beside the report."""
+    from pipelines.load.governance import pseudonym_key
     from pipelines.outputs import publish_folder
     from pipelines.publish import build_report_context, render_report
+    from pipelines.publish.appendix import appendix_sections
+    from pipelines.publish.html import render_html
+    from pipelines.publish.i18n import using
 
     settings = _settings(settings)
     period = periods.validate_period(period)
-    context = build_report_context(
-        period=period,
-        **_report_inputs(period, settings),
-        generated_at=generated_at or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        months=settings.report_months,
-    )
+    when = generated_at or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    run = run_id or f"cli-{period}-{when.replace(' ', 'T').replace(':', '')}"
+    inputs = _report_inputs(period, settings)
+    committee = _committee_inputs(period, settings, inputs, run)
+    base = {k: v for k, v in inputs.items() if k not in ("organizations", "locations")}
+    contexts = []
+    for lang in settings.report_languages:
+        with using(lang):
+            contexts.append(build_report_context(period=period, **base, generated_at=when,
+                                                 months=settings.report_months, committee=committee))  # fmt: skip
     target = settings.reports_dir / period
+    first = ""
     with publish_folder(target, f"the report for {period}") as folder:
-        written = render_report(context, settings.templates_dir, folder)
-    path = target / written.name
-    log.info("report for %s written to %s", period, path)
+        for lang, ctx in zip(settings.report_languages, contexts, strict=True):
+            stem = "index" if lang == settings.report_languages[0] else f"index.{lang}"
+            written = render_report(ctx, settings.templates_dir, folder, stem=stem, pdf=settings.report_pdf)
+            first = first or written.name
+    engine = warehouse(settings)
+    try:
+        _, secret = pseudonym_key(engine)
+    finally:
+        engine.dispose()
+    by_id = {i.id: i for i in inputs["indicators"]}
+    names = {**committee.organisation.names, **inputs["wards"], **inputs["facilities"]}
+    with publish_folder(settings.restricted_dir / period, f"the case appendix for {period}") as folder:
+        for lang, ctx in zip(settings.report_languages, contexts, strict=True):
+            with using(lang):
+                parts = appendix_sections(ctx["indicators"], by_id, inputs["subjects"], period, secret, names)
+                page = {**ctx, "appendix": parts}
+                html = render_html(page, settings.templates_dir, template="restricted_appendix.html.j2")
+            from pipelines import outputs
+
+            outputs.write_file(folder / f"case_appendix.{lang}.html", html.encode("utf-8"))
+    path = target / first
+    log.info("report for %s written to %s (languages: %s)", period, path, ", ".join(settings.report_languages))
     return str(path)
 
 

@@ -442,6 +442,31 @@ PopulationFunction = Callable[[pd.DataFrame, Mapping[str, pd.DataFrame], Period,
 
 
 @dataclass(frozen=True)
+class SpcSpec:
+    """How the indicator's SPC chart is drawn and read (the ``spc`` key): the chart type
+    (None: chosen from the scoring), the special-cause rule set (a preset name or a
+    mapping, :class:`pipelines.analyse.spc.RuleSet`) and how many months of each phase fix
+    its limits (None: all of them)."""
+
+    chart: str | None = None
+    rules: Any = None
+    baseline_months: int | None = None
+
+
+#: Patient factors a risk model may use: what the warehouse holds for every stay.
+RISK_FACTORS = ("age_band", "sex", "comorbidity_band", "admission_type", "service")
+
+
+@dataclass(frozen=True)
+class RiskAdjustment:
+    """Observed/expected from a logistic model of the numerator on patient factors,
+    fitted on the ``reference_months`` before the reporting month (``risk_adjustment``)."""
+
+    factors: tuple[str, ...]
+    reference_months: int = 12
+
+
+@dataclass(frozen=True)
 class FollowUp:
     """How long after ``start`` a subject's outcome is known (a rule's deadline).
 
@@ -493,6 +518,8 @@ class Indicator:
     denominator_value: str | None = None
     observation: str | None = None
     follow_up: FollowUp | None = None
+    spc: SpcSpec = field(default_factory=SpcSpec)
+    risk_adjustment: RiskAdjustment | None = None
     #: Declared, not discovered (eCQMs): value set name -> canonical URL, direct-reference
     #: code name -> (system, code), the tables the population functions read, and the
     #: canonical Measure this indicator implements.

@@ -82,7 +82,7 @@ TOP_KEYS = {
     "id", "title", "description", "domain", "owner", "scoring", "basis", "improvement", "target", "unit",
     "multiplier", "aggregate", "stratifiers", "cms_id", "grain", "references", "derive", "populations",
     "numerator_events", "denominator_value", "observation", "follow_up", "valuesets", "codes", "reads",
-    "measure",
+    "measure", "spc", "risk_adjustment",
 }  # fmt: skip
 REQUIRED_KEYS = (
     "id", "title", "description", "domain", "owner", "scoring", "basis", "improvement", "target", "unit",
@@ -504,6 +504,22 @@ def parse_indicator(doc: Any, path: Path, valuesets: ValueSetIndex | None = None
             by=by,
         )
 
+    spc = _spc(p, spec.get("spc"), scoring)
+    risk = None
+    if spec.get("risk_adjustment") is not None:
+        if scoring is not m.Scoring.PROPORTION or basis is not m.Basis.ENCOUNTER:
+            raise p.fail(
+                "risk_adjustment", "only proportion measures of encounters are risk-adjusted (a patient outcome)"
+            )
+        node = p.mapping(spec["risk_adjustment"], "risk_adjustment", ("factors",), ("reference_months",))
+        factors = node["factors"]
+        if not isinstance(factors, list) or not factors or any(f not in m.RISK_FACTORS for f in factors):
+            raise p.fail("risk_adjustment.factors", f"a list drawn from {', '.join(m.RISK_FACTORS)}")
+        months = p.number(node.get("reference_months", 12), "risk_adjustment.reference_months")
+        if months < 1 or not float(months).is_integer():
+            raise p.fail("risk_adjustment.reference_months", "a whole number of months, at least 1")
+        risk = m.RiskAdjustment(factors=tuple(factors), reference_months=int(months))
+
     return m.Indicator(
         id=ind_id,
         title=p.text(spec["title"], "title"),
@@ -527,6 +543,8 @@ def parse_indicator(doc: Any, path: Path, valuesets: ValueSetIndex | None = None
         denominator_value=denominator_value,
         observation=observation,
         follow_up=follow_up,
+        spc=spc,
+        risk_adjustment=risk,
         declared_valuesets=declared_vs,
         declared_codes=declared_codes,
         reads=reads,
@@ -534,6 +552,39 @@ def parse_indicator(doc: Any, path: Path, valuesets: ValueSetIndex | None = None
         measure_version=measure[1],
         source=path,
     )
+
+
+def _spc(p: _Parser, node: Any, scoring: m.Scoring) -> m.SpcSpec:
+    """The ``spc`` key: checked against the SPC module's own vocabulary."""
+    from pipelines.analyse.spc import ChartType, RuleSet
+
+    if node is None:
+        return m.SpcSpec()
+    spec = p.mapping(node, "spc", (), ("chart", "rules", "baseline_months"))
+    chart = spec.get("chart")
+    if chart is not None:
+        try:
+            chart = ChartType(chart).value
+        except ValueError:
+            raise p.fail("spc.chart", f"{chart!r} is not one of {', '.join(c.value for c in ChartType)}") from None
+        fits = {
+            m.Scoring.PROPORTION: {"p", "p_prime"},
+            m.Scoring.RATIO: {"u", "u_prime"},
+            m.Scoring.CONTINUOUS: {"xmr"},
+        }[scoring]
+        if chart not in fits:
+            raise p.fail("spc.chart", f"a {scoring.value} measure is charted as {' or '.join(sorted(fits))}")
+    try:
+        RuleSet.parse(spec.get("rules"))
+    except ValueError as exc:
+        raise p.fail("spc.rules", str(exc)) from None
+    months = spec.get("baseline_months")
+    if months is not None:
+        value = p.number(months, "spc.baseline_months")
+        if value < 2 or not float(value).is_integer():
+            raise p.fail("spc.baseline_months", "a whole number of months, at least 2")
+        months = int(value)
+    return m.SpcSpec(chart=chart, rules=spec.get("rules"), baseline_months=months)
 
 
 def _declared(

@@ -11,6 +11,7 @@ from pipelines.load.batches import (
     list_batches,
     read_batch,
     read_batches,
+    read_check_history,
     replace_batch,
     table_counts,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "lookup_records",
     "make_engine",
     "read_batch",
+    "read_check_history",
     "read_batches",
     "read_deliveries",
     "read_results",

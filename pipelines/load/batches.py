@@ -87,6 +87,7 @@ def replace_batch(
 
     written: dict[str, int] = {}
     with write_transaction(engine, f"loading batch {batch}") as conn:
+        _keep_check_history(conn, batch)
         for name, (table, spec) in S.BATCH_TABLES.items():
             conn.execute(sa.delete(table).where(table.c[S.BATCH] == batch))
             extra = [BUCKET] if name in T.TABLES else []
@@ -104,6 +105,30 @@ def replace_batch(
         )
     log.info("batch %s loaded: %d rows", batch, sum(written.values()))
     return written
+
+
+def _keep_check_history(conn: sa.Connection, batch: str) -> None:
+    """Copy the checks of the load about to be replaced into ``validation_check_history``
+    (stamped with that load's time), so a report can compare this run with the last."""
+    checks, history, loads = S.validation_checks, S.validation_check_history, S.load_batches
+    cols = [c for c in T.CHECK_HISTORY.column_names if c not in ("batch", "loaded_at")]
+    source = (
+        sa.select(checks.c[S.BATCH], loads.c.loaded_at, *(checks.c[c] for c in cols))
+        .join(loads, loads.c[S.BATCH] == checks.c[S.BATCH])
+        .where(checks.c[S.BATCH] == batch)
+    )
+    conn.execute(history.delete().where(history.c.batch == batch, history.c.loaded_at.in_(
+        sa.select(loads.c.loaded_at).where(loads.c[S.BATCH] == batch))))  # fmt: skip
+    conn.execute(sa.insert(history).from_select(["batch", "loaded_at", *cols], source))
+
+
+def read_check_history(engine: Engine, batch: str) -> pd.DataFrame:
+    """Checks of the earlier loads of ``batch``, newest load first."""
+    t = S.validation_check_history
+    stmt = sa.select(*(t.c[c] for c in T.CHECK_HISTORY.column_names)).where(t.c.batch == batch)
+    stmt = stmt.order_by(t.c.loaded_at.desc(), t.c.table_name, t.c.check)
+    with read_connection(engine, f"reading the check history of {batch}") as conn:
+        return read_typed(conn, stmt, T.CHECK_HISTORY)
 
 
 def read_batch(engine: Engine, name: str, batch: str) -> pd.DataFrame:

@@ -42,7 +42,9 @@ from pipelines.load.shards import BUCKET, SHARDED_TABLES
 #: computed), its reason and censored counts.
 #: 5: complaints.complainant_id and description; sla_breaches and comment_labels (the
 #: daily patient-feedback run).
-SCHEMA_VERSION = 5
+#: 6: improvement_actions, spc_phases, pseudonym_keys, validation_check_history (the
+#: committee report: actions, audited SPC re-phasing, the restricted appendix, data-quality history).
+SCHEMA_VERSION = 6
 #: Arbitrary constant: PostgreSQL advisory lock serialising concurrent create_schema calls.
 _DDL_LOCK_KEY = 7_140_221_901
 
@@ -199,6 +201,34 @@ comment_labels = Table(
     *_columns(T.COMMENT_LABELS),
     PrimaryKeyConstraint("source_table", "record_id"),
     Index(None, "written_on"),
+)
+
+improvement_actions = Table(
+    T.IMPROVEMENT_ACTIONS.name,
+    metadata,
+    *_columns(T.IMPROVEMENT_ACTIONS),
+    PrimaryKeyConstraint("action_id"),
+)
+
+spc_phases = Table(
+    T.SPC_PHASES.name,
+    metadata,
+    *_columns(T.SPC_PHASES),
+    PrimaryKeyConstraint("indicator_id", "unit", "starts"),
+)
+
+pseudonym_keys = Table(
+    T.PSEUDONYM_KEYS.name,
+    metadata,
+    *_columns(T.PSEUDONYM_KEYS),
+    PrimaryKeyConstraint("key_id"),
+)
+
+validation_check_history = Table(
+    T.CHECK_HISTORY.name,
+    metadata,
+    *_columns(T.CHECK_HISTORY),
+    PrimaryKeyConstraint("batch", "loaded_at", "table_name", "check"),
 )
 
 retired_indicator_results = Table(

@@ -31,6 +31,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from pipelines.publish.i18n import _  # noqa: E402
+
 #: Status colours (NHS identity palette), shared with the stylesheet.
 STATUS_COLOURS: dict[str, str] = {
     "green": "#007f3b",
@@ -114,10 +116,10 @@ def trend_chart_svg(
         try:
             has_data = any(not math.isnan(v) for v in y)
             if any(not (math.isnan(a) or math.isnan(b)) for a, b in zip(lo, hi, strict=True)):
-                ax.fill_between(x, lo, hi, color=BAND_COLOUR, alpha=0.7, linewidth=0, label="95% CI")
+                ax.fill_between(x, lo, hi, color=BAND_COLOUR, alpha=0.7, linewidth=0, label=_("95% CI"))
             if any(not math.isnan(t) for t in targets):
-                ax.plot(x, targets, linestyle=(0, (5, 3)), color=TARGET_COLOUR, linewidth=1.2, label="Target")
-            ax.plot(x, y, color=LINE_COLOUR, linewidth=1.8, marker=None, label="Value")
+                ax.plot(x, targets, linestyle=(0, (5, 3)), color=TARGET_COLOUR, linewidth=1.2, label=_("Target"))
+            ax.plot(x, y, color=LINE_COLOUR, linewidth=1.8, marker=None, label=_("Value"))
             for status, colour in STATUS_COLOURS.items():
                 pts = [
                     (i, v)
@@ -139,7 +141,7 @@ def trend_chart_svg(
                 ax.text(
                     0.5,
                     0.5,
-                    "No data in this period",
+                    _("No data in this period"),
                     transform=ax.transAxes,
                     ha="center",
                     va="center",
@@ -156,15 +158,15 @@ def trend_chart_svg(
             ax.set_axisbelow(True)
             handles = (
                 [
-                    Line2D([0], [0], color=LINE_COLOUR, linewidth=1.8, label="Value"),
-                    Patch(color=BAND_COLOUR, label="95% CI"),
-                    Line2D([0], [0], color=TARGET_COLOUR, linestyle=(0, (5, 3)), label="Target"),
+                    Line2D([0], [0], color=LINE_COLOUR, linewidth=1.8, label=_("Value")),
+                    Patch(color=BAND_COLOUR, label=_("95% CI")),
+                    Line2D([0], [0], color=TARGET_COLOUR, linestyle=(0, (5, 3)), label=_("Target")),
                 ]
                 + [
                     _marker(STATUS_COLOURS[s], lbl)
-                    for s, lbl in (("green", "On target"), ("amber", "Near"), ("red", "Off target"))
+                    for s, lbl in (("green", _("On target")), ("amber", _("Near target")), ("red", _("Off target")))
                 ]
-                + [_marker("white", "Provisional", edge=STATUS_COLOURS["provisional"])]
+                + [_marker("white", _("Provisional"), edge=STATUS_COLOURS["provisional"])]
             )
             ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
             fig.tight_layout()
@@ -190,10 +192,10 @@ def sparkline_svg(
     if not pts:
         return (
             f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-            f'role="img" aria-label="no data"><line x1="{pad}" y1="{height / 2}" x2="{width - pad}" '
+            f'role="img" aria-label="{_("no data")}"><line x1="{pad}" y1="{height / 2}" x2="{width - pad}" '
             f'y2="{height / 2}" stroke="#d8dde0" stroke-dasharray="2 2"/></svg>'
         )
-    ys = [v for _, v in pts] + ([float(target)] if target is not None else [])
+    ys = [v for _i, v in pts] + ([float(target)] if target is not None else [])
     lo, hi = min(ys), max(ys)
     span = hi - lo or 1.0
     n = max(len(values) - 1, 1)
@@ -213,7 +215,7 @@ def sparkline_svg(
         last = i
     parts = [
         f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="12-month trend">'
+        f'role="img" aria-label="{_("12-month trend")}">'
     ]
     if target is not None:
         ty = sy(float(target))

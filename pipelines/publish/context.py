@@ -21,26 +21,61 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
 from pipelines.compute.model import Domain, Indicator
+from pipelines.organisation import Organisation
 from pipelines.periods import Month
-from pipelines.publish.data_quality import data_quality, require_columns
+from pipelines.publish.accountability import action_rows, executive_summary
+from pipelines.publish.comparisons import funnel_view, hierarchy_rows, levels_present
+from pipelines.publish.data_quality import check_changes, data_quality, publication_gate, require_columns
 from pipelines.publish.experience import FeedbackData, build_patient_experience
-from pipelines.publish.formatting import GRADED, STATUS_LABELS, format_short, format_value
+from pipelines.publish.formatting import GRADED, STATUS_LABELS, format_short, format_value, status_label
+from pipelines.publish.i18n import N_, _, current, month_long, month_short
+from pipelines.publish.risk_view import risk_view
 from pipelines.publish.sections import indicator_section, result_lookup, row_summary
+from pipelines.publish.spc_view import spc_view
 from pipelines.tables import ALL_FACILITIES, INDICATOR_RESULTS, OVERALL
 
 log = logging.getLogger(__name__)
 
 #: How the scorecard names the two sides of quality its domains fall in (Domain.quality).
 QUALITY_LABELS = {
-    "technical": "Technical quality: what care achieved",
-    "functional": "Functional quality: how care was delivered",
+    "technical": N_("Technical quality: what care achieved"),
+    "functional": N_("Functional quality: how care was delivered"),
 }
+
+
+@dataclass(frozen=True)
+class RiskInputs:
+    """An outcome indicator's patients with their case-mix factors: the reference months
+    the model is fitted on and the reporting month it is applied to (scored subjects,
+    :func:`pipelines.publish.risk_view.scored`)."""
+
+    reference: pd.DataFrame
+    current: pd.DataFrame
+    months: list[str]
+
+
+@dataclass(frozen=True)
+class CommitteeInputs:
+    """What the committee's own records and the run add to the figures: approved SPC
+    change points, the action register, the organisation tree, the risk models' data,
+    earlier check results (the last run of this period, the previous month), the tables
+    the indicators read (the publication gate's scope) and the run's provenance."""
+
+    phases: pd.DataFrame = field(default_factory=pd.DataFrame)
+    actions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    organisation: Organisation = field(default_factory=Organisation)
+    risk: Mapping[str, RiskInputs] = field(default_factory=dict)
+    checks_last_run: pd.DataFrame | None = None
+    checks_previous_month: pd.DataFrame | None = None
+    feeding_tables: frozenset[str] = frozenset()
+    gate_mode: str = "feeding"
+    provenance: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,8 +172,8 @@ Part = tuple[str, Callable[[ReportData], dict[str, Any]]]
 #: Extra parts, in reading order.
 EXTRA_PARTS: list[Part] = [("patient_experience", patient_experience)]
 #: The built-in parts: before the extra ones, and the data-quality appendix after them.
-OPENING_PARTS = ("summary", "scorecard", "indicators")
-CLOSING_PARTS = ("data_quality",)
+OPENING_PARTS = ("executive", "scorecard", "indicators")
+CLOSING_PARTS = ("actions", "data_quality", "risk_appendix")
 
 
 def _split_reasons(sections: list[dict[str, Any]]) -> str:
@@ -170,7 +205,7 @@ def _provisional_summary(sections: list[dict[str, Any]], shared: str) -> dict[st
     return {
         "reason": shared,
         "final_counts": counts,
-        "final_months": [Month.parse(m).long_label for m in months],
+        "final_months": [month_long(Month.parse(m).start) for m in months],
         "final_attention": _attention(finals, "last_final"),
     }
 
@@ -195,6 +230,39 @@ def _attention(sections: list[dict[str, Any]], which: str) -> list[dict[str, Any
     return sorted(out, key=lambda a: 0 if a["status"] == "red" else 1)
 
 
+def _names(facilities: Mapping[str, str], wards: Mapping[str, str], org: Organisation) -> dict[str, str]:
+    return {**org.names, **wards, **facilities}
+
+
+def _committee_views(
+    sections: list[dict[str, Any]],
+    by_id: Mapping[str, Indicator],
+    period: str,
+    window: list[str],
+    in_window: pd.DataFrame,
+    lookup: Mapping[Any, dict[str, Any]],
+    subjects: pd.DataFrame,
+    names: Mapping[str, str],
+    committee: CommitteeInputs,
+    actions: list[dict[str, Any]],
+) -> None:
+    """Add to each section its SPC chart and icons, funnels, drill-down, risk-adjusted
+    O/E and actions (in place: the sections are this function's own)."""
+    now = in_window[in_window["period"].astype("string") == period]
+    for s in sections:
+        ind = by_id[s["id"]]
+        s["spc"] = spc_view(ind, window, lookup, committee.phases, s["target"])
+        mine = now[now["indicator_id"].astype("string") == ind.id]
+        s["funnels"] = [f for f in (funnel_view(ind, mine, names, level=lv) for lv in ("facility", "ward")) if f]
+        s["hierarchy"] = hierarchy_rows(ind, subjects, period, committee.organisation)
+        s["hierarchy_levels"] = levels_present(s["hierarchy"])
+        risk = committee.risk.get(ind.id)
+        s["risk"] = risk_view(ind, risk.reference, risk.current, names, risk.months) if risk is not None else None
+        s["actions"] = [a for a in actions if a["indicator_id"] == ind.id]
+        previous = s["trend"][-2] if len(s["trend"]) > 1 else None
+        s["previous_status"] = previous["status"] if previous and previous["state"] == "final" else None
+
+
 def build_report_context(
     *,
     period: str,
@@ -210,12 +278,15 @@ def build_report_context(
     months: int = 12,
     data_as_of: str | None = None,
     feedback: FeedbackData | None = None,
+    committee: CommitteeInputs | None = None,
 ) -> dict:
-    """Assemble the monthly committee report's content (pure; JSON-able; no HTML).
+    """Assemble the monthly committee report's content (pure; JSON-able; no HTML), in
+    the active report language (:func:`pipelines.publish.i18n.using`).
 
     ``data_as_of`` defaults to the last day of the reporting month: the report covers
     encounters that ended (and feedback received) up to then.
     """
+    committee = committee or CommitteeInputs()
     month = Month.parse(period)
     require_columns(
         results,
@@ -236,8 +307,13 @@ def build_report_context(
         indicator_section(ind, period, window, in_window, lookup, subjects, facilities, wards) for ind in ordered
     ]
     shared = _split_reasons(sections)
-
     by_id = {i.id: i for i in indicators}
+    names = _names(facilities, wards, committee.organisation)
+    start, end = month.start.isoformat(), month.last_day.isoformat()
+    as_of = data_as_of or end
+    actions = action_rows(committee.actions, pd.Timestamp(as_of).date(), names)
+    _committee_views(sections, by_id, period, window, in_window, lookup, subjects, names, committee, actions)
+
     domains = []
     for d in domain_order:
         rows = [
@@ -262,42 +338,69 @@ def build_report_context(
                 "spark": [t["value"] for t in s["trend"]],
                 "spark_status": [t["status"] for t in s["trend"]],
                 "target": s["target"],
+                "variation": s["spc"]["variation"],
+                "variation_label": s["spc"]["variation_label"],
+                "assurance": s["spc"]["assurance"],
+                "assurance_label": s["spc"]["assurance_label"],
+                "open_actions": sum(1 for a in s["actions"] if not a["closed"]),
+                "overdue_actions": sum(1 for a in s["actions"] if a["overdue"]),
             }
             for s in sections
             if s["domain"] == d.value
         ]
         if rows:
-            domains.append({"id": d.value, "label": d.label, "quality": d.quality,
-                            "quality_label": QUALITY_LABELS[d.quality], "rows": rows})  # fmt: skip
+            domains.append({"id": d.value, "label": _(d.label), "quality": d.quality,
+                            "quality_label": _(QUALITY_LABELS[d.quality]), "rows": rows,
+                            "sections": [r["id"] for r in rows]})  # fmt: skip
 
     rag = {k: 0 for k in STATUS_LABELS}
     for s in sections:
         rag[s["current"]["status"]] += 1
-    start, end = month.start.isoformat(), month.last_day.isoformat()
     dq = data_quality(reconciliation, checks, quarantine)
+    dq["changes_last_run"] = check_changes(checks, committee.checks_last_run)
+    dq["changes_previous_month"] = check_changes(checks, committee.checks_previous_month)
+    dq["previous_month"] = month_long(Month.parse(month.shift(-1).label).start)
+    gate = publication_gate(checks, set(committee.feeding_tables), committee.gate_mode)
     attention = _attention(sections, "current")
     provisional = _provisional_summary(sections, shared)
     data = ReportData(
         period, window, ordered, in_window, subjects, reconciliation, checks, quarantine, facilities, wards, feedback
     )
     extra = {name: build(data) for name, build in EXTRA_PARTS}
+    lang = current()
     return {
-        "title": "Monthly quality and safety report",
+        "title": _("Monthly quality and safety report"),
+        "language": lang.code,
+        "html_lang": lang.html_lang,
         "period": period,
-        "period_label": month.long_label,
+        "period_label": month_long(month.start),
         "period_start": start,
         "period_end": end,
         "months": window,
-        "month_labels": [Month.parse(p).short_label for p in window],
+        "month_labels": [month_short(Month.parse(p).start) for p in window],
         "generated_at": generated_at,
-        "data_as_of": data_as_of or end,
+        "data_as_of": as_of,
         "rag_counts": rag,
-        "status_labels": dict(STATUS_LABELS),
+        "status_labels": {k: status_label(k) for k in STATUS_LABELS},
         "indicator_count": len(sections),
         "attention": attention,
         "provisional": provisional,
         "domains": domains,
         "indicators": sections,
+        "sections_by_id": {s["id"]: s for s in sections},
+        "executive": executive_summary(sections, actions),
+        "actions": actions,
+        "gate": gate,
+        "organisation": {"system": committee.organisation.system_name},
+        "risk_models": [s for s in sections if s["risk"] and not s["risk"]["error"]],
+        "provenance": {
+            "run_id": "",
+            "code_version": "",
+            "valuesets": [],
+            "checks_run": int(len(checks)),
+            "checks_passed": int((checks["status"].astype("string") == "pass").sum()) if len(checks) else 0,
+            **committee.provenance,
+        },
         "data_quality": dq,
         "facility_count": len({f for f in in_window["facility_id"].astype("string").dropna() if f != ALL_FACILITIES}),
         "parts": [*OPENING_PARTS, *extra, *CLOSING_PARTS],
@@ -305,4 +408,13 @@ def build_report_context(
     }
 
 
-__all__ = ["CLOSING_PARTS", "EXTRA_PARTS", "OPENING_PARTS", "Part", "ReportData", "build_report_context"]
+__all__ = [
+    "CLOSING_PARTS",
+    "CommitteeInputs",
+    "RiskInputs",
+    "EXTRA_PARTS",
+    "OPENING_PARTS",
+    "Part",
+    "ReportData",
+    "build_report_context",
+]

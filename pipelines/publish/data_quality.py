@@ -135,4 +135,50 @@ def data_quality(reconciliation: pd.DataFrame, checks: pd.DataFrame, quarantine:
     }
 
 
-__all__ = ["QUARANTINE_REASON_LIMIT", "data_quality", "require_columns"]
+def _failing(checks: pd.DataFrame | None) -> set[tuple[str, str]]:
+    if checks is None or not len(checks):
+        return set()
+    bad = checks[checks["status"].astype("string").str.strip().str.lower().eq("fail").fillna(False)]
+    return {(str(t), str(c)) for t, c in zip(bad["table_name"], bad["check"], strict=True)}
+
+
+def check_changes(current: pd.DataFrame, earlier: pd.DataFrame | None) -> dict[str, Any] | None:
+    """Failed checks compared with an earlier set (the last run of this period, or the
+    previous month): newly failing, resolved and persisting, each as (table, check).
+    None when there is nothing to compare with."""
+    if earlier is None or not len(earlier):
+        return None
+    now, before = _failing(current), _failing(earlier)
+    fmt = lambda keys: [{"table": t, "check": c} for t, c in sorted(keys)]  # noqa: E731
+    return {"new": fmt(now - before), "resolved": fmt(before - now), "persisting": fmt(now & before)}
+
+
+#: Publication gate modes (``CAREQI_PUBLICATION_GATE``): ``feeding`` gates on a failed
+#: check of a table an indicator reads, ``any`` on any failed check, ``off`` never.
+GATE_MODES = ("feeding", "any", "off")
+
+
+def publication_gate(checks: pd.DataFrame, feeding_tables: set[str], mode: str) -> dict[str, Any]:
+    """Whether the report may be published: a check that failed beyond its own threshold
+    (its status is ``fail``) on a table feeding an indicator stops it."""
+    if mode not in GATE_MODES:
+        from pipelines.errors import ConfigError
+
+        raise ConfigError(f"CAREQI_PUBLICATION_GATE must be one of {', '.join(GATE_MODES)}, got {mode!r}")
+    failing = sorted(_failing(checks))
+    blocking = [] if mode == "off" else [(t, c) for t, c in failing if mode == "any" or t in feeding_tables]
+    return {
+        "mode": mode,
+        "publishable": not blocking,
+        "blocking": [{"table": t, "check": c} for t, c in blocking],
+    }
+
+
+__all__ = [
+    "GATE_MODES",
+    "QUARANTINE_REASON_LIMIT",
+    "check_changes",
+    "data_quality",
+    "publication_gate",
+    "require_columns",
+]

@@ -14,19 +14,22 @@ indicator sections, the tables and the charts agree.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pandas as pd
 
 from pipelines.compute.model import Improvement, Indicator, Scoring
+from pipelines.publish.i18n import N_, _
+from pipelines.publish.i18n import number as _number
 
 STATUS_LABELS: dict[str, str] = {
-    "green": "On target",
-    "amber": "Near target",
-    "red": "Off target",
-    "grey": "No data",
-    "provisional": "Provisional",
-    "not_computed": "Not computed",
+    "green": N_("On target"),
+    "amber": N_("Near target"),
+    "red": N_("Off target"),
+    "grey": N_("No data"),
+    "provisional": N_("Provisional"),
+    "not_computed": N_("Not computed"),
 }
 #: Statuses that grade a month against its target (only final results are graded).
 GRADED = ("green", "amber", "red", "grey")
@@ -106,7 +109,7 @@ def format_ci(low: float | None, high: float | None, indicator: Indicator) -> st
 
 
 def format_count(value: float | int | None, decimals: int = 0) -> str:
-    return DASH if value is None else f"{value:,.{decimals}f}"
+    return DASH if value is None else _number(value, decimals)
 
 
 def change_vs_previous(current: float | None, previous: float | None, indicator: Indicator) -> dict[str, Any]:
@@ -114,12 +117,12 @@ def change_vs_previous(current: float | None, previous: float | None, indicator:
     against the indicator's improvement notation (a fall is good when lower is better).
     A change that rounds to zero at the displayed precision is "no change"."""
     if current is None or previous is None:
-        return {"delta": None, "text": DASH, "direction": "none", "label": "no comparison"}
+        return {"delta": None, "text": DASH, "direction": "none", "label": _("no comparison")}
     scale = display_scale(indicator)
     delta = (current - previous) * scale
     decimals = _decimals(indicator, current * scale)
     if round(delta, decimals) == 0:
-        return {"delta": 0.0, "text": "no change", "direction": "same", "label": "no change"}
+        return {"delta": 0.0, "text": _("no change"), "direction": "same", "label": _("no change")}
     better = (delta > 0) == (indicator.improvement is Improvement.INCREASE)
     suffix = " pp" if is_percent(indicator) else ""
     arrow = "▲" if delta > 0 else "▼"
@@ -127,7 +130,7 @@ def change_vs_previous(current: float | None, previous: float | None, indicator:
         "delta": delta,
         "text": f"{arrow} {delta:+,.{decimals}f}{suffix}",
         "direction": "better" if better else "worse",
-        "label": "better" if better else "worse",
+        "label": _("better") if better else _("worse"),
     }
 
 
@@ -142,12 +145,51 @@ def status_of(value: Any, state: Any = "final") -> str:
 
 
 def improvement_text(indicator: Indicator) -> str:
-    return "Lower is better" if indicator.improvement is Improvement.DECREASE else "Higher is better"
+    return _("Lower is better") if indicator.improvement is Improvement.DECREASE else _("Higher is better")
+
+
+#: The state reasons compute writes (English, in the warehouse), read back so the report
+#: can say them in its own language.
+_REASONS = (
+    (
+        re.compile(r"^open to revision until batch (\d{4}-\d{2}) is loaded$"),
+        N_("open to revision until batch %(batch)s is loaded"),
+    ),
+    (re.compile(r"^([\d,]+) cases? within their (\d+) (calendar|working)-day follow-up$"), None),
+)
+
+
+def reason_text(reason: str) -> str:
+    """A stored state reason ("open to revision until ...; 3 cases within their ...") in
+    the report's language; a reason of another form is shown as stored."""
+    parts = []
+    for part in (p.strip() for p in reason.split(";")):
+        if not part:
+            continue
+        m = _REASONS[0][0].match(part)
+        if m:
+            parts.append(_("open to revision until batch %(batch)s is loaded") % {"batch": m.group(1)})
+            continue
+        m = _REASONS[1][0].match(part)
+        if m:
+            n = int(m.group(1).replace(",", ""))
+            msg = (_("%(n)s case within their %(days)s %(by)s-day follow-up") if n == 1
+                   else _("%(n)s cases within their %(days)s %(by)s-day follow-up"))  # fmt: skip
+            by = _("calendar") if m.group(3) == "calendar" else _("working")
+            parts.append(msg % {"n": _number(n), "days": m.group(2), "by": by})
+            continue
+        parts.append(_(part))
+    return "; ".join(parts)
+
+
+def status_label(status: str) -> str:
+    """The badge text of a status in the report's language."""
+    return _(STATUS_LABELS[status])
 
 
 def label_of(name: str) -> str:
     """A column or stratifier name as a reader sees it (``ward_id`` -> ``Ward id``)."""
-    return name.replace("_", " ").capitalize()
+    return _(name.replace("_", " ").capitalize())
 
 
 __all__ = [
@@ -166,6 +208,8 @@ __all__ = [
     "is_percent",
     "label_of",
     "num",
+    "reason_text",
+    "status_label",
     "status_of",
     "text",
 ]

@@ -11,6 +11,7 @@ contain numbers and fixed labels only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,10 @@ from markupsafe import Markup
 
 from pipelines import outputs
 from pipelines.errors import ConfigError
+from pipelines.publish import i18n
 from pipelines.publish.charts import STATUS_COLOURS, sparkline_svg, trend_chart_svg
+from pipelines.publish.fonts import FAMILY, font_face_css
+from pipelines.publish.spc_charts import funnel_chart_svg, spc_chart_svg
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +33,19 @@ STYLESHEET = "report.css"
 
 def make_environment(templates_dir: Path) -> Environment:
     """A Jinja2 environment that escapes everything in ``.html``/``.j2`` templates."""
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(str(templates_dir)),
         autoescape=select_autoescape(enabled_extensions=("html", "htm", "xml", "j2"), default_for_string=True),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # New-style gettext: {{ _("%(n)s cases", n=x) }} escapes its arguments and fails loudly
+    # on a missing one; the active language is the caller's (i18n.using).
+    env.install_gettext_callables(i18n._, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    return env
 
 
 #: Shown instead of a chart matplotlib could not draw: one chart must not cost the report.
@@ -47,22 +56,40 @@ CHART_UNAVAILABLE = (
 )
 
 
-def _charts(context: dict[str, Any]) -> dict[str, dict[str, Markup]]:
-    charts: dict[str, dict[str, Markup]] = {}
+def _safe(draw: Callable[[], str], what: str) -> Markup:
+    try:
+        return Markup(draw())
+    except (ValueError, RuntimeError, OverflowError) as exc:  # matplotlib's failures on odd input
+        log.warning("%s not drawn: %s", what, str(exc).splitlines()[0][:200])
+        return Markup(CHART_UNAVAILABLE)
+
+
+def _charts(context: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    charts: dict[str, dict[str, Any]] = {}
+    labels = context.get("month_labels", [])
     for section in context.get("indicators", []):
-        try:
-            trend = trend_chart_svg(
-                section["trend"],
-                scale=section["scale"],
-                y_label=section["unit"],
-                target=section["target"],
-                percent=section["percent"],
-                salt=f"careqi-{section['id']}",
+        sid = section["id"]
+        mine: dict[str, Any] = {}
+        mine["trend"] = _safe(
+            lambda s=section: trend_chart_svg(s["trend"], scale=s["scale"], y_label=s["unit"], target=s["target"],
+                                              percent=s["percent"], salt=f"careqi-{s['id']}"),
+            f"trend chart for {sid}",
+        )  # fmt: skip
+        if section.get("spc") is not None:
+            mine["spc"] = _safe(
+                lambda s=section: spc_chart_svg(s["spc"], labels, percent=s["percent"], y_label=s["unit"],
+                                                salt=f"careqi-spc-{s['id']}"),
+                f"SPC chart for {sid}",
+            )  # fmt: skip
+        mine["funnels"] = {
+            f["level"]: _safe(
+                lambda s=section, f=f: funnel_chart_svg(f, percent=s["percent"], y_label=s["unit"],
+                                                        salt=f"careqi-funnel-{s['id']}-{f['level']}"),
+                f"funnel plot for {sid}",
             )
-        except (ValueError, RuntimeError, OverflowError) as exc:  # matplotlib's failures on odd input
-            log.warning("trend chart for %s not drawn: %s", section["id"], str(exc).splitlines()[0][:200])
-            trend = CHART_UNAVAILABLE
-        charts[section["id"]] = {"trend": Markup(trend)}
+            for f in section.get("funnels", [])
+        }  # fmt: skip
+        charts[sid] = mine
     for domain in context.get("domains", []):
         for row in domain["rows"]:
             charts.setdefault(row["id"], {})["spark"] = Markup(
@@ -71,33 +98,53 @@ def _charts(context: dict[str, Any]) -> dict[str, dict[str, Markup]]:
     return charts
 
 
-def render_report(context: dict, templates_dir: Path, out_dir: Path) -> Path:
-    """Write ``out_dir/index.html`` from ``context`` (see :func:`build_report_context`)."""
+FONT_SLOT = "/*careqi-font-face*/"
+
+
+def render_html(context: dict, templates_dir: Path, template: str = TEMPLATE) -> str:
+    """The page as one string: the stylesheet inlined and the font embedded, subset to
+    the characters the page uses (rendered first with an empty slot, then filled)."""
     templates_dir = Path(templates_dir)
     css_path = templates_dir / STYLESHEET
-    if not (templates_dir / TEMPLATE).is_file() or not css_path.is_file():
+    if not (templates_dir / template).is_file() or not css_path.is_file():
         raise ConfigError(
-            f"report templates not found in {templates_dir} (need {TEMPLATE} and {STYLESHEET}); "
+            f"report templates not found in {templates_dir} (need {template} and {STYLESHEET}); "
             "set CAREQI_TEMPLATES_DIR to the repository's reports/ folder"
         )
     env = make_environment(templates_dir)
-    html = env.get_template(TEMPLATE).render(
-        ctx=context,
-        charts=_charts(context),
-        css=Markup(css_path.read_text(encoding="utf-8")),
-        status_colours=STATUS_COLOURS,
-    )
+    lang = i18n.language(context.get("language", "en"))
+    with i18n.using(lang.code):
+        html = env.get_template(template).render(
+            ctx=context,
+            charts=_charts(context),
+            css=Markup(FONT_SLOT + "\n" + css_path.read_text(encoding="utf-8").replace("__FONT__", FAMILY)),
+            status_colours=STATUS_COLOURS,
+        )
+    return html.replace(FONT_SLOT, font_face_css(html), 1)
+
+
+def render_report(context: dict, templates_dir: Path, out_dir: Path, *, stem: str = "index", pdf: bool = False) -> Path:
+    """Write ``out_dir/<stem>.html`` (and, when ``pdf``, the same page printed to
+    ``<stem>.pdf``) from ``context`` (see :func:`build_report_context`); returns the
+    HTML file."""
+    html = render_html(context, templates_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "index.html"
+    path = out_dir / f"{stem}.html"
     outputs.write_file(path, html.encode("utf-8"))
+    written = [path]
+    if pdf:
+        from pipelines.publish.pdf import write_pdf
+
+        written.append(write_pdf(html, out_dir / f"{stem}.pdf"))
     log.info(
-        "wrote report for %s (%d indicators) to %s",
+        "wrote report for %s (%d indicators, %s) to %s",
         context.get("period"),
         len(context.get("indicators", [])),
-        path,
+        context.get("language", "en"),
+        ", ".join(str(p) for p in written),
     )
     return path
 
 
-__all__ = ["make_environment", "render_report"]
+__all__ = ["make_environment", "render_html", "render_report"]

@@ -18,7 +18,6 @@ from pipelines.compute.model import Indicator, Scoring
 from pipelines.errors import CareQIError
 from pipelines.periods import Month
 from pipelines.publish.formatting import (
-    STATUS_LABELS,
     change_vs_previous,
     display_scale,
     format_ci,
@@ -31,9 +30,12 @@ from pipelines.publish.formatting import (
     is_percent,
     label_of,
     num,
+    reason_text,
+    status_label,
     status_of,
     text,
 )
+from pipelines.publish.i18n import _, month_short
 from pipelines.tables import ALL_FACILITIES, OVERALL, POPULATIONS
 
 #: Drill-down lists stop here; the rest is counted ("and N more").
@@ -70,12 +72,12 @@ def row_summary(row: Mapping[str, Any] | None, indicator: Indicator) -> dict[str
         "ci_text": format_ci(low, high, indicator),
         "status": status_of(row.get("status"), row.get("state")),
         "state": text(row.get("state")) or ("final" if row else ""),
-        "state_reason": text(row.get("state_reason")),
+        "state_reason": reason_text(text(row.get("state_reason"))),
         "counts": counts,
         "numerator_events": integer(row.get("numerator_events")),
         "denominator_value": num(row.get("denominator_value")),
     }
-    out["status_label"] = STATUS_LABELS[out["status"]]
+    out["status_label"] = status_label(out["status"])
     if indicator.scoring is Scoring.RATIO:
         out["numerator_text"] = format_count(out["numerator_events"])
         dv = out["denominator_value"]
@@ -88,10 +90,10 @@ def row_summary(row: Mapping[str, Any] | None, indicator: Indicator) -> dict[str
 
 def _numerator_labels(indicator: Indicator) -> tuple[str, str]:
     if indicator.scoring is Scoring.RATIO:
-        return "Events", "Exposure"
+        return _("Events"), _("Exposure")
     if indicator.scoring is Scoring.CONTINUOUS:
-        return "", "Subjects"
-    return "Numerator", "Denominator"
+        return "", _("Subjects")
+    return _("Numerator"), _("Denominator")
 
 
 def _cases(
@@ -102,33 +104,28 @@ def _cases(
     facilities: Mapping[str, str],
     wards: Mapping[str, str],
 ) -> dict[str, Any]:
+    """Where the cases behind the status are, counted by facility and ward. No record is
+    named: the report is circulated; the cases themselves, under pseudonyms, are in the
+    restricted appendix (:mod:`.appendix`)."""
     cases = case_selection(subjects, indicator, period, target)
-    rows = []
-    for rec in cases.rows.head(CASE_LIMIT).to_dict("records"):
-        fac, ward = text(rec.get("facility_id")), text(rec.get("ward_id"))
-        row = {
-            "subject_id": text(rec.get("subject_id")),
-            "facility": facilities.get(fac, fac),
-            "ward": wards.get(ward, ward),
-            "service": text(rec.get("service")),
-        }
-        if indicator.scoring is Scoring.RATIO:
-            row["detail"] = format_count(integer(rec.get("numerator_events")))
-        elif indicator.scoring is Scoring.CONTINUOUS:
-            obs = num(rec.get("observation"))
-            row["detail"] = "–" if obs is None else f"{obs:,.1f}"
-        rows.append(row)
-    detail_label = {
-        Scoring.RATIO: "Events",
-        Scoring.CONTINUOUS: indicator.unit.capitalize() or "Value",
-    }.get(indicator.scoring, "")
+    rows: list[dict[str, Any]] = []
+    if len(cases.rows):
+        keys = cases.rows.assign(
+            facility_id=cases.rows["facility_id"].astype("string").fillna(""),
+            ward_id=cases.rows["ward_id"].astype("string").fillna(""),
+        )
+        counts = keys.groupby(["facility_id", "ward_id"], sort=False).size().reset_index(name="n")
+        for rec in counts.to_dict("records"):
+            fac, ward = text(rec["facility_id"]), text(rec["ward_id"])
+            rows.append({"facility": facilities.get(fac, fac), "ward": wards.get(ward, ward) or "–",
+                         "count": int(rec["n"]), "count_text": format_count(int(rec["n"]))})  # fmt: skip
+        rows.sort(key=lambda r: (-r["count"], r["facility"].casefold(), r["ward"].casefold()))
     total = int(len(cases.rows))
     return {
-        "rule": cases.rule,
-        "rows": rows,
+        "rule": _(cases.rule),
+        "rows": rows[:CASE_LIMIT],
         "total": total,
-        "more": max(0, total - CASE_LIMIT),
-        "detail_label": detail_label,
+        "more": max(0, len(rows) - CASE_LIMIT),
     }
 
 
@@ -148,7 +145,7 @@ def _trend(indicator: Indicator, window: list[str], lookup: Mapping[ResultKey, d
         trend.append(
             {
                 "period": p,
-                "label": Month.parse(p).short_label,
+                "label": month_short(Month.parse(p).start),
                 "value": s["value"],
                 "ci_low": s["ci_low"],
                 "ci_high": s["ci_high"],
@@ -224,8 +221,8 @@ def indicator_section(
     populations = [
         {
             "name": p.value,
-            "label": p.label,
-            "definition": indicator.definition(p),
+            "label": _(p.label),
+            "definition": _(indicator.definition(p)),
             "count": current["counts"][p.column],
             "count_text": format_count(current["counts"][p.column]),
         }
@@ -235,8 +232,8 @@ def indicator_section(
     extra_counts = []
     if indicator.scoring is Scoring.RATIO:
         extra_counts = [
-            {"label": "Events (ratio numerator)", "text": current["numerator_text"]},
-            {"label": "Exposure (ratio denominator)", "text": current["denominator_text"]},
+            {"label": _("Events (ratio numerator)"), "text": current["numerator_text"]},
+            {"label": _("Exposure (ratio denominator)"), "text": current["denominator_text"]},
         ]
 
     status = current["status"] if current_row is not None else "grey"
@@ -244,24 +241,24 @@ def indicator_section(
     section: dict[str, Any] = {
         "id": iid,
         "anchor": "ind-" + re.sub(r"[^A-Za-z0-9_-]", "-", iid),
-        "title": indicator.title or iid,
-        "description": indicator.description,
+        "title": _(indicator.title) or iid,
+        "description": _(indicator.description),
         "domain": indicator.domain.value,
-        "domain_label": indicator.domain.label,
+        "domain_label": _(indicator.domain.label),
         "owner": indicator.owner,
         "scoring": indicator.scoring.value,
         "basis": indicator.basis.value,
         "aggregate": indicator.aggregate.value if indicator.aggregate else "",
         "improvement": indicator.improvement.value,
         "improvement_text": improvement_text(indicator),
-        "unit": indicator.unit,
+        "unit": _(indicator.unit),
         "cms_id": indicator.cms_id or "",
         "scale": display_scale(indicator),
         "percent": is_percent(indicator),
         "target": target,
         "target_text": format_value(target, indicator),
         "target_short": format_short(target, indicator),
-        "current": {**current, "status": status, "status_label": STATUS_LABELS[status]},
+        "current": {**current, "status": status, "status_label": status_label(status)},
         "previous_value": previous,
         "change": change_vs_previous(current["value"] if comparable else None, previous, indicator),
         "last_final": (
@@ -271,7 +268,7 @@ def indicator_section(
                 "period": last_final["period"],
                 "label": last_final["label"],
                 "status": last_final["status"],
-                "status_label": STATUS_LABELS[last_final["status"]],
+                "status_label": status_label(last_final["status"]),
                 "value_text": format_value(last_final["value"], indicator),
             }
         ),
@@ -284,7 +281,7 @@ def indicator_section(
         "stratifiers": _stratifier_groups(indicator, now, facilities, wards),
         "stratifiers_defined": list(indicator.stratifiers),
         "cases": None,
-        "follow_up": indicator.follow_up.sentence if indicator.follow_up else "",
+        "follow_up": _(indicator.follow_up.sentence) if indicator.follow_up else "",
     }
     if status in ("red", "amber"):
         section["cases"] = _cases(subjects, indicator, period, target, facilities, wards)

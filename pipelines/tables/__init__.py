@@ -86,24 +86,32 @@ from pipelines.tables.source import (
 from pipelines.tables.spec import PROVENANCE, TS, Column, TableSpec, empty_frame
 from pipelines.tables.warehouse import (
     ALL_FACILITIES,
+    CHECK_HISTORY,
     COLUMN_PROFILES,
     COMMENT_LABELS,
     FINAL,
+    IMPROVEMENT_ACTIONS,
     INDICATOR_RESULTS,
     INDICATOR_SUBJECTS,
     NOT_COMPUTED,
     OVERALL,
     POPULATIONS,
     PROVISIONAL,
+    PSEUDONYM_KEYS,
     QUARANTINE,
     RECONCILIATION,
     SLA_BREACHES,
+    SPC_PHASES,
     STATES,
     VALIDATION_CHECKS,
 )
 
 __all__ = [
     "ALL_FACILITIES",
+    "CHECK_HISTORY",
+    "IMPROVEMENT_ACTIONS",
+    "PSEUDONYM_KEYS",
+    "SPC_PHASES",
     "CHILD_TABLES",
     "COLUMN_PROFILES",
     "COMMENT_LABELS",

@@ -184,6 +184,79 @@ COMMENT_LABELS = TableSpec(
     provenance=False,
 )
 
+#: The improvement-action register: what the committee agreed to do about an indicator
+#: in a unit, who owns it and by when. Edited from a file or the CLI (``careqi actions``),
+#: shown beside the indicator in the report, overdue ones highlighted.
+IMPROVEMENT_ACTIONS = TableSpec(
+    "improvement_actions",
+    "action_id",
+    (
+        _c("action_id", nullable=False, doc="a short stable key chosen by whoever records the action"),
+        _c("indicator_id", nullable=False),
+        _c("unit", nullable=False, doc="the organisation unit it is about: ALL, a facility, department or ward id"),
+        _c("title", nullable=False, doc="what will be done, in a sentence"),
+        _c("owner", nullable=False, doc="the accountable person or role"),
+        _c("due_on", "datetime64[us]", nullable=False),
+        _c("status", nullable=False, doc="open | in_progress | done | cancelled"),
+        _c("opened_on", "datetime64[us]", nullable=False),
+        _c("closed_on", "datetime64[us]"),
+        _c("note", doc="progress so far"),
+    ),
+    "one row per action",
+    provenance=False,
+)
+
+#: SPC baselines re-phased at a change point: a human decision, never automatic, so
+#: each row says who approved it, when and why, and the chart shows it.
+SPC_PHASES = TableSpec(
+    "spc_phases",
+    "indicator_id",
+    (
+        _c("indicator_id", nullable=False),
+        _c("unit", nullable=False, doc="ALL (the system) or a facility id"),
+        _c("starts", nullable=False, doc="the first month (YYYY-MM) of the new phase"),
+        _c("approved_by", nullable=False),
+        _c("approved_at", "datetime64[us]", nullable=False),
+        _c("reason", nullable=False, doc="why the process changed (the change made, its date)"),
+    ),
+    "one row per approved change point",
+    provenance=False,
+)
+
+#: The secret that turns subject ids into the pseudonyms of the restricted case appendix.
+#: Kept only here: the data team re-identifies a pseudonym with it (``careqi appendix
+#: reidentify``); anyone holding the appendix alone cannot.
+PSEUDONYM_KEYS = TableSpec(
+    "pseudonym_keys",
+    "key_id",
+    (
+        _c("key_id", nullable=False),
+        _c("secret", nullable=False, doc="hex-encoded 32 random bytes (HMAC-SHA-256 key)"),
+        _c("created_at", "datetime64[us]", nullable=False),
+    ),
+    "one row per key (the newest is used)",
+    provenance=False,
+)
+
+#: Validation checks of earlier loads of a batch, kept when a reload replaces them, so the
+#: data-quality section can say what is newly failing, resolved or persisting.
+CHECK_HISTORY = TableSpec(
+    "validation_check_history",
+    "check",
+    (
+        _c("batch", nullable=False),
+        _c("loaded_at", "datetime64[us]", nullable=False, doc="when the superseded load was made"),
+        _c("table_name", nullable=False),
+        _c("check", nullable=False),
+        _c("violated", "Int64", nullable=False),
+        _c("denominator", "Int64", nullable=False),
+        _c("pct", "Float64", nullable=False),
+        _c("status", nullable=False),
+    ),
+    "one row per superseded load x table x check",
+    provenance=False,
+)
+
 ALL_FACILITIES = "ALL"
 OVERALL = ("overall", "all")
 #: Result states: ``final`` (no later batch can change it), ``provisional`` (open to
@@ -195,6 +268,10 @@ STATES = (FINAL, PROVISIONAL, NOT_COMPUTED)
 
 __all__ = [
     "ALL_FACILITIES",
+    "CHECK_HISTORY",
+    "IMPROVEMENT_ACTIONS",
+    "PSEUDONYM_KEYS",
+    "SPC_PHASES",
     "COLUMN_PROFILES",
     "COMMENT_LABELS",
     "SLA_BREACHES",

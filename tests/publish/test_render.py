@@ -114,7 +114,15 @@ def test_a_new_part_is_a_builder_and_a_template(
         wards=wards,
         generated_at="x",
     )
-    assert ctx["parts"] == ["summary", "scorecard", "indicators", "owners", "data_quality"]
+    assert ctx["parts"] == [
+        "executive",
+        "scorecard",
+        "indicators",
+        "owners",
+        "actions",
+        "data_quality",
+        "risk_appendix",
+    ]
     html = render_report(ctx, templates, tmp_path / "out").read_text(encoding="utf-8")
     part = html.index('<section id="owners">')
     assert html.index('aria-label="Indicator details"') < part < html.index('class="data-quality"')
