@@ -24,7 +24,29 @@ ifneq ($(ECQM_VALUESETS),)
 export CAREQI_VALUESET_DIR ?= $(subst $(eval) ,:,$(ECQM_VALUESETS))
 endif
 
-.PHONY: help install demo test test-fast bench lint clean
+.PHONY: help install demo test test-fast bench lint clean system-deps test-deps
+
+# System libraries the Python wheels cannot carry: Pango for WeasyPrint (the PDF report);
+# for the tests also Chromium (the report rendered headless) and poppler-utils (pdftoppm).
+# Installed with apt-get when missing and we may (root); otherwise we say what is missing.
+define ensure_debs
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null \
+	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; \
+	  elif command -v dpkg >/dev/null 2>&1; then \
+	    echo "warning: missing system packages:$$missing (install them with apt-get)"; \
+	  fi; \
+	fi
+endef
+
+system-deps:
+	$(call ensure_debs,libpango-1.0-0 libpangoft2-1.0-0)
+
+test-deps: system-deps
+	$(call ensure_debs,chromium poppler-utils)
 
 help:
 	@echo "make demo   - generate a synthetic hospital system and run the monthly DAG through Airflow"
@@ -38,8 +60,9 @@ help:
 	$(UV) sync --frozen
 	@touch $@
 
-install: .venv/.careqi-installed
+install: .venv/.careqi-installed system-deps
 
+demo: export CAREQI_REPORT_LANGUAGES ?= en,zh
 demo: install
 	$(UV) run careqi generate --patients $(DEMO_PATIENTS) --months 12 --end $(DEMO_END) --seed $(DEMO_SEED)
 	$(UV) run careqi backfill --from $(DEMO_FIRST) --to $$($(UV) run python -c "from pipelines.periods import shift; print(shift('$(DEMO_END)', -1))")
@@ -47,11 +70,12 @@ demo: install
 	$(UV) run careqi feedback days --month $(DEMO_END)
 	$(UV) run scripts/airflow_dag_test.sh patient_feedback_daily $(DEMO_END)-28
 	@echo
-	@echo "Report:  $(CAREQI_HOME)/reports/$(DEMO_END)/index.html"
+	@echo "Report:  $(CAREQI_HOME)/reports/$(DEMO_END)/index.html and index.pdf (Chinese: index.zh.html, index.zh.pdf)"
+	@echo "Restricted case appendix: $(CAREQI_HOME)/restricted/$(DEMO_END)/"
 	@echo "Exports: $(CAREQI_HOME)/exports/$(DEMO_END)/"
 	@echo "Daily feedback run $(DEMO_END)-28: $(CAREQI_HOME)/staging/feedback/$(DEMO_END)-28/ and the sla_breaches table"
 
-test: install
+test: install test-deps
 	$(UV) run pytest -n 2 --dist loadgroup
 
 test-fast: install

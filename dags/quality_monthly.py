@@ -117,8 +117,9 @@ def quality_monthly() -> None:
         return _stage("combine_shards", plan)
 
     @task(outlets=[QUALITY_REPORT])
-    def report(period: str, computed: dict) -> str:
-        return _stage("report_stage", period)
+    def report(period: str, computed: dict, run_id: str | None = None) -> str:
+        # The run id goes into the report's provenance footer (Airflow passes it by name).
+        return _stage("report_stage", period, run_id=run_id)
 
     @task(outlets=[REGULATOR_EXPORT])
     def export(period: str, computed: dict) -> dict:

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipelines import periods
+from pipelines.cli_committee import actions_app, appendix_app, spc_app
 from pipelines.cli_feedback import feedback_app
 from pipelines.config import Settings, load_settings
 from pipelines.errors import CareQIError
@@ -35,6 +36,9 @@ app = typer.Typer(
 indicators_app = typer.Typer(help="Inspect the indicator catalogue.", no_args_is_help=True)
 app.add_typer(indicators_app, name="indicators")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(actions_app, name="actions")
+app.add_typer(spc_app, name="spc")
+app.add_typer(appendix_app, name="appendix")
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)

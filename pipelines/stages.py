@@ -715,6 +715,7 @@ def _committee_inputs(period: str, settings: Settings, inputs: Mapping[str, Any]
         checks_previous_month=prev_checks if len(prev_checks) else None,
         feeding_tables=feeding,
         gate_mode=settings.publication_gate,
+        gate_max_pct=settings.publication_gate_pct,
         provenance={
             "run_id": run_id,
             "code_version": code_version(),

@@ -18,6 +18,9 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("CAREQI_") and key not in ("CAREQI_SHARED_DATA", "CAREQI_TEST_POSTGRES_URL"):
             monkeypatch.delenv(key, raising=False)
+    # Printing to PDF takes WeasyPrint tens of seconds per report: the tests of the PDF
+    # (tests/publish/test_committee_render.py) and `make demo` turn it on.
+    monkeypatch.setenv("CAREQI_REPORT_PDF", "off")
 
 
 @pytest.fixture

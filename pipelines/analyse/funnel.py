@@ -12,7 +12,11 @@ Two kinds of indicator:
   Binomial(n, target) under the null.
 * ``"ratio"``: events per unit of exposure, Poisson(target x exposure) under the null. This
   covers rates (falls per patient-day) and indirectly standardised O/E ratios (numerator
-  observed, denominator expected, target 1 or 100 with ``multiplier=100``).
+  observed, denominator expected, target 1, shown as 100 with ``multiplier=100``).
+
+Scales: the ``target`` argument is on the numerator / denominator scale (a fraction, events
+per unit of exposure, 1 for an O/E ratio), as in FunnelPlotR; everything returned (``value``,
+the limits, ``Funnel.target``, the curve) is on the reported scale, x ``multiplier``.
 
 Limits (95% and 99.8%, i.e. 0.025/0.975 and 0.001/0.999 tail points, Spiegelhalter's two
 funnels), at each unit's own denominator:
@@ -29,6 +33,9 @@ funnels), at each unit's own denominator:
   in-control unit falls outside each limit with probability at most the nominal (the
   property Manktelow & Seaton, PLoS One 2012;7:e45723, ask a funnel to state), and for
   proportions the same units are flagged whether events or non-events are counted.
+  (FunnelPlotR 0.3.2's "Poisson limits" are instead Garwood confidence limits with the
+  expected count treated as observed; at E = 15 its lower 95% limit 0.560 flags O = 8,
+  whose P(O <= 8) = 0.037, so they are not used here.)
 * Over-dispersion (Spiegelhalter, "Handling over-dispersion of performance indicators",
   Qual Saf Health Care 2005;14:347-351; as implemented by FunnelPlotR, C. Mainey): z-scores
   on a variance-stabilising scale, arcsine-square-root for proportions
@@ -38,7 +45,7 @@ funnels), at each unit's own denominator:
   phi = mean(winsorised z^2). Multiplicative: limits back-transformed from
   t +/- z_q sqrt(phi) s. Additive (random effects): tau^2 by the DerSimonian-Laird moment
   estimator used in the paper, tau^2 = (I phi - (I - 1)) / (sum w - sum w^2 / sum w),
-  w = 1 / s^2, and limits from t +/- z_q sqrt(s^2 + tau^2). FunnelPlotR leaves the
+  w = 1 / s^2, and limits from t +/- z_q sqrt(s^2 + tau^2). FunnelPlotR 0.3.2 leaves the
   square-root scale un-squared for standardised ratios; here both scales are properly
   back-transformed (sin^2, square), with the argument clipped to the scale's domain first.
 * An adjustment is applied only when phi exceeds ``phi_threshold`` (default 1: only
@@ -113,10 +120,11 @@ def funnel(
 ) -> Funnel:
     """Funnel limits and outlier flags for one row per unit (columns unit, numerator, denominator).
 
-    ``target`` is on the reported scale (e.g. 100 for an O/E ratio with ``multiplier=100``);
-    None takes the pooled system value multiplier x sum(numerator) / sum(denominator) over the
-    units that have a value. ``overdispersion`` is what to apply if phi exceeds
-    ``phi_threshold``; ``winsorise`` is the fraction pulled in at each end before phi."""
+    ``target`` is on the numerator / denominator scale (e.g. 1 for an O/E ratio even with
+    ``multiplier=100``); None takes the pooled system value sum(numerator) / sum(denominator)
+    over the units that have a value. The returned ``Funnel.target`` is target x multiplier.
+    ``overdispersion`` is what to apply if phi exceeds ``phi_threshold``; ``winsorise`` is the
+    fraction pulled in at each end before phi is estimated."""
     _check_kind(kind)
     requested = Overdispersion(overdispersion)
     if not (np.isfinite(multiplier) and multiplier > 0):
@@ -143,9 +151,9 @@ def funnel(
         total = den[ok].sum()
         theta = float(num[ok].sum() / total) if total > 0 else float("nan")
     else:
-        theta = float(target) / multiplier
+        theta = float(target)
         if not (np.isfinite(theta) and theta >= 0 and (kind == "ratio" or theta <= 1)):
-            raise ValueError(f"target {target!r} is not a valid {kind} on this scale (multiplier {multiplier})")
+            raise ValueError(f"target {target!r} is not a valid {kind} (numerator / denominator scale)")
 
     y = np.full(num.shape, np.nan)
     s = np.full(num.shape, np.nan)
@@ -205,7 +213,7 @@ def funnel_curve(f: Funnel, denominators: ArrayLike) -> pd.DataFrame:
 
     Same method, phi and tau2 as the units got. Exact Binomial limits exist only at whole
     numbers of cases, so for an unadjusted proportion funnel each denominator is rounded to
-    the nearest whole number (the drawn limit is the step the data can actually take);
+    the nearest whole number, at least 1 (the drawn limit is the step the data can take);
     denominators <= 0 or missing give NaN limits."""
     d = np.asarray(denominators, dtype=np.float64).ravel()
     theta = f.target / f.multiplier

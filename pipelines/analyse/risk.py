@@ -346,16 +346,18 @@ def _fit_flic(
 
     current, p, info = penalised(beta)
     for _ in range(max_iter):
-        cov = np.linalg.inv(info)
-        w = trials * p * (1.0 - p)
-        h = w * np.einsum("ij,jk,ik->i", x, cov, x)
+        pq = p * (1.0 - p)
+        h = trials * pq * np.einsum("ij,jk,ik->i", x, np.linalg.inv(info), x)
         score = x.T @ (successes - trials * p + h * (0.5 - p))
-        step = cov @ score
+        # Newton step on the augmented data (k + h/2 events of m + h trials, whose ML score is
+        # the modified score): with weights (m + h) p (1 - p) the step does not overshoot where
+        # a pattern is its own parameter (h = 1; with weights m p (1 - p) it overshoots twofold).
+        step = np.linalg.solve(x.T @ (((trials + h) * pq)[:, None] * x), score)
         scale = 1.0
         while True:
             candidate = beta + scale * step
             value, p_new, info_new = penalised(candidate)
-            if value >= current - 1e-12 or scale < 1e-8:
+            if value >= current - 1e-9 * max(1.0, abs(current)) or scale < 1e-6:
                 break
             scale /= 2.0
         beta, current, p, info = candidate, value, p_new, info_new

@@ -75,6 +75,7 @@ class CommitteeInputs:
     checks_previous_month: pd.DataFrame | None = None
     feeding_tables: frozenset[str] = frozenset()
     gate_mode: str = "feeding"
+    gate_max_pct: float = 1.0
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -360,7 +361,7 @@ def build_report_context(
     dq["changes_last_run"] = check_changes(checks, committee.checks_last_run)
     dq["changes_previous_month"] = check_changes(checks, committee.checks_previous_month)
     dq["previous_month"] = month_long(Month.parse(month.shift(-1).label).start)
-    gate = publication_gate(checks, set(committee.feeding_tables), committee.gate_mode)
+    gate = publication_gate(checks, set(committee.feeding_tables), committee.gate_mode, committee.gate_max_pct)
     attention = _attention(sections, "current")
     provisional = _provisional_summary(sections, shared)
     data = ReportData(

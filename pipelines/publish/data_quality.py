@@ -3,19 +3,84 @@
 Reconciliation (records read = accepted + quarantined, rechecked here rather than
 trusted), the validation checks that failed, and the most common quarantine reasons.
 Quarantine payloads are never shown: they are source records that may hold free text.
+
+Check descriptions and quarantine reasons are stored in English (the expectation suites'
+``meta.description``, the validator's messages); they are shown in the report's language
+through the catalogue (``scripts/extract_messages.py`` collects the suites' descriptions),
+a reason of an unknown form as stored. Table, check and stage names are identifiers.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
 
 from pipelines.errors import CareQIError
 from pipelines.publish.formatting import format_count, integer, num, text
+from pipelines.publish.i18n import N_, _, number
 
 #: Quarantine reasons listed in the data-quality section.
 QUARANTINE_REASON_LIMIT = 20
+
+#: Kahn et al.'s data-quality categories (the checks' ``category``), as the report names them.
+CATEGORY_LABELS: dict[str, str] = {
+    "conformance": N_("conformance"),
+    "completeness": N_("completeness"),
+    "plausibility": N_("plausibility"),
+    "uniqueness": N_("uniqueness"),
+}
+#: The pipeline stages that quarantine records.
+STAGE_LABELS: dict[str, str] = {
+    "extract": N_("extract"),
+    "conform": N_("conform"),
+    "validate": N_("validate"),
+    "load": N_("load"),
+}
+#: Messages the validator writes with a value inside: (what it wrote, the catalogue's form).
+_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"^The delivery has the (?P<column>\S+) column; without it every row reads as empty there$"),
+        N_("The delivery has the %(column)s column; without it every row reads as empty there"),
+    ),
+    (
+        re.compile(r"^duplicate record id: first seen at row (?P<row>\d+) of the input$"),
+        N_("duplicate record id: first seen at row %(row)s of the input"),
+    ),
+    (
+        re.compile(r"^duplicate record id: first seen at (?P<where>.+)$"),
+        N_("duplicate record id: first seen at %(where)s"),
+    ),
+)
+#: A quarantine reason is ``<check>: <description>``; the check is ``type(columns)``
+#: (optionally ``where <condition>``) or a relation's name (``duration(a, b) <= 365 days``).
+_CHECK_PREFIX = re.compile(r"^(?P<check>[A-Za-z][A-Za-z0-9_]*\([^()]*\).*?): (?P<text>.+)$")
+
+
+def message_text(message: str) -> str:
+    """A stored check description or quarantine reason in the report's language."""
+    message = message.strip()
+    if not message:
+        return message
+    for pattern, msgid in _MESSAGES:
+        m = pattern.match(message)
+        if m:
+            return _(msgid) % m.groupdict()
+    return _(message)
+
+
+def reason_parts(reason: str) -> tuple[str, str]:
+    """A quarantine reason as (check identifier, description in the report's language); the
+    check is "" for a reason that names none."""
+    m = _CHECK_PREFIX.match(reason.strip())
+    if m:
+        return m.group("check"), message_text(m.group("text"))
+    return "", message_text(reason)
+
+
+def _pct(value: float, decimals: int) -> str:
+    return number(value, decimals) + "%"
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -46,7 +111,7 @@ def reconciliation_rows(reconciliation: pd.DataFrame) -> list[dict[str, Any]]:
                 "read_text": format_count(read),
                 "accepted_text": format_count(acc),
                 "quarantined_text": format_count(quar),
-                "quarantined_pct": f"{(100 * quar / read) if read else 0:.1f}%",
+                "quarantined_pct": _pct((100 * quar / read) if read else 0.0, 1),
                 "balanced": balanced,
                 "difference": read - acc - quar,
             }
@@ -70,13 +135,13 @@ def failed_checks(checks: pd.DataFrame) -> list[dict[str, Any]]:
             {
                 "table": text(rec.get("table_name")),
                 "check": text(rec.get("check")),
-                "description": text(rec.get("description")),
-                "category": text(rec.get("category")),
+                "description": message_text(text(rec.get("description"))),
+                "category": _(CATEGORY_LABELS.get(text(rec.get("category")), text(rec.get("category")))),
                 "violated": violated,
                 "violated_text": format_count(violated),
                 "denominator_text": format_count(denom),
                 "pct": pct,
-                "pct_text": f"{pct:.2f}%",
+                "pct_text": _pct(pct, 2),
             }
         )
     failed.sort(key=lambda r: (r["table"], -r["violated"], r["check"]))
@@ -102,11 +167,15 @@ def quarantine_summary(quarantine: pd.DataFrame) -> dict[str, Any]:
         )
         reasons_more = max(0, len(counts) - QUARANTINE_REASON_LIMIT)
         for rec in counts.head(QUARANTINE_REASON_LIMIT).to_dict("records"):
+            check, description = reason_parts(rec["reason"]) if rec["reason"] else ("", _("(no reason given)"))
             reasons.append(
                 {
                     "table": rec["table_name"],
                     "stage": rec["stage"],
-                    "reason": rec["reason"] or "(no reason given)",
+                    "stage_label": _(STAGE_LABELS.get(rec["stage"], rec["stage"])),
+                    "check": check,
+                    "description": description,
+                    "reason": f"{check}: {description}" if check else description,
                     "count": int(rec["n"]),
                     "count_text": format_count(int(rec["n"])),
                 }
@@ -158,27 +227,37 @@ def check_changes(current: pd.DataFrame, earlier: pd.DataFrame | None) -> dict[s
 GATE_MODES = ("feeding", "any", "off")
 
 
-def publication_gate(checks: pd.DataFrame, feeding_tables: set[str], mode: str) -> dict[str, Any]:
-    """Whether the report may be published: a check that failed beyond its own threshold
-    (its status is ``fail``) on a table feeding an indicator stops it."""
+def publication_gate(checks: pd.DataFrame, feeding_tables: set[str], mode: str, max_pct: float = 1.0) -> dict[str, Any]:
+    """Whether the report may be published. Failing rows are quarantined, so a check
+    that fails on a few rows does not stop it; one that fails on more than ``max_pct``
+    percent of a table an indicator reads (``feeding``; any table with ``any``) does:
+    the figures then rest on a feed too broken to trust."""
     if mode not in GATE_MODES:
         from pipelines.errors import ConfigError
 
         raise ConfigError(f"CAREQI_PUBLICATION_GATE must be one of {', '.join(GATE_MODES)}, got {mode!r}")
-    failing = sorted(_failing(checks))
-    blocking = [] if mode == "off" else [(t, c) for t, c in failing if mode == "any" or t in feeding_tables]
-    return {
-        "mode": mode,
-        "publishable": not blocking,
-        "blocking": [{"table": t, "check": c} for t, c in blocking],
-    }
+    blocking = []
+    if mode != "off" and len(checks):
+        for rec in checks.to_dict("records"):
+            if str(rec.get("status", "")).strip().lower() != "fail":
+                continue
+            table = str(rec["table_name"])
+            violated, denom = integer(rec.get("violated")) or 0, integer(rec.get("denominator")) or 0
+            pct = 100 * violated / denom if denom else 100.0
+            if pct > max_pct and (mode == "any" or table in feeding_tables):
+                blocking.append({"table": table, "check": str(rec["check"]), "pct_text": f"{pct:.2f}%"})
+    blocking.sort(key=lambda b: (b["table"], b["check"]))
+    return {"mode": mode, "max_pct": max_pct, "publishable": not blocking, "blocking": blocking}
 
 
 __all__ = [
+    "CATEGORY_LABELS",
     "GATE_MODES",
     "QUARANTINE_REASON_LIMIT",
     "check_changes",
     "data_quality",
+    "message_text",
     "publication_gate",
+    "reason_parts",
     "require_columns",
 ]

@@ -17,7 +17,10 @@ the report stage. Four blocks, each answering a committee question:
   share of negative comments, and a few example comments, masked (names, phone numbers,
   e-mail addresses, NHS numbers) before they reach the page; the template autoescapes them.
 
-Pure: frames in, a JSON-able dict out.
+Pure: frames in, a JSON-able dict out, in the active report language
+(:func:`pipelines.publish.i18n.using`): labels go through the catalogue, numbers through
+the locale. Codes of the register (categories, channels) and of the survey file (questions,
+dimensions) are shown by their labels here; comments are data and shown as written.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.periods import Month, labels_of
+from pipelines.publish.i18n import N_, _, current, number
 from pipelines.surveys import Surveys
 
 #: Below this many returns a group's survey scores are not shown (too few to read).
@@ -41,6 +45,74 @@ EXAMPLE_MIN_MENTIONS = 3
 TOP_THEMES = 6
 #: How many months back a repeat complaint counts.
 REPEAT_MONTHS = 12
+
+#: The row of every facility together.
+ALL_FACILITIES_LABEL = N_("All facilities")
+#: The global items (survey_responses columns scored under ``scales``), as the table names them.
+QUESTION_LABELS: dict[str, str] = {
+    "recommend": N_("Recommend"),
+    "overall_rating": N_("Overall rating"),
+}
+#: SERVQUAL's translations are told apart from the same words elsewhere in the report
+#: ("Assurance" is also the SPC assurance icon's column) by this context.
+SERVQUAL = "SERVQUAL dimension"
+
+
+def _dimension_label(code: Any) -> str:
+    """A SERVQUAL dimension (the five RATER ones and the ten of 1985) as the tables name it."""
+    labels = {
+        "reliability": pgettext("SERVQUAL dimension", "Reliability"),
+        "assurance": pgettext("SERVQUAL dimension", "Assurance"),
+        "tangibles": pgettext("SERVQUAL dimension", "Tangibles"),
+        "empathy": pgettext("SERVQUAL dimension", "Empathy"),
+        "responsiveness": pgettext("SERVQUAL dimension", "Responsiveness"),
+        "competence": pgettext("SERVQUAL dimension", "Competence"),
+        "access": pgettext("SERVQUAL dimension", "Access"),
+        "courtesy": pgettext("SERVQUAL dimension", "Courtesy"),
+        "communication": pgettext("SERVQUAL dimension", "Communication"),
+        "credibility": pgettext("SERVQUAL dimension", "Credibility"),
+        "security": pgettext("SERVQUAL dimension", "Security"),
+        "understanding_the_patient": pgettext("SERVQUAL dimension", "Understanding the patient"),
+    }
+    key = str(code)
+    return labels.get(key) or pgettext(SERVQUAL, key.replace("_", " ").capitalize())
+
+
+def pgettext(context: str, message: str) -> str:
+    """``message`` in the report's language as meant in ``context``."""
+    return current().translations.pgettext(context, message)
+
+
+#: The complaints register's category and channel codes (expectations/complaints.json), and
+#: a complaint without one.
+REGISTER_LABELS: dict[str, str] = {
+    "clinical_care": N_("Clinical care"),
+    "communication": N_("Communication"),
+    "waiting_times": N_("Waiting times"),
+    "staff_attitude": N_("Staff attitude"),
+    "environment": N_("Environment"),
+    "discharge": N_("Discharge"),
+    "medication": N_("Medication"),
+    "other": N_("Other"),
+    "phone": N_("Phone"),
+    "email": N_("Email"),
+    "letter": N_("Letter"),
+    "web": N_("Web"),
+    "in_person": N_("In person"),
+    "not recorded": N_("Not recorded"),
+}
+#: The comment model's sentiments, as the sentence under each block names them.
+SENTIMENT_LABELS: dict[str, str] = {
+    "positive": N_("positive"),
+    "neutral": N_("neutral"),
+    "negative": N_("negative"),
+}
+
+
+def _label(labels: Mapping[str, str], code: Any) -> str:
+    """A code's label in the report's language; an unknown code as ``Its words``."""
+    key = str(code)
+    return _(labels.get(key, key.replace("_", " ").capitalize()))
 
 
 @dataclass(frozen=True)
@@ -60,7 +132,7 @@ def _pct(x: Any) -> str:
 
 
 def _num(x: Any, digits: int = 1) -> str:
-    return "–" if x is None or pd.isna(x) else f"{float(x):.{digits}f}"
+    return "–" if x is None or pd.isna(x) else number(float(x), digits)
 
 
 def _coded_scales() -> dict[str, Any]:
@@ -96,9 +168,10 @@ def global_items(month: pd.DataFrame, data: FeedbackData, facilities: Mapping[st
                 star = int(stars_from_scores(shown, cuts[r.measure])[0])
             rows.append(
                 {
-                    "facility": "All facilities" if r.facility_id == "ALL" else facilities.get(r.facility_id,
-                                                                                               r.facility_id),
+                    "facility": _(ALL_FACILITIES_LABEL) if r.facility_id == "ALL" else facilities.get(r.facility_id,
+                                                                                                  r.facility_id),
                     "question": r.measure.replace("_", " "),
+                    "question_label": _label(QUESTION_LABELS, r.measure),
                     "n": int(r.n),
                     "top": _pct(r.top_box),
                     "middle": _pct(r.middle_box),
@@ -137,14 +210,16 @@ def servqual(
             out.append(
                 {
                     "ward": wards.get(ward, ward),
-                    "facility": "All facilities" if fac == "ALL" else facilities.get(fac, fac),
-                    "dimension": str(r.dimension).capitalize(),
+                    "facility": _(ALL_FACILITIES_LABEL) if fac == "ALL" else facilities.get(fac, fac),
+                    "dimension": _dimension_label(r.dimension),
                     "n": int(r.n_responses),
                     "expected": _num(r.mean_expectation, 2),
                     "perceived": _num(r.mean_perception, 2),
                     "gap": _num(r.gap, 2),
                     "gap_value": None if pd.isna(r.gap) else float(r.gap),
-                    "ci": "–" if pd.isna(r.gap_low) else f"{r.gap_low:.2f} to {r.gap_high:.2f}",
+                    "ci": "–"
+                    if pd.isna(r.gap_low)
+                    else _("%(low)s to %(high)s") % {"low": _num(r.gap_low, 2), "high": _num(r.gap_high, 2)},
                     "shortfall": bool(not pd.isna(r.gap_high) and r.gap_high < 0),
                     "suppressed": bool(r.suppressed),
                 }
@@ -183,12 +258,12 @@ def complaints_register(
     days = float(data.patient_days["patient_days"].sum()) if len(data.patient_days) else 0.0
 
     def rate(n: int) -> str:
-        return "–" if days <= 0 else f"{1000.0 * n / days:.2f}"
+        return "–" if days <= 0 else number(1000.0 * n / days, 2)
 
     def breakdown(column: str) -> list[dict[str, Any]]:
         counts = month[column].astype("string").fillna("not recorded").value_counts()
         return [
-            {"label": str(k).replace("_", " ").capitalize(), "n": int(v), "rate": rate(int(v))}
+            {"code": str(k), "label": _label(REGISTER_LABELS, k), "n": int(v), "rate": rate(int(v))}
             for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
         ]
 
@@ -206,7 +281,7 @@ def complaints_register(
         repeat = int((per.reindex(who).fillna(0) >= 2).sum())
     return {
         "received": len(month),
-        "patient_days": f"{days:,.0f}",
+        "patient_days": number(days),
         "rate": rate(len(month)),
         "by_category": breakdown("category") if len(month) else [],
         "by_channel": breakdown("channel") if len(month) else [],
@@ -221,9 +296,9 @@ def complaints_register(
 
 #: The texts each block of "What the comments say" reads, and whether it may quote them.
 SOURCES = (
-    ("survey_responses", "Survey comments", True),
+    ("survey_responses", N_("Survey comments"), True),
     # Complaint texts tell a person's own story: counted by theme, never quoted in a committee paper.
-    ("complaints", "Complaint texts", False),
+    ("complaints", N_("Complaint texts"), False),
 )
 
 
@@ -251,7 +326,8 @@ def _source_themes(
         themes.append(
             {
                 "id": str(theme),
-                "label": data.theme_labels.get(str(theme), str(theme).replace("_", " ").capitalize()),
+                # The taxonomy's labels are in the catalogue (pipelines/analyse/text/themes.yaml).
+                "label": _label(data.theme_labels, theme),
                 "n": int(n),
                 "negative": _pct(100.0 * (rows["sentiment"] == "negative").mean()),
                 "trend": [int(v) for v in trend.to_numpy()],
@@ -259,14 +335,21 @@ def _source_themes(
             }
         )
     sentiment = now["sentiment"].astype("string").fillna("unknown").value_counts()
+    mix = [
+        {
+            "id": k,
+            "label": _(label),
+            "n": int(sentiment.get(k, 0)),
+            "share": _pct(100.0 * sentiment.get(k, 0) / max(len(now), 1)),
+        }
+        for k, label in SENTIMENT_LABELS.items()
+    ]
     return {
         "texts": len(now),
         "themes": themes,
         "quoted": quote,
-        "sentiment": [
-            {"label": k, "n": int(sentiment.get(k, 0)), "share": _pct(100.0 * sentiment.get(k, 0) / max(len(now), 1))}
-            for k in ("positive", "neutral", "negative")
-        ],
+        "sentiment": mix,
+        "shares": {s["id"]: s["share"] for s in mix},
     }
 
 
@@ -288,7 +371,7 @@ def comment_themes(
     for table, label, quote in SOURCES:
         part = frame[frame["source_table"] == table]
         if len(part):
-            out.append({"label": label, **_source_themes(part, period, window, data, quote, top)})
+            out.append({"source": table, "label": _(label), **_source_themes(part, period, window, data, quote, top)})
     return out
 
 

@@ -89,7 +89,9 @@ def chart_type(indicator: Indicator, series: Mapping[str, np.ndarray]) -> spc.Ch
     return spc.chart_type_for(indicator.scoring.value, large_denominators=large)
 
 
-def phase_starts(indicator_id: str, unit: str, window: Sequence[str], phases: pd.DataFrame) -> tuple[list[int], list[dict[str, Any]]]:  # fmt: skip
+def phase_starts(
+    indicator_id: str, unit: str, window: Sequence[str], phases: pd.DataFrame
+) -> tuple[list[int], list[dict[str, Any]]]:
     """Indices in ``window`` where an approved phase starts, and the approvals to show."""
     starts, shown = [0], []
     if len(phases):

@@ -7,6 +7,7 @@ dev/workingout_binom.R and tests/testthat/test-funnel_plot.R)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ FPR_OBS = [100, 150, 180, 80, 120, 225]
 FPR_EXP = [108, 112, 165, 95, 100, 220]
 
 
-def _units(num: list[float], den: list[float]) -> pd.DataFrame:
+def _units(num: Sequence[float], den: Sequence[float]) -> pd.DataFrame:
     return pd.DataFrame({"unit": [f"u{i}" for i in range(len(num))], "numerator": num, "denominator": den})
 
 
@@ -40,7 +41,7 @@ def _poisson_cdf(r: int, mu: float) -> float:
     return sum(math.exp(-mu) * mu**k / math.factorial(k) for k in range(0, r + 1)) if r >= 0 else 0.0
 
 
-def _interpolated(cdf, q: float) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+def _interpolated(cdf: Callable[[int], float], q: float) -> tuple[int, float]:
     """Spiegelhalter 2005 Appendix A.1.1: smallest r with F(r) >= q, a = (F(r)-q)/(F(r)-F(r-1))."""
     r = 0
     while cdf(r) < q:
@@ -110,10 +111,14 @@ def test_ratio_limits_are_interpolated_poisson_prediction_limits() -> None:
     P(O/15 < 0.5597) = P(O <= 8) = 0.037 > 0.025 (scipy.stats.poisson.cdf), which these avoid."""
     f = funnel(_units([15, 20, 30], [15.0, 20.0, 30.0]), kind="ratio", target=1.0, overdispersion="none")
     for row in f.units.itertuples():
-        e = row.denominator
-        r, a = _interpolated(lambda k, e=e: _poisson_cdf(k, e), 0.025)
+        e = float(row.denominator)
+
+        def cdf(k: int, e: float = e) -> float:
+            return _poisson_cdf(k, e)
+
+        r, a = _interpolated(cdf, 0.025)
         assert row.lower_95 == pytest.approx((r - a) / e, abs=1e-10)
-        r, a = _interpolated(lambda k, e=e: _poisson_cdf(k, e), 0.999)
+        r, a = _interpolated(cdf, 0.999)
         assert row.upper_998 == pytest.approx((r + 1 - a) / e, abs=1e-10)
     lower15 = f.units.loc[0, "lower_95"]
     assert stats.poisson.cdf(math.ceil(lower15 * 15) - 1, 15) <= 0.025
@@ -290,17 +295,26 @@ def test_single_unit() -> None:
 
 
 def test_multiplier_scales_values_limits_and_target() -> None:
-    """Expected: the same funnel per 1,000 patient-days is the per-day one x 1000; the target is
-    given and returned on the reported scale (HSMR-style 100 for O/E x 100)."""
+    """Expected: the same funnel per 1,000 patient-days is the per-day one x 1000. The target is
+    given on the numerator / denominator scale (FunnelPlotR's convention: 1 for O/E even when
+    shown x 100, HSMR-style) and returned x multiplier; tau^2 is FunnelPlotR's (above)."""
     units = _units([3, 12, 40], [2000.0, 5000.0, 9000.0])
     base = funnel(units, kind="ratio")
     per_k = funnel(units, kind="ratio", multiplier=1000)
-    assert per_k.target == pytest.approx(base.target * 1000)
+    assert per_k.target == pytest.approx(base.target * 1000) == pytest.approx(55 / 16000 * 1000)
     for col in ("value", "lower_95", "upper_95", "lower_998", "upper_998"):
         np.testing.assert_allclose(per_k.units[col], base.units[col] * 1000, rtol=1e-12)
     assert list(per_k.units["outlier"]) == list(base.units["outlier"])
-    hsmr = funnel(_units(FPR_OBS, FPR_EXP), kind="ratio", target=100, multiplier=100, overdispersion="additive")
+    given = funnel(units, kind="ratio", target=0.004, multiplier=1000)
+    assert given.target == pytest.approx(4.0)
+    curve = funnel_curve(given, [5000.0])
+    assert curve.loc[0, "target"] == pytest.approx(4.0)
+    assert curve.loc[0, "upper_95"] == pytest.approx(given.units.loc[1, "upper_95"], rel=1e-12)
+    hsmr = funnel(_units(FPR_OBS, FPR_EXP), kind="ratio", target=1.0, multiplier=100, overdispersion="additive")
     assert hsmr.target == 100 and hsmr.tau2 == pytest.approx(0.00343978015418627)
+    sd = math.sqrt(1 / (4 * 108) + 0.00343978015418627)
+    assert hsmr.units.loc[0, "upper_95"] == pytest.approx(100 * (1 + Z95 * sd) ** 2, rel=1e-12)
+    assert hsmr.units.loc[0, "value"] == pytest.approx(100 * 100 / 108)
 
 
 def test_funnel_curve_reproduces_the_unit_limits() -> None:

@@ -290,3 +290,24 @@ def test_a_warning_from_the_likelihood_fit_means_the_penalised_fit_is_used(
     assert m.method == FIRTH_FLIC
     assert expected_risk(m, sim).sum() == pytest.approx(sim["died"].sum(), rel=1e-9)
     assert abs(m.coefficients.set_index("term").loc["age[80+]", "estimate"] - TRUE["age[80+]"]) < 0.15
+
+
+def test_a_level_with_a_single_patient_converges_without_warnings() -> None:
+    """Expected: one patient with a missing band forms the level "unknown" with no event, which
+    separates; Firth gives that pattern (0 + 1/2) / (1 + 1) = 0.25 before FLIC (its hat value is
+    1), a finite estimate with a wide interval, and FLIC keeps O/E = 1 (hand arithmetic)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "y": rng.integers(0, 2, 200),
+            "sex": rng.choice(["F", "M"], 200),
+            "band": pd.array(rng.choice([1, 2, 3], 200), dtype="Int64"),
+        }
+    )
+    frame.loc[3, "band"] = pd.NA
+    frame.loc[3, "y"] = 0
+    m = fit_risk_model(frame, "y", ["sex", "band"])
+    assert m.method == FIRTH_FLIC and m.levels["band"][-1] == "unknown"
+    row = m.coefficients.set_index("term").loc["band[unknown]"]
+    assert np.isfinite(row["estimate"]) and row["or_low"] < 1 < row["or_high"]
+    assert expected_risk(m, frame).sum() == pytest.approx(frame["y"].sum(), rel=1e-9)

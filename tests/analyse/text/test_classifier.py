@@ -146,11 +146,29 @@ def _training_script() -> ModuleType:
 
 @pytest.mark.shared_data
 def test_committed_artefact_is_what_the_training_script_writes(shared_data: Path, tmp_path: Path) -> None:
-    """Retrains (about 15 s) and compares bytes: the committed model is reproducible from the script."""
+    """Retrains (about 15 s) and compares: the committed model is reproducible from the script.
+
+    Byte equality held on the machine that trained it, but not on every CPU: numpy and
+    scipy pick SIMD kernels by CPU (AVX2 vs AVX-512), so L-BFGS lands a few ulps apart and
+    a handful of int8-quantised weights round the other way (seen: 44 of 60,291 sentiment
+    weights off by one step). So the weights must agree to one quantisation step on at
+    most 0.5% of entries and the float arrays to 1e-3 relative; a model trained from other
+    data or settings differs in most entries."""
     script = _training_script()
     csv_path = shared_data / "nhs-fft-feedback-pxtextmining" / "v6framework_230831.csv"
     assert script.main(["--csv", str(csv_path), "--out", str(tmp_path)]) == 0
     committed = json.loads((MODEL_DIR / "comments.json").read_text(encoding="utf-8"))
     rebuilt = json.loads((tmp_path / "comments.json").read_text(encoding="utf-8"))
     assert rebuilt == committed
-    assert (tmp_path / "comments.npz").read_bytes() == (MODEL_DIR / "comments.npz").read_bytes()
+    mine, theirs = np.load(tmp_path / "comments.npz"), np.load(MODEL_DIR / "comments.npz")
+    assert sorted(mine.files) == sorted(theirs.files)
+    for name in theirs.files:
+        a, b = mine[name], theirs[name]
+        assert a.shape == b.shape and a.dtype == b.dtype, name
+        if a.dtype == np.int8:
+            diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+            assert diff.max() <= 1 and (diff > 0).mean() <= 0.005, name
+        elif a.dtype.kind == "f":
+            np.testing.assert_allclose(a.astype(np.float64), b.astype(np.float64), rtol=1e-3, atol=1e-3, err_msg=name)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=name)
