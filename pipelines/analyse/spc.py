@@ -555,7 +555,7 @@ def special_causes(
     return pd.DataFrame(frame, index=pd.RangeIndex(v.size))
 
 
-def _latest(chart: Chart) -> int | None:
+def _last_point(chart: Chart) -> int | None:
     idx = np.flatnonzero(np.isfinite(chart.value))
     return int(idx[-1]) if idx.size else None
 
@@ -567,7 +567,7 @@ def variation_icon(chart: Chart) -> str:
     is part of a special cause (an earlier, finished signal does not count: MDC's icon
     describes the latest point), "common_cause" otherwise, "none" without data.
     """
-    i = _latest(chart)
+    i = _last_point(chart)
     if i is None:
         return "none"
     row = chart.signals.iloc[i]
@@ -588,7 +588,7 @@ def assurance_icon(chart: Chart, target: float | None, improvement: str) -> str:
     _check_improvement(improvement)
     if target is None or not math.isfinite(target):
         return "none"
-    i = _latest(chart)
+    i = _last_point(chart)
     if i is None:
         return "none"
     lo, hi = float(chart.lcl[i]), float(chart.ucl[i])

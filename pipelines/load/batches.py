@@ -87,7 +87,7 @@ def replace_batch(
 
     written: dict[str, int] = {}
     with write_transaction(engine, f"loading batch {batch}") as conn:
-        _keep_check_history(conn, batch)
+        _keep_check_history(conn, batch, frames[T.VALIDATION_CHECKS.name])
         for name, (table, spec) in S.BATCH_TABLES.items():
             conn.execute(sa.delete(table).where(table.c[S.BATCH] == batch))
             extra = [BUCKET] if name in T.TABLES else []
@@ -107,18 +107,24 @@ def replace_batch(
     return written
 
 
-def _keep_check_history(conn: sa.Connection, batch: str) -> None:
+def _keep_check_history(conn: sa.Connection, batch: str, new_checks: pd.DataFrame) -> None:
     """Copy the checks of the load about to be replaced into ``validation_check_history``
-    (stamped with that load's time), so a report can compare this run with the last."""
+    (stamped with that load's time), so a report can compare this run with the last. A
+    reload whose checks come out the same keeps nothing: an identical rerun leaves the
+    warehouse identical, and "the last run" then reads the same as this one."""
     checks, history, loads = S.validation_checks, S.validation_check_history, S.load_batches
     cols = [c for c in T.CHECK_HISTORY.column_names if c not in ("batch", "loaded_at")]
+    key = ["table_name", "check", "violated", "denominator", "status"]
+    old = conn.execute(sa.select(*(checks.c[c] for c in key)).where(checks.c[S.BATCH] == batch)).fetchall()
+    new = [tuple(r) for r in new_checks[key].itertuples(index=False, name=None)] if len(new_checks) else []
+    norm = lambda rows: sorted((str(a), str(b), int(c), int(d), str(e)) for a, b, c, d, e in rows)  # noqa: E731
+    if not old or norm(old) == norm(new):
+        return
     source = (
         sa.select(checks.c[S.BATCH], loads.c.loaded_at, *(checks.c[c] for c in cols))
         .join(loads, loads.c[S.BATCH] == checks.c[S.BATCH])
         .where(checks.c[S.BATCH] == batch)
     )
-    conn.execute(history.delete().where(history.c.batch == batch, history.c.loaded_at.in_(
-        sa.select(loads.c.loaded_at).where(loads.c[S.BATCH] == batch))))  # fmt: skip
     conn.execute(sa.insert(history).from_select(["batch", "loaded_at", *cols], source))
 
 

@@ -152,7 +152,7 @@ def improvement_text(indicator: Indicator) -> str:
 #: can say them in its own language.
 _REASONS = (
     (
-        re.compile(r"^open to revision until batch (\d{4}-\d{2}) is loaded$"),
+        re.compile(r"^open to revision until batch (\S+) is loaded$"),
         N_("open to revision until batch %(batch)s is loaded"),
     ),
     (re.compile(r"^([\d,]+) cases? within their (\d+) (calendar|working)-day follow-up$"), None),
