@@ -17,9 +17,11 @@ Jinja2 escapes them.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import matplotlib
@@ -31,7 +33,11 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from pipelines.errors import ConfigError  # noqa: E402
+from pipelines.publish.fonts import FAMILY  # noqa: E402
 from pipelines.publish.i18n import _  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 #: Status colours (NHS identity palette), shared with the stylesheet.
 STATUS_COLOURS: dict[str, str] = {
@@ -63,6 +69,30 @@ _RC: dict[str, Any] = {
 }
 
 
+@lru_cache(maxsize=1)
+def _chart_fonts() -> list[str]:
+    """Font families matplotlib measures chart text with: DejaVu Sans, falling back to
+    the report's CJK face for Chinese labels (the SVG keeps text as text, so the page's
+    embedded font draws it; this only gets the layout right and the glyphs known)."""
+    from matplotlib import font_manager
+
+    from pipelines.publish.fonts import font_path
+
+    families = ["DejaVu Sans"]
+    try:
+        path = font_path()
+        font_manager.fontManager.addfont(str(path))
+        families.append(font_manager.FontProperties(fname=str(path)).get_name())
+    except (ConfigError, OSError, RuntimeError) as exc:  # charts still draw; CJK glyphs then measure as boxes
+        log.warning("chart font fallback unavailable: %s", exc)
+    return families
+
+
+def _rc(salt: str) -> dict[str, Any]:
+    """The chart settings with a per-chart hash salt (stable ids, no collisions)."""
+    return {**_RC, "svg.hashsalt": salt, "font.family": _chart_fonts()}
+
+
 def _clean_svg(svg: str) -> str:
     svg = re.sub(r"<\?xml[^>]*\?>\s*", "", svg)
     svg = re.sub(r"<!DOCTYPE[^>]*>\s*", "", svg)
@@ -77,6 +107,8 @@ def _clean_svg(svg: str) -> str:
         svg,
         count=1,
     )
+    # Text is drawn by the page's embedded face, not the fonts matplotlib measured with.
+    svg = re.sub(r"font-family:[^;\"]*", f"font-family: '{FAMILY}', sans-serif", svg)
     # matplotlib's global "*{...}" rule would leak into the whole page once inlined.
     svg = re.sub(r"<style[^>]*>.*?</style>\s*", "", svg, flags=re.S)
     return svg.strip()
@@ -110,7 +142,7 @@ def trend_chart_svg(
     lo = _none_to_nan([t.get("ci_low") for t in trend], scale)
     hi = _none_to_nan([t.get("ci_high") for t in trend], scale)
     targets = _none_to_nan([t.get("target") if t.get("target") is not None else target for t in trend], scale)
-    rc: Any = {**_RC, "svg.hashsalt": salt}  # matplotlib types rc keys as a closed Literal set
+    rc: Any = _rc(salt)  # matplotlib types rc keys as a closed Literal set
     with plt.rc_context(rc):
         fig, ax = plt.subplots(figsize=(7.6, 2.5), dpi=72)
         try:

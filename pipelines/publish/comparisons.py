@@ -89,7 +89,7 @@ def funnel_view(
                 "outlier_label": _(OUTLIER_LABELS.get(text(rec.get("outlier")), "")),
             }
         )
-    out_units.sort(key=lambda u: (u["outlier"] == "", u["name"].casefold()))
+    out_units.sort(key=lambda u: (u["outlier"] == "", str(u["name"]).casefold()))
     return {
         "level": level,
         "level_label": _(LEVEL_LABELS[level]),

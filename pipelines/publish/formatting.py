@@ -90,7 +90,7 @@ def format_value(value: float | None, indicator: Indicator) -> str:
     if value is None:
         return DASH
     number = format_number(value, indicator)
-    unit = indicator.unit.strip()
+    unit = _(indicator.unit).strip()
     if not unit:
         return number
     return f"{number}{unit}" if unit.startswith("%") else f"{number} {unit}"
@@ -124,7 +124,7 @@ def change_vs_previous(current: float | None, previous: float | None, indicator:
     if round(delta, decimals) == 0:
         return {"delta": 0.0, "text": _("no change"), "direction": "same", "label": _("no change")}
     better = (delta > 0) == (indicator.improvement is Improvement.INCREASE)
-    suffix = " pp" if is_percent(indicator) else ""
+    suffix = _(" pp") if is_percent(indicator) else ""
     arrow = "▲" if delta > 0 else "▼"
     return {
         "delta": delta,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,20 +72,20 @@ def _charts(context: dict[str, Any]) -> dict[str, dict[str, Any]]:
         sid = section["id"]
         mine: dict[str, Any] = {}
         mine["trend"] = _safe(
-            lambda s=section: trend_chart_svg(s["trend"], scale=s["scale"], y_label=s["unit"], target=s["target"],
-                                              percent=s["percent"], salt=f"careqi-{s['id']}"),
+            partial(trend_chart_svg, section["trend"], scale=section["scale"], y_label=section["unit"],
+                    target=section["target"], percent=section["percent"], salt=f"careqi-{sid}"),
             f"trend chart for {sid}",
         )  # fmt: skip
         if section.get("spc") is not None:
             mine["spc"] = _safe(
-                lambda s=section: spc_chart_svg(s["spc"], labels, percent=s["percent"], y_label=s["unit"],
-                                                salt=f"careqi-spc-{s['id']}"),
+                partial(spc_chart_svg, section["spc"], labels, percent=section["percent"], y_label=section["unit"],
+                        salt=f"careqi-spc-{sid}"),
                 f"SPC chart for {sid}",
             )  # fmt: skip
         mine["funnels"] = {
             f["level"]: _safe(
-                lambda s=section, f=f: funnel_chart_svg(f, percent=s["percent"], y_label=s["unit"],
-                                                        salt=f"careqi-funnel-{s['id']}-{f['level']}"),
+                partial(funnel_chart_svg, f, percent=section["percent"], y_label=section["unit"],
+                        salt=f"careqi-funnel-{sid}-{f['level']}"),
                 f"funnel plot for {sid}",
             )
             for f in section.get("funnels", [])

@@ -245,7 +245,7 @@ def indicator_section(
         "description": _(indicator.description),
         "domain": indicator.domain.value,
         "domain_label": _(indicator.domain.label),
-        "owner": indicator.owner,
+        "owner": _(indicator.owner),
         "scoring": indicator.scoring.value,
         "basis": indicator.basis.value,
         "aggregate": indicator.aggregate.value if indicator.aggregate else "",

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from pipelines.publish.charts import _RC, _clean_svg
+from pipelines.publish.charts import _clean_svg, _rc
 from pipelines.publish.i18n import _
 
 COMMON = "#7c878e"
@@ -45,7 +45,7 @@ def spc_chart_svg(view: Mapping[str, Any], labels: Sequence[str], *, percent: bo
     pts = view["points"]
     x = list(range(len(pts)))
     y = [_f(p["value"]) for p in pts]
-    rc: Any = {**_RC, "svg.hashsalt": salt}
+    rc: Any = _rc(salt)
     with plt.rc_context(rc):
         fig, ax = plt.subplots(figsize=(7.6, 2.7), dpi=72)
         try:
@@ -102,7 +102,7 @@ def spc_chart_svg(view: Mapping[str, Any], labels: Sequence[str], *, percent: bo
 def funnel_chart_svg(view: Mapping[str, Any], *, percent: bool, y_label: str, salt: str) -> str:
     """Units against the system value with 95% and 99.8% limits
     (:func:`pipelines.publish.comparisons.funnel_view`)."""
-    rc: Any = {**_RC, "svg.hashsalt": salt}
+    rc: Any = _rc(salt)
     with plt.rc_context(rc):
         fig, ax = plt.subplots(figsize=(7.6, 2.7), dpi=72)
         try:

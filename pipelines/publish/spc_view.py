@@ -59,7 +59,10 @@ MIN_POINTS = 6
 
 def _series(indicator: Indicator, window: Sequence[str], lookup: Mapping[Any, Mapping[str, Any]], facility: str
             ) -> dict[str, np.ndarray]:  # fmt: skip
-    num_, den, val, final = [], [], [], []
+    num_: list[float | None] = []
+    den: list[float | None] = []
+    val: list[float] = []
+    final: list[bool] = []
     for p in window:
         row = lookup.get((indicator.id, p, facility, *OVERALL)) or {}
         state = str(row.get("state") or "")
@@ -144,7 +147,7 @@ def spc_view(
     scale = display_scale(indicator) if indicator.scoring is Scoring.PROPORTION else 1.0
     variation = spc.variation_icon(chart) if enough else "none"
     assurance = spc.assurance_icon(chart, target, indicator.improvement.value) if enough else "none"
-    points = []
+    points: list[dict[str, Any]] = []
     sig = chart.signals
     for i, p in enumerate(window):
         shown = series["value"][i]
@@ -162,7 +165,7 @@ def spc_view(
             }
         )
     last = next((pt for pt in reversed(points) if pt["value"] is not None and not pt["provisional"]), None)
-    latest_rules = last["rules"] if last is not None else []
+    latest_rules: list[str] = list(last["rules"]) if last is not None else []
     return {
         "chart_type": ctype.value,
         "chart_label": _(CHART_LABELS[ctype.value]),
