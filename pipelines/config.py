@@ -152,7 +152,7 @@ class Settings:
         publication_gate: ``feeding`` (default), ``any`` or ``off``
             (``CAREQI_PUBLICATION_GATE``): which failed checks mark the report "not for
             publication" when they fail on more than ``publication_gate_pct`` percent
-            of their rows (``CAREQI_PUBLICATION_GATE_PCT``, default 1).
+            of their rows (``CAREQI_PUBLICATION_GATE_PCT``, default 5).
     """
 
     home: Path
@@ -183,7 +183,7 @@ class Settings:
     restricted_dir: Path = Path("var/restricted")
     organisation_file: Path = PROJECT_ROOT / "organisation.yaml"
     publication_gate: str = "feeding"
-    publication_gate_pct: float = 1.0
+    publication_gate_pct: float = 5.0
     extra: dict[str, str] = field(default_factory=dict)
 
     def with_home(self, home: Path) -> Settings:
@@ -233,7 +233,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         restricted_dir=_path(env, "CAREQI_RESTRICTED_DIR", home / "restricted"),
         organisation_file=_path(env, "CAREQI_ORGANISATION", PROJECT_ROOT / "organisation.yaml"),
         publication_gate=_choice(env, "CAREQI_PUBLICATION_GATE", "feeding", ("feeding", "any", "off")),
-        publication_gate_pct=_float(env, "CAREQI_PUBLICATION_GATE_PCT", 1.0, minimum=0.0),
+        publication_gate_pct=_float(env, "CAREQI_PUBLICATION_GATE_PCT", 5.0, minimum=0.0),
         extra={k: v for k, v in env.items() if k.startswith("CAREQI_")},
     )
 

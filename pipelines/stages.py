@@ -814,7 +814,7 @@ def report_stage(
             with using(lang):
                 parts = appendix_sections(ctx["indicators"], by_id, inputs["subjects"], period, secret, names)
                 page = {**ctx, "appendix": parts}
-                html = render_html(page, settings.templates_dir, template="restricted_appendix.html.j2")
+                html = render_html(page, settings.templates_dir, template="restricted_appendix.html.j2", charts=False)
             from pipelines import outputs
 
             outputs.write_file(folder / f"case_appendix.{lang}.html", html.encode("utf-8"))

@@ -73,12 +73,18 @@ def executive_summary(sections: Sequence[Mapping[str, Any]], actions: Sequence[M
                 "assurance_label": view.get("assurance_label", "")}  # fmt: skip
         signal = view.get("latest_signal", "")
         if signal:
-            changed.append({**item, "signal": signal})
-        if s["current"]["status"] == "red":
-            breached.append(item)
-        back_on_target = s["current"]["status"] == "green" and s.get("previous_status") in ("red", "amber")
+            changed.append({**item, "signal": signal, "month": view.get("latest_label", "")})
+        # A provisional month is not graded, and with a revision window the newest month
+        # always is: what breached is then read from the latest final month.
+        graded, month = s["current"]["status"], ""
+        if graded == "provisional" and s.get("last_final"):
+            graded, month = s["last_final"]["status"], s["last_final"]["label"]
+            item = {**item, "value_text": s["last_final"]["value_text"]}
+        if graded == "red":
+            breached.append({**item, "month": month})
+        back_on_target = graded == "green" and s.get("previous_status") in ("red", "amber")
         if signal == "improvement" or back_on_target:
-            improved.append({**item, "back_on_target": back_on_target})
+            improved.append({**item, "back_on_target": back_on_target, "month": month})
     due = [a for a in actions if a["overdue"] or a["due_soon"]]
     icons: dict[str, int] = {}
     for s in sections:

@@ -93,6 +93,14 @@ def _rc(salt: str) -> dict[str, Any]:
     return {**_RC, "svg.hashsalt": salt, "font.family": _chart_fonts()}
 
 
+def month_ticks(ax: Any, labels: Sequence[str]) -> None:
+    """Month labels under a chart; long ones ("2025年11月") slanted so they never overlap."""
+    ax.set_xticks(list(range(len(labels))))
+    long = max((len(str(s)) for s in labels), default=0) > 6
+    ax.set_xticklabels(list(labels), rotation=40 if long else 0, ha="right" if long else "center",
+                       rotation_mode="anchor")  # fmt: skip
+
+
 def _clean_svg(svg: str) -> str:
     svg = re.sub(r"<\?xml[^>]*\?>\s*", "", svg)
     svg = re.sub(r"<!DOCTYPE[^>]*>\s*", "", svg)
@@ -180,8 +188,7 @@ def trend_chart_svg(
                     color="#4c6272",
                 )
                 ax.set_yticks([])
-            ax.set_xticks(x)
-            ax.set_xticklabels(labels)
+            month_ticks(ax, labels)
             ax.set_xlim(-0.5, len(x) - 0.5)
             if percent:
                 ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}%"))

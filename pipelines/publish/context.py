@@ -75,7 +75,7 @@ class CommitteeInputs:
     checks_previous_month: pd.DataFrame | None = None
     feeding_tables: frozenset[str] = frozenset()
     gate_mode: str = "feeding"
-    gate_max_pct: float = 1.0
+    gate_max_pct: float = 5.0
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -260,8 +260,10 @@ def _committee_views(
         risk = committee.risk.get(ind.id)
         s["risk"] = risk_view(ind, risk.reference, risk.current, names, risk.months) if risk is not None else None
         s["actions"] = [a for a in actions if a["indicator_id"] == ind.id]
-        previous = s["trend"][-2] if len(s["trend"]) > 1 else None
-        s["previous_status"] = previous["status"] if previous and previous["state"] == "final" else None
+        # The final month before the latest graded one (the current month when final, else
+        # its last final month): "back on target" compares graded months only.
+        finals = [t for t in s["trend"] if t["state"] == "final"]
+        s["previous_status"] = finals[-2]["status"] if len(finals) > 1 else None
 
 
 def build_report_context(

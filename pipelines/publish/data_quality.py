@@ -227,7 +227,7 @@ def check_changes(current: pd.DataFrame, earlier: pd.DataFrame | None) -> dict[s
 GATE_MODES = ("feeding", "any", "off")
 
 
-def publication_gate(checks: pd.DataFrame, feeding_tables: set[str], mode: str, max_pct: float = 1.0) -> dict[str, Any]:
+def publication_gate(checks: pd.DataFrame, feeding_tables: set[str], mode: str, max_pct: float = 5.0) -> dict[str, Any]:
     """Whether the report may be published. Failing rows are quarantined, so a check
     that fails on a few rows does not stop it; one that fails on more than ``max_pct``
     percent of a table an indicator reads (``feeding``; any table with ``any``) does:

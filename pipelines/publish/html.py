@@ -71,16 +71,18 @@ def _charts(context: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for section in context.get("indicators", []):
         sid = section["id"]
         mine: dict[str, Any] = {}
-        mine["trend"] = _safe(
-            partial(trend_chart_svg, section["trend"], scale=section["scale"], y_label=section["unit"],
-                    target=section["target"], percent=section["percent"], salt=f"careqi-{sid}"),
-            f"trend chart for {sid}",
-        )  # fmt: skip
-        if section.get("spc") is not None:
+        spc = section.get("spc")
+        if spc is not None and spc["enough"]:  # the section shows the SPC chart instead of the trend
             mine["spc"] = _safe(
-                partial(spc_chart_svg, section["spc"], labels, percent=section["percent"], y_label=section["unit"],
+                partial(spc_chart_svg, spc, labels, percent=section["percent"], y_label=section["unit"],
                         salt=f"careqi-spc-{sid}"),
                 f"SPC chart for {sid}",
+            )  # fmt: skip
+        else:
+            mine["trend"] = _safe(
+                partial(trend_chart_svg, section["trend"], scale=section["scale"], y_label=section["unit"],
+                        target=section["target"], percent=section["percent"], salt=f"careqi-{sid}"),
+                f"trend chart for {sid}",
             )  # fmt: skip
         mine["funnels"] = {
             f["level"]: _safe(
@@ -102,9 +104,11 @@ def _charts(context: dict[str, Any]) -> dict[str, dict[str, Any]]:
 FONT_SLOT = "/*careqi-font-face*/"
 
 
-def render_html(context: dict, templates_dir: Path, template: str = TEMPLATE) -> str:
+def render_html(context: dict, templates_dir: Path, template: str = TEMPLATE, *, charts: bool = True) -> str:
     """The page as one string: the stylesheet inlined and the font embedded, subset to
-    the characters the page uses (rendered first with an empty slot, then filled)."""
+    the characters the page uses (rendered first with an empty slot, then filled).
+    ``charts=False`` for a page that shows none (the case appendix): drawing is most of
+    the time a report takes."""
     templates_dir = Path(templates_dir)
     css_path = templates_dir / STYLESHEET
     if not (templates_dir / template).is_file() or not css_path.is_file():
@@ -117,7 +121,7 @@ def render_html(context: dict, templates_dir: Path, template: str = TEMPLATE) ->
     with i18n.using(lang.code):
         html = env.get_template(template).render(
             ctx=context,
-            charts=_charts(context),
+            charts=_charts(context) if charts else {},
             css=Markup(FONT_SLOT + "\n" + css_path.read_text(encoding="utf-8").replace("__FONT__", FAMILY)),
             status_colours=STATUS_COLOURS,
         )

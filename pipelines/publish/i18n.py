@@ -121,9 +121,17 @@ def month_long(day: date) -> str:
     return format_skeleton("yMMMM", day, locale=current().locale)
 
 
+#: Short month patterns where CLDR's ``yyMMM`` skeleton keeps a four-digit year (Chinese),
+#: too wide for twelve labels under a chart.
+SHORT_MONTH = {"zh": "yy年M月"}
+
+
 def month_short(day: date) -> str:
-    """``Oct 26`` / ``26年10月``."""
-    return format_skeleton("yyMMM", day, locale=current().locale)
+    """``Oct ’26`` / ``26年10月``."""
+    lang = current()
+    if lang.code in SHORT_MONTH:
+        return format_date(day, SHORT_MONTH[lang.code], locale=lang.locale)
+    return format_skeleton("yyMMM", day, locale=lang.locale)
 
 
 def date_text(day: date) -> str:

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from pipelines.publish.charts import _clean_svg, _rc
+from pipelines.publish.charts import _clean_svg, _rc, month_ticks
 from pipelines.publish.i18n import _
 
 COMMON = "#7c878e"
@@ -70,8 +70,7 @@ def spc_chart_svg(view: Mapping[str, Any], labels: Sequence[str], *, percent: bo
             if not any(not math.isnan(v) for v in y):
                 ax.text(0.5, 0.5, _("No data in this period"), transform=ax.transAxes, ha="center", va="center",
                         color="#4c6272")  # fmt: skip
-            ax.set_xticks(x)
-            ax.set_xticklabels(list(labels))
+            month_ticks(ax, labels)
             ax.set_xlim(-0.5, len(x) - 0.5)
             if percent:
                 ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}%"))

@@ -18,8 +18,9 @@ import pandas as pd
 
 from pipelines.analyse import spc
 from pipelines.compute.model import Indicator, Scoring
+from pipelines.periods import Month
 from pipelines.publish.formatting import display_scale, format_value, num
-from pipelines.publish.i18n import N_, _
+from pipelines.publish.i18n import N_, _, month_short
 from pipelines.tables import ALL_FACILITIES, OVERALL
 
 #: Board labels of the variation and assurance icons (NHS England, "Making Data Count").
@@ -180,6 +181,7 @@ def spc_view(
         "latest_signal": last["signal"] if last is not None else "",
         "latest_rules": [_(RULE_LABELS[r]) for r in latest_rules],
         "latest_period": last["period"] if last is not None else "",
+        "latest_label": month_short(Month.parse(last["period"]).start) if last is not None else "",
         "rules_used": [_(RULE_LABELS[r.value]) for r in spc.Rule if r in rules.rules],
         "shift_length": rules.shift_length,
         "trend_length": rules.trend_length,

@@ -261,3 +261,43 @@ def test_sum_and_lookup_derivations_feed_a_ratio(tmp_path: Path) -> None:
     out = evaluate(ind, data, "2026-03", load_valuesets([folder / "valuesets"])).set_index("subject_id")
     assert out.loc["e1", "denominator_value"] == 42.0 and out.loc["e1", "numerator_events"] == 0
     assert not out.loc["e2", "denominator"] and pd.isna(out.loc["e2", "denominator_value"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"spc": {"chart": "u"}}, "spc.chart"),  # a proportion is not charted as a rate
+        ({"spc": {"chart": "pie"}}, "spc.chart"),
+        ({"spc": {"rules": "sometimes"}}, "spc.rules"),
+        ({"spc": {"rules": {"shift_length": 1}}}, "spc.rules"),
+        ({"spc": {"baseline_months": 1}}, "spc.baseline_months"),
+        ({"spc": {"colour": "red"}}, "unknown key"),
+        ({"risk_adjustment": {"factors": ["age_band", "postcode"]}}, "risk_adjustment.factors"),
+        ({"risk_adjustment": {"factors": []}}, "risk_adjustment.factors"),
+        ({"risk_adjustment": {"factors": ["sex"], "reference_months": 0}}, "risk_adjustment.reference_months"),
+    ],
+)
+def test_spc_and_risk_adjustment_settings_are_checked(tmp_path: Path, extra: dict[str, Any], message: str) -> None:
+    assert message in _error(tmp_path, {**copy.deepcopy(BASE), **extra})
+
+
+def test_spc_and_risk_adjustment_settings_are_read(tmp_path: Path) -> None:
+    doc = {**copy.deepcopy(BASE), "spc": {"chart": "p_prime", "rules": "western_electric", "baseline_months": 12},
+           "risk_adjustment": {"factors": ["age_band", "admission_type"], "reference_months": 6}}  # fmt: skip
+    (ind,) = load_indicators(_folder(tmp_path, doc))
+    assert (ind.spc.chart, ind.spc.rules, ind.spc.baseline_months) == ("p_prime", "western_electric", 12)
+    assert ind.risk_adjustment is not None
+    assert (ind.risk_adjustment.factors, ind.risk_adjustment.reference_months) == (("age_band", "admission_type"), 6)
+
+
+def test_only_proportions_of_encounters_are_risk_adjusted(tmp_path: Path) -> None:
+    doc = {**copy.deepcopy(BASE), "basis": "patient", "risk_adjustment": {"factors": ["sex"]}}
+    doc["populations"] = {
+        "initial_population": {"sentence": "Patients.", "criteria": {"not_null": "birth_date"}},
+        "denominator": {"sentence": "All."},
+        "numerator": {"sentence": "Recorded gender.", "criteria": {"not_null": "gender"}},
+    }
+    del doc["risk_adjustment"]
+    load_indicators(_folder(tmp_path, doc))  # valid without the key
+    doc["risk_adjustment"] = {"factors": ["sex"]}
+    assert "only proportion measures of encounters" in _error(tmp_path, doc)

@@ -282,3 +282,23 @@ def test_organisation_tree_from_location_part_of_with_configuration_winning():
     got = org.departments(pd.Series(["ward-a", "ward-b", "ward-c", None]))
     assert got.tolist() == ["dept-med", "dept-surg", NO_DEPARTMENT, NO_DEPARTMENT]
     assert org.system_name == "North" and org.name("dept-surg") == "Surgery" and org.name("org-1") == "General"
+
+
+def test_a_provisional_month_takes_what_breached_from_the_latest_final_month(
+    indicators, results, subjects, reconciliation, checks, quarantine, facilities, wards
+):
+    """With a revision window the newest month is always provisional (not graded): the
+    summary must still say what breached, from each indicator's latest final month."""
+    res = results.copy()
+    now = res["period"] == PERIOD
+    res.loc[now, "state"] = "provisional"
+    res.loc[now, "state_reason"] = "open to revision until batch 2026-12 is loaded"
+    res.loc[now, "status"] = None
+    ctx = build_report_context(
+        period=PERIOD, indicators=indicators, results=res, subjects=subjects, reconciliation=reconciliation,
+        checks=checks, quarantine=quarantine, facilities=facilities, wards=wards, generated_at="x",
+    )  # fmt: skip
+    breached = {b["id"]: b for b in ctx["executive"]["breached"]}
+    assert set(breached) == {"falls"}  # red in September, its latest final month; vte was amber then
+    assert breached["falls"]["month"] == "Sept ’26"  # en_GB (CLDR) abbreviates September so
+    assert all(s["current"]["status"] == "provisional" for s in ctx["indicators"])
