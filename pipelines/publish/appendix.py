@@ -63,10 +63,12 @@ def appendix_sections(
     secret: bytes,
     names: Mapping[str, str],
 ) -> list[dict[str, Any]]:
-    """One part per off- or near-target indicator: its cases under pseudonyms, with why."""
+    """One part per indicator whose cases the committee report counts (off or near
+    target, or a provisional month already worse than it: :func:`.sections.needs_review`):
+    its cases under pseudonyms, with why."""
     out = []
     for s in sections:
-        if s["current"]["status"] not in ("red", "amber"):
+        if s.get("cases") is None:
             continue
         ind = indicators[s["id"]]
         cases = case_selection(subjects, ind, period, s["target"])

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.compute.cases import case_selection
-from pipelines.compute.model import Indicator, Scoring
+from pipelines.compute.model import Improvement, Indicator, Scoring
 from pipelines.errors import CareQIError
 from pipelines.periods import Month
 from pipelines.publish.formatting import (
@@ -283,9 +283,20 @@ def indicator_section(
         "cases": None,
         "follow_up": _(indicator.follow_up.sentence) if indicator.follow_up else "",
     }
-    if status in ("red", "amber"):
+    if needs_review(status, current["value"], target, indicator):
         section["cases"] = _cases(subjects, indicator, period, target, facilities, wards)
     return section
 
 
-__all__ = ["CASE_LIMIT", "ResultKey", "indicator_section", "result_lookup", "row_summary"]
+def needs_review(status: str, value: float | None, target: float | None, indicator: Indicator) -> bool:
+    """Whether the month's cases go before reviewers: off or near target, or, in a month
+    still provisional (not graded; with a revision window the newest month always is),
+    a value already on the wrong side of the target."""
+    if status in ("red", "amber"):
+        return True
+    if status != "provisional" or value is None or target is None:
+        return False
+    return value > target if indicator.improvement is Improvement.DECREASE else value < target
+
+
+__all__ = ["CASE_LIMIT", "ResultKey", "indicator_section", "needs_review", "result_lookup", "row_summary"]
