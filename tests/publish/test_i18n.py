@@ -315,6 +315,61 @@ def test_no_message_is_shown_untranslated_on_the_chinese_page(pages, zh_catalogu
     assert not shown, sorted(set(shown))
 
 
+class _Code(HTMLParser):
+    """The text the page shows as code (class ``mono``) or quotes (class ``comment``)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth = 0
+        self.chunks: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = (dict(attrs).get("class") or "").split()
+        if self.depth or "mono" in classes or "comment" in classes:
+            self.depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self.depth:
+            self.chunks.append(data)
+
+
+def test_the_chinese_pdf_has_no_english_label(pages, data_values, tmp_path: Path) -> None:
+    """The printed report too: its text (poppler's pdftotext) holds no English word but the
+    data values, the code shown as code and the allowed names the page itself may show."""
+    import os
+    import shutil
+    import subprocess
+
+    from pipelines.publish.pdf import pdf_bytes
+
+    tool = shutil.which("pdftotext")
+    if tool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("pdftotext not installed (make test-deps installs poppler-utils)")
+        pytest.skip("pdftotext not installed")
+    pdf = tmp_path / "zh.pdf"
+    pdf.write_bytes(pdf_bytes(pages["zh"]))
+    text = subprocess.run([tool, str(pdf), "-"], capture_output=True, text=True, timeout=120, check=True).stdout
+    text = re.sub(r"\s+", " ", text)
+    code = _Code()
+    code.feed(pages["zh"])
+    for value in sorted({*data_values, *(re.sub(r"\s+", " ", c).strip() for c in code.chunks)}, key=len,
+                        reverse=True):  # fmt: skip
+        if value:  # as written, and as the stylesheet may show it (uppercase brand line)
+            text = text.replace(value, " ").replace(value.upper(), " ")
+    allowed = ALLOWED | {a.upper() for a in ALLOWED}
+    words = {w for w in _english_words(text) if w not in allowed}
+    # A long code string wrapped over two lines in the PDF leaves its pieces: only words that
+    # occur in no code string count.
+    pieces = " ".join(code.chunks)
+    left = sorted(w for w in words if not re.search(rf"\b{re.escape(w)}\b", pieces))
+    assert not left, f"English left in the Chinese PDF: {left}"
+
+
 def test_the_chinese_page_is_chinese(pages) -> None:
     zh = pages["zh"]
     assert '<html lang="zh-Hans">' in zh
