@@ -230,9 +230,13 @@ elif cmd == "session-members":  # sid... -> the processes (any state) still in t
             print(stat.parent.name, fields[3], fields[0])
 elif cmd == "compare":
     # reference folder, Celery folder, then again for the report: the exports byte for
-    # byte; the report once its generated-at time (the wall clock when it was rendered,
-    # the one thing two runs cannot share) is masked.
+    # byte; the report's HTML once its generated-at time and its run id (the wall clock
+    # when it was rendered and the DAG run that rendered it, the two things two runs cannot
+    # share) are masked. Its PDF prints that same HTML, so it carries both and is compared
+    # through the HTML (tests/publish/test_committee_render.py pins that printing is
+    # byte-reproducible).
     mask = re.compile(rb"(<dt>Generated</dt><dd>|\xc2\xb7 generated )\d{4}-\d\d-\d\d \d\d:\d\d UTC")
+    run_id = re.compile(rb'(<dt>Run</dt><dd class="mono">)[^<]*')
     problems = []
     for ref, got in zip(map(Path, args[0::2]), map(Path, args[1::2])):
         a = sorted(p.name for p in ref.iterdir() if p.is_file()) if ref.is_dir() else []
@@ -242,9 +246,12 @@ elif cmd == "compare":
         if a != b:
             problems.append(f"{got}: not the same files: {sorted(set(a) ^ set(b))}")
         for name in sorted(set(a) & set(b)):
+            if name.endswith(".pdf"):
+                continue
             x, y = (ref / name).read_bytes(), (got / name).read_bytes()
             if name.endswith(".html"):
                 x, y = mask.sub(rb"\1<generated-at>", x), mask.sub(rb"\1<generated-at>", y)
+                x, y = run_id.sub(rb"\1<run-id>", x), run_id.sub(rb"\1<run-id>", y)
             if x != y:
                 problems.append(f"{got / name}: differs from {ref / name} ({len(y)} vs {len(x)} bytes)")
         print(f"  {got}: {len(b)} files, {len(set(a) & set(b))} compared with {ref}")
@@ -456,5 +463,5 @@ if [ "$compare" != 0 ]; then
   log "comparing the outputs of both runs"
   helper compare "$reference/exports/$period" "$home/exports/$period" \
     "$reference/reports/$period" "$home/reports/$period"
-  log "exports byte-identical; report identical but for its generated-at time"
+  log "exports byte-identical; report identical but for its generated-at time and run id"
 fi
