@@ -101,6 +101,15 @@ def month_ticks(ax: Any, labels: Sequence[str]) -> None:
                        rotation_mode="anchor")  # fmt: skip
 
 
+def finish_svg(fig: Any, ax: Any, handles: Sequence[Any]) -> str:
+    """A drawn chart's legend (right of the plot), layout and byte-stable inline SVG."""
+    ax.legend(handles=list(handles), loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    return _clean_svg(buf.getvalue())
+
+
 def _clean_svg(svg: str) -> str:
     svg = re.sub(r"<\?xml[^>]*\?>\s*", "", svg)
     svg = re.sub(r"<!DOCTYPE[^>]*>\s*", "", svg)
@@ -207,13 +216,9 @@ def trend_chart_svg(
                 ]
                 + [_marker("white", _("Provisional"), edge=STATUS_COLOURS["provisional"])]
             )
-            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
-            fig.tight_layout()
-            buf = io.StringIO()
-            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+            return finish_svg(fig, ax, handles)
         finally:
             plt.close(fig)
-    return _clean_svg(buf.getvalue())
 
 
 def sparkline_svg(

@@ -8,7 +8,6 @@ month, marked by a vertical line. Only numbers and catalogue labels reach the SV
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,7 +16,7 @@ import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from pipelines.publish.charts import _clean_svg, _rc, month_ticks
+from pipelines.publish.charts import _rc, finish_svg, month_ticks
 from pipelines.publish.i18n import _
 
 COMMON = "#7c878e"
@@ -89,13 +88,9 @@ def spc_chart_svg(view: Mapping[str, Any], labels: Sequence[str], *, percent: bo
                 Line2D([0], [0], marker="o", color="white", markerfacecolor="white", markeredgecolor=COMMON,
                        markersize=7, label=_("Provisional")),
             ]  # fmt: skip
-            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
-            fig.tight_layout()
-            buf = io.StringIO()
-            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+            return finish_svg(fig, ax, handles)
         finally:
             plt.close(fig)
-    return _clean_svg(buf.getvalue())
 
 
 def funnel_chart_svg(view: Mapping[str, Any], *, percent: bool, y_label: str, salt: str) -> str:
@@ -131,13 +126,9 @@ def funnel_chart_svg(view: Mapping[str, Any], *, percent: bool, y_label: str, sa
                 Line2D([0], [0], marker="o", color="white", markerfacecolor=CONCERN, markersize=7,
                        label=_("Outside the limits")),
             ]  # fmt: skip
-            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
-            fig.tight_layout()
-            buf = io.StringIO()
-            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+            return finish_svg(fig, ax, handles)
         finally:
             plt.close(fig)
-    return _clean_svg(buf.getvalue())
 
 
 __all__ = ["funnel_chart_svg", "spc_chart_svg"]

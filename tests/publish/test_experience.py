@@ -60,9 +60,8 @@ def _complaints() -> pd.DataFrame:
     return _typed("complaints", rows)
 
 
-@pytest.fixture(scope="module")
-def feedback() -> FeedbackData:
-    surveys = _surveys()
+def feedback_of(theme_labels: dict[str, str]) -> FeedbackData:
+    """Four survey returns and a complaint with their labels (shared with test_i18n)."""
     labels = pd.DataFrame(
         {
             "source_table": ["survey_responses"] * 4 + ["complaints"],
@@ -72,13 +71,18 @@ def feedback() -> FeedbackData:
         }
     )
     return FeedbackData(
-        surveys=surveys,
+        surveys=_surveys(),
         complaints=_complaints(),
         patient_days=pd.DataFrame({"facility_id": ["F1"], "patient_days": [2000.0]}),
         labels=labels,
         definitions=load_surveys(PROJECT_ROOT / "surveys"),
-        theme_labels={"staff_attitude": "Staff attitude", "communication": "Communication"},
+        theme_labels=theme_labels,
     )
+
+
+@pytest.fixture(scope="module")
+def feedback() -> FeedbackData:
+    return feedback_of({"staff_attitude": "Staff attitude", "communication": "Communication"})
 
 
 @pytest.fixture(scope="module")

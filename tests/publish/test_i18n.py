@@ -23,11 +23,10 @@ from pipelines.publish import build_report_context
 from pipelines.publish.experience import FeedbackData
 from pipelines.publish.html import render_html
 from pipelines.publish.i18n import using
-from pipelines.surveys import load_surveys
 from pipelines.tables import QUARANTINE, VALIDATION_CHECKS
 
 from .conftest import PERIOD, typed
-from .test_experience import _complaints, _surveys
+from .test_experience import feedback_of
 
 TEMPLATES = PROJECT_ROOT / "reports"
 #: Where a duplicate was first seen: a delivered file's name and line (data, shown as is).
@@ -235,23 +234,7 @@ def shipped_quarantine(quarantine) -> pd.DataFrame:
 def feedback_data() -> FeedbackData:
     from pipelines.analyse.text.themes import load_taxonomy
 
-    surveys = _surveys()
-    labels = pd.DataFrame(
-        {
-            "source_table": ["survey_responses"] * 4 + ["complaints"],
-            "record_id": ["r0", "r1", "r2", "r3", "c1"],
-            "themes": ["staff_attitude", "staff_attitude;communication", "staff_attitude", "access", "communication"],
-            "sentiment": ["negative", "negative", "positive", "negative", "negative"],
-        }
-    )
-    return FeedbackData(
-        surveys=surveys,
-        complaints=_complaints(),
-        patient_days=pd.DataFrame({"facility_id": ["F1"], "patient_days": [2000.0]}),
-        labels=labels,
-        definitions=load_surveys(PROJECT_ROOT / "surveys"),
-        theme_labels={t.id: t.label for t in load_taxonomy().themes},
-    )
+    return feedback_of({t.id: t.label for t in load_taxonomy().themes})
 
 
 def _build(code: str, indicators, results, subjects, reconciliation, checks, quarantine, facilities, wards, feedback):
