@@ -58,7 +58,9 @@ def _subset(path: str, chars: str) -> bytes:
     options.notdef_outline = True
     options.hinting = False
     options.desubroutinize = True
-    font = TTFont(path, lazy=True)
+    # The source font's own timestamps, not the time of subsetting: the same page embeds
+    # the same bytes on every run.
+    font = TTFont(path, lazy=True, recalcTimestamp=False)
     sub = subset.Subsetter(options=options)
     sub.populate(text=chars)
     sub.subset(font)

@@ -7,19 +7,43 @@ pages with running page numbers, and the contents page gets its page numbers fro
 PDF renders the same on a machine with no fonts installed. WeasyPrint needs the Pango
 library, which ``make install`` sees to on Debian/Ubuntu.
 
-Output is reproducible: no creation date, and the PDF identifier is derived from the
-content, so the same page prints to the same bytes.
+Output is reproducible: no creation date, the PDF identifier is derived from the
+content, and the fonts WeasyPrint subsets into the file carry a fixed timestamp
+(fontTools stamps a saved font with the time unless ``SOURCE_DATE_EPOCH`` is set, the
+reproducible-builds convention), so the same page prints to the same bytes.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipelines import outputs
 from pipelines.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+#: 2000-01-01T00:00:00Z: the build time every subset font in a printed report carries.
+FONT_EPOCH = "946684800"
+_epoch_lock = threading.Lock()
+
+
+@contextmanager
+def _fixed_font_time() -> Iterator[None]:
+    """``SOURCE_DATE_EPOCH`` for the duration of one print (a caller's own value wins)."""
+    with _epoch_lock:
+        before = os.environ.get("SOURCE_DATE_EPOCH")
+        if before is None:
+            os.environ["SOURCE_DATE_EPOCH"] = FONT_EPOCH
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("SOURCE_DATE_EPOCH", None)
 
 
 def pdf_bytes(html: str) -> bytes:
@@ -34,7 +58,8 @@ def pdf_bytes(html: str) -> bytes:
     # (screen-only rules such as box-shadow), which says nothing about the report.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
-    data = HTML(string=html, base_url=None).write_pdf(uncompressed_pdf=False, custom_metadata=False)
+    with _fixed_font_time():
+        data = HTML(string=html, base_url=None).write_pdf(uncompressed_pdf=False, custom_metadata=False)
     if data is None:
         raise ConfigError("WeasyPrint produced no PDF")
     return bytes(data)
