@@ -17,7 +17,11 @@ import pandas as pd
 
 from pipelines.compute.model import Indicator
 from pipelines.export.csv_export import export_csv
+from pipelines.export.dictionary import export_dictionary
+from pipelines.export.manifest import read_manifest, write_manifest
 from pipelines.export.measure_report import export_measure_reports, measure_report_from_counts
+from pipelines.export.parquet_export import export_parquet
+from pipelines.export.verify import verify_package
 
 
 class Writer(Protocol):
@@ -36,6 +40,19 @@ class Writer(Protocol):
 FORMATS: dict[str, Writer] = {
     "csv": export_csv,
     "measure_reports": export_measure_reports,
+    "data_dictionary": export_dictionary,
+    "parquet": export_parquet,
 }
 
-__all__ = ["FORMATS", "Writer", "export_csv", "export_measure_reports", "measure_report_from_counts"]
+__all__ = [
+    "FORMATS",
+    "Writer",
+    "export_csv",
+    "export_dictionary",
+    "export_measure_reports",
+    "export_parquet",
+    "measure_report_from_counts",
+    "read_manifest",
+    "verify_package",
+    "write_manifest",
+]
