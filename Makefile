@@ -67,6 +67,7 @@ demo: install
 	$(UV) run careqi generate --patients $(DEMO_PATIENTS) --months 12 --end $(DEMO_END) --seed $(DEMO_SEED)
 	$(UV) run careqi backfill --from $(DEMO_FIRST) --to $$($(UV) run python -c "from pipelines.periods import shift; print(shift('$(DEMO_END)', -1))")
 	$(UV) run scripts/airflow_dag_test.sh quality_monthly $(DEMO_END)
+	$(UV) run careqi export verify $(CAREQI_HOME)/exports/$(DEMO_END)
 	$(UV) run careqi feedback days --month $(DEMO_END)
 	$(UV) run scripts/airflow_dag_test.sh patient_feedback_daily $(DEMO_END)-28
 	@echo

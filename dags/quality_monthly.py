@@ -122,8 +122,8 @@ def quality_monthly() -> None:
         return _stage("report_stage", period, run_id=run_id)
 
     @task(outlets=[REGULATOR_EXPORT])
-    def export(period: str, computed: dict) -> dict:
-        return _stage("export_stage", period)
+    def export(period: str, computed: dict, run_id: str | None = None) -> dict:
+        return _stage("export_stage", period, run_id=run_id)
 
     period = reporting_period()
     plan = plan_compute(period, load(period, validate(period, extract(period))))

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from pipelines import periods
 from pipelines.cli_committee import actions_app, appendix_app, spc_app
+from pipelines.cli_export import export_app
 from pipelines.cli_feedback import feedback_app
 from pipelines.config import Settings, load_settings
 from pipelines.errors import CareQIError
@@ -39,6 +40,7 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(actions_app, name="actions")
 app.add_typer(spc_app, name="spc")
 app.add_typer(appendix_app, name="appendix")
+app.add_typer(export_app, name="export")
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -308,17 +310,6 @@ def report(period: PeriodOpt) -> None:
     from pipelines import stages
 
     out.print(stages.report_stage(periods.validate_period(period), _settings()))
-
-
-@app.command()
-def export(period: PeriodOpt) -> None:
-    """Write the regulator exports (CSV + FHIR MeasureReports) for a computed period."""
-    from pipelines import stages
-
-    written = stages.export_stage(periods.validate_period(period), _settings())
-    for paths in written.values():
-        for path in paths:
-            out.print(path)
 
 
 # ----------------------------------------------------------------------- indicators

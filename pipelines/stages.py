@@ -823,20 +823,37 @@ def report_stage(
     return str(path)
 
 
-def export_stage(period: str, settings: Settings | None = None) -> dict[str, list[str]]:
+def input_fingerprint(batches: pd.DataFrame, period: str, revision_months: int) -> str:
+    """SHA-256 over the delivery fingerprints of the batches a month's results come from
+    (every batch up to ``period + revision_months``), so a package names its input."""
+    last = periods.shift(period, revision_months)
+    used = batches[batches["batch"].astype(str) <= last].sort_values("batch")
+    text = "\n".join(
+        f"{b}:{f}" for b, f in zip(used["batch"].astype(str), used["fingerprint"].astype(str), strict=True)
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def export_stage(period: str, settings: Settings | None = None, *, run_id: str | None = None) -> dict[str, list[str]]:
     """Write every regulator export format (``pipelines.export.FORMATS``: the aggregate
-    CSV, one FHIR MeasureReport per indicator), published together or not at all.
-    Returns format -> the files written."""
+    CSV and Parquet, their data dictionary, one FHIR MeasureReport per indicator) and the
+    package manifest (software version, run id, input fingerprint, value sets, SHA-256 of
+    every file), published together or not at all. Returns format -> the files written.
+    Without an Airflow run id the run is ``cli-<period>``: two CLI exports of the same
+    warehouse are byte-identical, manifest included."""
     from pipelines.export import FORMATS
-    from pipelines.load import read_results
+    from pipelines.export.manifest import write_manifest
+    from pipelines.load import batch_records, read_results
     from pipelines.outputs import publish_folder
+    from pipelines.provenance import code_version, valueset_versions
 
     settings = _settings(settings)
     period = periods.validate_period(period)
-    indicators, _ = indicator_catalogue(settings)
+    indicators, valuesets = indicator_catalogue(settings)
     engine = warehouse(settings)
     try:
         results = read_results(engine, periods=[period])
+        batches = batch_records(engine)
     finally:
         engine.dispose()
     if results.empty:
@@ -857,6 +874,16 @@ def export_stage(period: str, settings: Settings | None = None) -> dict[str, lis
         for name, writer in FORMATS.items():
             paths = writer(results, chosen, period, folder, small_number_threshold=threshold)
             written[name] = [str(target / p.name) for p in paths]
+        manifest = write_manifest(
+            folder,
+            period=period,
+            run_id=run_id or f"cli-{period}",
+            software_version=code_version(),
+            input_fingerprint=input_fingerprint(batches, period, settings.revision_months),
+            valuesets=valueset_versions(chosen, valuesets),
+            small_number_threshold=threshold,
+        )
+        written["manifest"] = [str(target / manifest.name)]
     log.info("exports for %s written to %s", period, target)
     return written
 
@@ -973,6 +1000,7 @@ __all__ = [
     "compute_shard",
     "compute_stage",
     "delivery_fingerprint",
+    "input_fingerprint",
     "export_stage",
     "extract_stage",
     "indicator_catalogue",

@@ -56,7 +56,7 @@ def test_dag_run_produces_report_and_exports_that_agree_with_the_warehouse(tmp_p
     html = report.read_text()
     assert "<svg" in html
     exports = home / "exports" / "2026-10"
-    (csv_path,) = exports.glob("*.csv")
+    (csv_path,) = exports.glob("careqi-indicators-*.csv")
     reports = sorted(exports.glob("*.measurereport.json"))
 
     engine = make_engine(settings.warehouse_url)
