@@ -827,7 +827,7 @@ def input_fingerprint(batches: pd.DataFrame, period: str, revision_months: int) 
     """SHA-256 over the delivery fingerprints of the batches a month's results come from
     (every batch up to ``period + revision_months``), so a package names its input."""
     last = periods.shift(period, revision_months)
-    used = batches[batches["batch"].astype(str) <= last].sort_values("batch")
+    used = batches[batches["batch"].astype(str) <= last]  # batch_records lists batches in batch order
     text = "\n".join(
         f"{b}:{f}" for b, f in zip(used["batch"].astype(str), used["fingerprint"].astype(str), strict=True)
     )
