@@ -306,7 +306,8 @@ def validate(
 # --------------------------------------------------------------------- report/export
 @app.command()
 def report(period: PeriodOpt) -> None:
-    """Render the monthly HTML report for a computed period."""
+    """Render the monthly committee report for a computed period: HTML (and PDF) in each
+    CAREQI_REPORT_LANGUAGES language, and the restricted case appendix."""
     from pipelines import stages
 
     out.print(stages.report_stage(periods.validate_period(period), _settings()))

@@ -13,13 +13,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 actions_app = typer.Typer(help="The improvement-action register (owner, due date, status).", no_args_is_help=True)
 spc_app = typer.Typer(help="SPC baselines: approved change points (re-phasing).", no_args_is_help=True)
@@ -28,13 +33,19 @@ appendix_app = typer.Typer(help="The restricted case appendix: re-identify a pse
 out = Console(soft_wrap=True)
 
 
-def _engine():  # type: ignore[no-untyped-def]
+@contextmanager
+def _warehouse() -> Iterator[Engine]:
+    """The configured warehouse (schema checked first), disposed of afterwards."""
     from pipelines.config import load_settings
     from pipelines.stages import check_warehouse, warehouse
 
     settings = load_settings()
     check_warehouse(settings)
-    return settings, warehouse(settings)
+    engine = warehouse(settings)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _indicator_ids() -> list[str]:
@@ -52,11 +63,8 @@ def actions_import(path: Annotated[Path, typer.Argument(help="YAML (a list of ac
     from pipelines.load.governance import upsert_actions
 
     rows = action_rows(read_action_file(path), today=date.today(), known_indicators=_indicator_ids())
-    _, engine = _engine()
-    try:
+    with _warehouse() as engine:
         n = upsert_actions(engine, rows)
-    finally:
-        engine.dispose()
     out.print(f"{n} action(s) stored from {path}")
 
 
@@ -78,11 +86,8 @@ def actions_set(
     record = {"action_id": action_id, "indicator_id": indicator, "unit": unit, "title": title, "owner": owner,
               "due_on": due, "status": status, "note": note}  # fmt: skip
     rows = action_rows([record], today=date.today(), known_indicators=_indicator_ids())
-    _, engine = _engine()
-    try:
+    with _warehouse() as engine:
         upsert_actions(engine, rows)
-    finally:
-        engine.dispose()
     out.print(f"action {action_id} stored")
 
 
@@ -94,12 +99,17 @@ def actions_list(
     from pipelines.actions import is_overdue
     from pipelines.load.governance import read_actions
 
-    _, engine = _engine()
-    try:
+    with _warehouse() as engine:
         actions = read_actions(engine)
-    finally:
-        engine.dispose()
-    day = date.fromisoformat(as_of) if as_of else date.today()
+    try:
+        day = date.fromisoformat(as_of) if as_of else date.today()
+    except ValueError:
+        from pipelines.errors import ConfigError
+
+        raise ConfigError(f"--as-of must be a date YYYY-MM-DD, got {as_of!r}") from None
+    if not len(actions):
+        out.print("no improvement actions recorded (careqi actions import FILE, or careqi actions set ...)")
+        return
     late = is_overdue(actions, day) if len(actions) else []
     table = Table("id", "indicator", "unit", "owner", "due", "status", "title")
     for rec, overdue in zip(actions.to_dict("records"), list(late), strict=True):
@@ -123,12 +133,9 @@ def spc_rephase(
 
     if indicator not in _indicator_ids():
         raise ConfigError(f"no indicator {indicator!r}")
-    _, engine = _engine()
-    try:
+    with _warehouse() as engine:
         add_phase(engine, indicator_id=indicator, unit=unit, starts=starts, approved_by=approved_by, reason=reason,
                   approved_at=datetime.now(UTC))  # fmt: skip
-    finally:
-        engine.dispose()
     out.print(f"{indicator} ({unit}): new SPC baseline from {starts}, approved by {approved_by.strip()}")
 
 
@@ -137,11 +144,8 @@ def spc_phases() -> None:
     """Every approved change point."""
     from pipelines.load.governance import read_phases
 
-    _, engine = _engine()
-    try:
+    with _warehouse() as engine:
         phases = read_phases(engine)
-    finally:
-        engine.dispose()
     table = Table("indicator", "unit", "from", "approved by", "approved at", "reason")
     for rec in phases.to_dict("records"):
         table.add_row(rec["indicator_id"], rec["unit"], rec["starts"], rec["approved_by"],
@@ -159,11 +163,8 @@ def spc_withdraw(
     from pipelines.errors import ConfigError
     from pipelines.load.governance import remove_phase
 
-    _, engine = _engine()
-    try:
+    with _warehouse() as engine:
         n = remove_phase(engine, indicator_id=indicator, unit=unit, starts=starts)
-    finally:
-        engine.dispose()
     if not n:
         raise ConfigError(f"no change point of {indicator} in {unit} from {starts}")
     out.print(f"withdrawn: {indicator} ({unit}) from {starts}")
@@ -181,12 +182,9 @@ def appendix_reidentify(
     from pipelines.publish.appendix import reidentify
 
     period = periods.validate_period(period)
-    _, engine = _engine()
-    try:
+    with _warehouse() as engine:
         _, secret = pseudonym_key(engine, create=False)
         subjects = read_subjects(engine, period)
-    finally:
-        engine.dispose()
     found = reidentify(secret, pseudonyms, subjects["subject_id"].astype(str))
     code = 0
     for p in pseudonyms:

@@ -153,6 +153,8 @@ class Settings:
             (``CAREQI_PUBLICATION_GATE``): which failed checks mark the report "not for
             publication" when they fail on more than ``publication_gate_pct`` percent
             of their rows (``CAREQI_PUBLICATION_GATE_PCT``, default 5).
+        report_font: an OpenType/TrueType file to embed in reports instead of the shipped
+            Noto Sans CJK (``CAREQI_REPORT_FONT``).
     """
 
     home: Path
@@ -184,6 +186,7 @@ class Settings:
     organisation_file: Path = PROJECT_ROOT / "organisation.yaml"
     publication_gate: str = "feeding"
     publication_gate_pct: float = 5.0
+    report_font: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def with_home(self, home: Path) -> Settings:
@@ -234,6 +237,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         organisation_file=_path(env, "CAREQI_ORGANISATION", PROJECT_ROOT / "organisation.yaml"),
         publication_gate=_choice(env, "CAREQI_PUBLICATION_GATE", "feeding", ("feeding", "any", "off")),
         publication_gate_pct=_float(env, "CAREQI_PUBLICATION_GATE_PCT", 5.0, minimum=0.0),
+        report_font=Path(env["CAREQI_REPORT_FONT"]).expanduser() if env.get("CAREQI_REPORT_FONT", "").strip() else None,
         extra={k: v for k, v in env.items() if k.startswith("CAREQI_")},
     )
 

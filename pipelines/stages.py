@@ -626,7 +626,7 @@ def _report_inputs(period: str, settings: Settings) -> dict[str, Any]:
     """What the report of ``period`` is built from (``build_report_context``'s inputs)."""
     from pipelines.load import DeliveryReader, Needs, read_batch, read_results, read_subjects
 
-    indicators, _ = indicator_catalogue(settings)
+    indicators, valuesets = indicator_catalogue(settings)
     engine = warehouse(settings)
     try:
         results = read_results(engine, periods=periods.window(period, settings.report_months))
@@ -656,6 +656,7 @@ def _report_inputs(period: str, settings: Settings) -> dict[str, Any]:
             "feedback": feedback,
             "organizations": orgs,
             "locations": locs,
+            "valuesets": valuesets,
         }
     finally:
         engine.dispose()
@@ -672,8 +673,7 @@ def _committee_inputs(period: str, settings: Settings, inputs: Mapping[str, Any]
     from pipelines.publish.context import CommitteeInputs, RiskInputs
     from pipelines.publish.risk_view import scored
 
-    indicators = inputs["indicators"]
-    _, valuesets = indicator_catalogue(settings)
+    indicators, valuesets = inputs["indicators"], inputs["valuesets"]
     engine = warehouse(settings)
     try:
         history = read_check_history(engine, period)
@@ -702,8 +702,6 @@ def _committee_inputs(period: str, settings: Settings, inputs: Mapping[str, Any]
     finally:
         engine.dispose()
     feeding = frozenset(t for ind in indicators for t in indicator_columns(ind))
-    checks = inputs["checks"]
-    passed = int((checks["status"].astype("string") == "pass").sum()) if len(checks) else 0
     return CommitteeInputs(
         phases=phases,
         actions=actions,
@@ -720,8 +718,6 @@ def _committee_inputs(period: str, settings: Settings, inputs: Mapping[str, Any]
             "run_id": run_id,
             "code_version": code_version(),
             "valuesets": valueset_versions(indicators, valuesets),
-            "checks_run": int(len(checks)),
-            "checks_passed": passed,
         },
     )
 
@@ -777,9 +773,10 @@ def report_stage(
     (:mod:`pipelines.outputs`): a failure leaves the previous report in place. The
     appendix goes to its own folder (``restricted_dir``), never beside the report."""
     from pipelines.load.governance import pseudonym_key
-    from pipelines.outputs import publish_folder
+    from pipelines.outputs import publish_folder, write_file
     from pipelines.publish import build_report_context, render_report
     from pipelines.publish.appendix import appendix_sections
+    from pipelines.publish.context import unit_names
     from pipelines.publish.html import render_html
     from pipelines.publish.i18n import using
 
@@ -789,7 +786,7 @@ def report_stage(
     run = run_id or f"cli-{period}-{when.replace(' ', 'T').replace(':', '')}"
     inputs = _report_inputs(period, settings)
     committee = _committee_inputs(period, settings, inputs, run)
-    base = {k: v for k, v in inputs.items() if k not in ("organizations", "locations")}
+    base = {k: v for k, v in inputs.items() if k not in ("organizations", "locations", "valuesets")}
     contexts = []
     for lang in settings.report_languages:
         with using(lang):
@@ -800,7 +797,8 @@ def report_stage(
     with publish_folder(target, f"the report for {period}") as folder:
         for lang, ctx in zip(settings.report_languages, contexts, strict=True):
             stem = "index" if lang == settings.report_languages[0] else f"index.{lang}"
-            written = render_report(ctx, settings.templates_dir, folder, stem=stem, pdf=settings.report_pdf)
+            written = render_report(ctx, settings.templates_dir, folder, stem=stem, pdf=settings.report_pdf,
+                                    font=settings.report_font)  # fmt: skip
             first = first or written.name
     engine = warehouse(settings)
     try:
@@ -808,16 +806,15 @@ def report_stage(
     finally:
         engine.dispose()
     by_id = {i.id: i for i in inputs["indicators"]}
-    names = {**committee.organisation.names, **inputs["wards"], **inputs["facilities"]}
+    names = unit_names(inputs["facilities"], inputs["wards"], committee.organisation)
     with publish_folder(settings.restricted_dir / period, f"the case appendix for {period}") as folder:
         for lang, ctx in zip(settings.report_languages, contexts, strict=True):
             with using(lang):
                 parts = appendix_sections(ctx["indicators"], by_id, inputs["subjects"], period, secret, names)
                 page = {**ctx, "appendix": parts}
-                html = render_html(page, settings.templates_dir, template="restricted_appendix.html.j2", charts=False)
-            from pipelines import outputs
-
-            outputs.write_file(folder / f"case_appendix.{lang}.html", html.encode("utf-8"))
+                html = render_html(page, settings.templates_dir, template="restricted_appendix.html.j2", charts=False,
+                                   font=settings.report_font)  # fmt: skip
+            write_file(folder / f"case_appendix.{lang}.html", html.encode("utf-8"))
     path = target / first
     log.info("report for %s written to %s (languages: %s)", period, path, ", ".join(settings.report_languages))
     return str(path)

@@ -87,6 +87,24 @@ def _long(indicator: m.Indicator, s: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def scored_counts(indicator: m.Indicator, row: Mapping[str, object]) -> tuple[float, float]:
+    """What one results row's score is a ratio of: (numerator - numerator exclusions,
+    denominator - denominator exclusions) for a proportion, (events, exposure) for a
+    ratio. Missing counts read as 0; SPC limits and funnel plots take them from here."""
+
+    def count(name: str) -> float:
+        value = row.get(name)
+        try:
+            f = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return 0.0
+        return 0.0 if np.isnan(f) else f
+
+    if indicator.scoring is m.Scoring.RATIO:
+        return count("numerator_events"), count("denominator_value")
+    return count("numerator") - count("numerator_exclusion"), count("denominator") - count("denominator_exclusion")
+
+
 def aggregate(indicator: m.Indicator, subjects: pd.DataFrame, period: str) -> pd.DataFrame:
     """``INDICATOR_RESULTS`` rows for one indicator and period (see module docstring)."""
     label = m.Period.parse(period).label
@@ -224,4 +242,12 @@ def compute_period(
     return subjects, results_of(indicators, subjects, period)
 
 
-__all__ = ["UNKNOWN", "aggregate", "compute_period", "in_subject_order", "results_of", "subjects_of"]
+__all__ = [
+    "UNKNOWN",
+    "aggregate",
+    "compute_period",
+    "in_subject_order",
+    "results_of",
+    "scored_counts",
+    "subjects_of",
+]

@@ -28,7 +28,7 @@ STATUS_TEXT = {
 DUE_SOON_DAYS = 31
 
 
-def action_rows(actions: pd.DataFrame, as_of: date, names: Mapping[str, str]) -> list[dict[str, Any]]:
+def register_rows(actions: pd.DataFrame, as_of: date, names: Mapping[str, str]) -> list[dict[str, Any]]:
     """The register as the report shows it: overdue first, then by due date."""
     if not len(actions):
         return []
@@ -100,4 +100,4 @@ def executive_summary(sections: Sequence[Mapping[str, Any]], actions: Sequence[M
     }
 
 
-__all__ = ["DUE_SOON_DAYS", "STATUS_TEXT", "action_rows", "executive_summary"]
+__all__ = ["DUE_SOON_DAYS", "STATUS_TEXT", "executive_summary", "register_rows"]

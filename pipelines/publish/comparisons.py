@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipelines.analyse.funnel import funnel, funnel_curve
 from pipelines.compute.model import Indicator, Scoring
-from pipelines.compute.scoring import aggregate
+from pipelines.compute.scoring import aggregate, scored_counts
 from pipelines.organisation import NO_DEPARTMENT, Organisation
 from pipelines.publish.formatting import display_scale, format_value, num, text
 from pipelines.publish.i18n import N_, _
@@ -34,14 +34,6 @@ OUTLIER_LABELS = {
     "": N_("Within the limits"),
 }
 LEVEL_LABELS = {"system": N_("System"), "facility": N_("Facility"), "department": N_("Department"), "ward": N_("Ward")}
-
-
-def _counts(indicator: Indicator, rec: Mapping[str, Any]) -> tuple[float, float]:
-    if indicator.scoring is Scoring.RATIO:
-        return num(rec.get("numerator_events")) or 0.0, num(rec.get("denominator_value")) or 0.0
-    n = (num(rec.get("numerator")) or 0.0) - (num(rec.get("numerator_exclusion")) or 0.0)
-    d = (num(rec.get("denominator")) or 0.0) - (num(rec.get("denominator_exclusion")) or 0.0)
-    return n, d
 
 
 def funnel_view(
@@ -61,10 +53,10 @@ def funnel_view(
     system = now[(now["facility_id"] == ALL_FACILITIES) & (now["stratifier"] == OVERALL[0])]
     if len(rows) < 2 or not len(system):
         return None
-    counts = [_counts(indicator, r) for r in rows.to_dict("records")]
+    counts = [scored_counts(indicator, r) for r in rows.to_dict("records")]
     units = pd.DataFrame({"unit": ids.to_numpy(), "numerator": [c[0] for c in counts],
                           "denominator": [c[1] for c in counts]})  # fmt: skip
-    sys_n, sys_d = _counts(indicator, system.iloc[0].to_dict())
+    sys_n, sys_d = scored_counts(indicator, system.iloc[0].to_dict())
     if sys_d <= 0:
         return None
     kind = "ratio" if indicator.scoring is Scoring.RATIO else "proportion"
@@ -125,7 +117,7 @@ def hierarchy_rows(
     rows: list[dict[str, Any]] = []
 
     def row(rec: Mapping[str, Any], level: str, unit: str, name: str) -> dict[str, Any]:
-        n, d = _counts(indicator, rec)
+        n, d = scored_counts(indicator, rec)
         score = num(rec.get("measure_score"))
         return {
             "level": level,

@@ -29,7 +29,7 @@ import pandas as pd
 from pipelines.compute.model import Domain, Indicator
 from pipelines.organisation import Organisation
 from pipelines.periods import Month
-from pipelines.publish.accountability import action_rows, executive_summary
+from pipelines.publish.accountability import executive_summary, register_rows
 from pipelines.publish.comparisons import funnel_view, hierarchy_rows, levels_present
 from pipelines.publish.data_quality import check_changes, data_quality, publication_gate, require_columns
 from pipelines.publish.experience import FeedbackData, build_patient_experience
@@ -231,7 +231,9 @@ def _attention(sections: list[dict[str, Any]], which: str) -> list[dict[str, Any
     return sorted(out, key=lambda a: 0 if a["status"] == "red" else 1)
 
 
-def _names(facilities: Mapping[str, str], wards: Mapping[str, str], org: Organisation) -> dict[str, str]:
+def unit_names(facilities: Mapping[str, str], wards: Mapping[str, str], org: Organisation) -> dict[str, str]:
+    """Every unit's display name: the organisation tree's, overridden by the warehouse's
+    facility and ward names (the source systems')."""
     return {**org.names, **wards, **facilities}
 
 
@@ -311,10 +313,10 @@ def build_report_context(
     ]
     shared = _split_reasons(sections)
     by_id = {i.id: i for i in indicators}
-    names = _names(facilities, wards, committee.organisation)
+    names = unit_names(facilities, wards, committee.organisation)
     start, end = month.start.isoformat(), month.last_day.isoformat()
     as_of = data_as_of or end
-    actions = action_rows(committee.actions, pd.Timestamp(as_of).date(), names)
+    actions = register_rows(committee.actions, pd.Timestamp(as_of).date(), names)
     _committee_views(sections, by_id, period, window, in_window, lookup, subjects, names, committee, actions)
 
     domains = []

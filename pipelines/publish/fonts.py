@@ -4,8 +4,8 @@ A report must read the same on a ward PC without Chinese fonts, in a browser and
 the printed PDF, so the page carries its own font: Noto Sans CJK (SIL Open Font
 License; it covers Latin, digits and Simplified Chinese), shipped as a Python wheel
 (``cvttf-NotoSansCJK-Regular``) and *subset* to the characters the page uses, so the
-embedded font is tens of kilobytes instead of 16 MB. ``CAREQI_REPORT_FONT`` can point
-at another OpenType/TrueType file.
+embedded font is tens of kilobytes instead of 16 MB. ``CAREQI_REPORT_FONT`` (read by
+:mod:`pipelines.config`) can point at another OpenType/TrueType file.
 
 The OpenType layout features are kept (``locl`` among them), so with ``lang="zh-Hans"``
 browsers and WeasyPrint pick the Simplified Chinese glyph forms.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -31,13 +30,13 @@ FAMILY = "CareQI Sans"
 BASE_CHARS = "".join(chr(c) for c in range(0x20, 0x7F)) + "–—−▲▼…·′’“”‘≥≤±×÷●○✓"
 
 
-def font_path() -> Path:
-    override = os.environ.get("CAREQI_REPORT_FONT", "").strip()
-    if override:
-        path = Path(override).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"CAREQI_REPORT_FONT: no font file at {path}")
-        return path
+def font_path(override: Path | None = None) -> Path:
+    """The font to embed: ``override`` (``Settings.report_font``, ``CAREQI_REPORT_FONT``)
+    or the one the wheel ships."""
+    if override is not None:
+        if not override.is_file():
+            raise ConfigError(f"CAREQI_REPORT_FONT: no font file at {override}")
+        return override
     try:
         folder = resources.files("cvttf_NotoSansCJK_Regular")
     except ModuleNotFoundError:
@@ -69,10 +68,11 @@ def _subset(path: str, chars: str) -> bytes:
     return buf.getvalue()
 
 
-def font_face_css(text: str) -> str:
-    """An ``@font-face`` rule embedding the font subset to ``text``'s characters."""
+def font_face_css(text: str, font: Path | None = None) -> str:
+    """An ``@font-face`` rule embedding the font (:func:`font_path`) subset to ``text``'s
+    characters."""
     chars = "".join(sorted(set(text) | set(BASE_CHARS)))
-    path = font_path()
+    path = font_path(font)
     data = _subset(str(path), chars)
     kind = "opentype" if path.suffix.lower() == ".otf" else "truetype"
     mime = "font/otf" if kind == "opentype" else "font/ttf"

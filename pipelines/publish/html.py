@@ -104,7 +104,9 @@ def _charts(context: dict[str, Any]) -> dict[str, dict[str, Any]]:
 FONT_SLOT = "/*careqi-font-face*/"
 
 
-def render_html(context: dict, templates_dir: Path, template: str = TEMPLATE, *, charts: bool = True) -> str:
+def render_html(
+    context: dict, templates_dir: Path, template: str = TEMPLATE, *, charts: bool = True, font: Path | None = None
+) -> str:
     """The page as one string: the stylesheet inlined and the font embedded, subset to
     the characters the page uses (rendered first with an empty slot, then filled).
     ``charts=False`` for a page that shows none (the case appendix): drawing is most of
@@ -125,14 +127,22 @@ def render_html(context: dict, templates_dir: Path, template: str = TEMPLATE, *,
             css=Markup(FONT_SLOT + "\n" + css_path.read_text(encoding="utf-8").replace("__FONT__", FAMILY)),
             status_colours=STATUS_COLOURS,
         )
-    return html.replace(FONT_SLOT, font_face_css(html), 1)
+    return html.replace(FONT_SLOT, font_face_css(html, font), 1)
 
 
-def render_report(context: dict, templates_dir: Path, out_dir: Path, *, stem: str = "index", pdf: bool = False) -> Path:
+def render_report(
+    context: dict,
+    templates_dir: Path,
+    out_dir: Path,
+    *,
+    stem: str = "index",
+    pdf: bool = False,
+    font: Path | None = None,
+) -> Path:
     """Write ``out_dir/<stem>.html`` (and, when ``pdf``, the same page printed to
     ``<stem>.pdf``) from ``context`` (see :func:`build_report_context`); returns the
     HTML file."""
-    html = render_html(context, templates_dir)
+    html = render_html(context, templates_dir, font=font)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{stem}.html"

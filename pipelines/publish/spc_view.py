@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipelines.analyse import spc
 from pipelines.compute.model import Indicator, Scoring
+from pipelines.compute.scoring import scored_counts
 from pipelines.periods import Month
 from pipelines.publish.formatting import display_scale, format_value, num
 from pipelines.publish.i18n import N_, _, month_short
@@ -68,14 +69,10 @@ def _series(indicator: Indicator, window: Sequence[str], lookup: Mapping[Any, Ma
         row = lookup.get((indicator.id, p, facility, *OVERALL)) or {}
         state = str(row.get("state") or "")
         final.append(state == "final")
-        if indicator.scoring is Scoring.PROPORTION:
-            n = (num(row.get("numerator")) or 0.0) - (num(row.get("numerator_exclusion")) or 0.0)
-            d = (num(row.get("denominator")) or 0.0) - (num(row.get("denominator_exclusion")) or 0.0)
-            num_.append(n if row else np.nan)
-            den.append(d if row else np.nan)
-        elif indicator.scoring is Scoring.RATIO:
-            num_.append(num(row.get("numerator_events")) if row else np.nan)
-            den.append(num(row.get("denominator_value")) if row else np.nan)
+        if indicator.scoring is not Scoring.CONTINUOUS:
+            n, d = scored_counts(indicator, row) if row else (np.nan, np.nan)
+            num_.append(n)
+            den.append(d)
         v = num(row.get("measure_score"))
         val.append(np.nan if v is None else v)
     as_float = lambda xs: np.array([np.nan if x is None else float(x) for x in xs], dtype=np.float64)  # noqa: E731
@@ -88,8 +85,7 @@ def chart_type(indicator: Indicator, series: Mapping[str, np.ndarray]) -> spc.Ch
     prime charts when denominators are large enough to make plain limits too narrow)."""
     if indicator.spc.chart:
         return spc.ChartType(indicator.spc.chart)
-    den = series["denominator"]
-    large = bool(np.isfinite(den).any() and np.nanmean(den) > spc.LARGE_DENOMINATOR)
+    large = spc.has_large_denominators(series["denominator"])
     return spc.chart_type_for(indicator.scoring.value, large_denominators=large)
 
 
