@@ -118,12 +118,16 @@ class Month:
 
 
 _YEAR = re.compile(r"^(\d{4})$")
+_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+#: What a regulator package can cover: a month, a calendar quarter or a calendar year.
+REPORTING_PERIOD_PATTERN = r"^\d{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$"
 
 
 @dataclass(frozen=True)
 class MeasurementPeriod:
-    """What an indicator is evaluated over: a reporting month (``YYYY-MM``) or, for the
-    annual CMS eCQMs, a calendar year (``YYYY``; the decks use 2026-01-01 .. 2026-12-31).
+    """What an indicator is evaluated or reported over: a reporting month (``YYYY-MM``),
+    a calendar quarter (``YYYY-Qn``, for quarterly regulator returns) or, for the annual
+    CMS eCQMs, a calendar year (``YYYY``; the decks use 2026-01-01 .. 2026-12-31).
     ``start`` inclusive, ``end`` exclusive."""
 
     label: str
@@ -145,12 +149,37 @@ class MeasurementPeriod:
                     f"or a month YYYY-MM; got {text!r}"
                 )
             return cls(f"{year:04d}", date(year, 1, 1), date(year + 1, 1, 1))
+        q = _QUARTER.match(str(text).strip()) if isinstance(text, str) else None
+        if q:
+            first = Month(int(q.group(1)), 3 * int(q.group(2)) - 2)
+            return cls(f"{first.year:04d}-Q{q.group(2)}", first.start, first.shift(2).end)
+        if isinstance(text, str) and not _PERIOD.match(text.strip()):
+            raise PeriodError(
+                f"period must be a month YYYY-MM, a quarter YYYY-Qn or a year YYYY (e.g. 2026-10, 2026-Q4, 2026); "
+                f"got {text!r}"
+            )
         month = Month.parse(text)
         return cls(month.label, month.start, month.end)
 
     @property
     def annual(self) -> bool:
         return len(self.label) == 4
+
+    @property
+    def kind(self) -> str:
+        """``month``, ``quarter`` or ``year``."""
+        return "year" if self.annual else "quarter" if "Q" in self.label else "month"
+
+    @property
+    def months(self) -> list[Month]:
+        """The calendar months the period covers, oldest first."""
+        first = Month.of(self.start)
+        last = Month.of(date.fromordinal(self.end.toordinal() - 1))
+        return [first.shift(k) for k in range(last.index - first.index + 1)]
+
+    @property
+    def last_day(self) -> date:
+        return date.fromordinal(self.end.toordinal() - 1)
 
     @classmethod
     def from_inclusive(cls, first: date, last: date) -> MeasurementPeriod:
@@ -253,6 +282,7 @@ __all__ = [
     "MAX_YEAR",
     "MIN_YEAR",
     "MONTH_PATTERN",
+    "REPORTING_PERIOD_PATTERN",
     "MeasurementPeriod",
     "Month",
     "bounds",

@@ -33,6 +33,7 @@ class Writer(Protocol):
         out_dir: Path,
         *,
         small_number_threshold: int = ...,
+        rounding: int = ...,
     ) -> list[Path]: ...
 
 

@@ -1,4 +1,13 @@
-"""Regulator CSV: one row per indicator x facility x stratifier x stratum for a month.
+"""Regulator CSV: one row per indicator x facility x stratifier x stratum for a period
+(a month, a quarter or a year).
+
+Complete rows: every row carries what its score is made of, so the score can be
+recomputed from the file: a proportion's performance numerator and denominator, a
+ratio's events and exposure (e.g. patient-days, not stays), a continuous measure's
+observation count (its statistic is ``measure_score``). Counts that do not apply to a
+scoring (a continuous measure has no numerator) are blank, not 0. With ``rounding``
+(e.g. 5) published counts are rounded after suppression; scores are computed from the
+exact counts.
 
 Byte-reproducible by construction, so a re-run can be diffed against what was sent:
 rows in a fixed order (see :func:`period.sort_rows`), decimals always written with six
@@ -31,15 +40,16 @@ import pandas as pd
 from pipelines import outputs
 from pipelines.compute.model import Indicator
 from pipelines.export.period import indicator_index, period_results
-from pipelines.export.suppression import apply_suppression, flag_column, suppressed_fields
-from pipelines.periods import Month
+from pipelines.export.suppression import APPLICABLE, COUNTS, disclosure_controlled, flag_column, suppressed_fields
+from pipelines.periods import MeasurementPeriod
 from pipelines.tables import FINAL, NOT_COMPUTED, POPULATIONS
 
 log = logging.getLogger(__name__)
 
 COLUMNS = [
     "indicator_id", "cms_id", "title", "period_start", "period_end", "facility_id", "stratifier", "stratum",
-    "scoring", "unit", *POPULATIONS, "measure_score", "ci_low", "ci_high", "target", "status", "suppressed",
+    "scoring", "unit", *POPULATIONS, "performance_numerator", "performance_denominator", "events", "exposure",
+    "observations", "measure_score", "ci_low", "ci_high", "target", "status", "suppressed",
     "state", "state_reason",
 ]  # fmt: skip
 #: First characters that make a spreadsheet evaluate a cell (OWASP CSV injection).
@@ -67,13 +77,14 @@ def format_decimal(value: Any) -> str:
 
 
 def csv_rows(
-    results: pd.DataFrame, indicators: Sequence[Indicator], period: str, threshold: int
+    results: pd.DataFrame, indicators: Sequence[Indicator], period: str, threshold: int, rounding: int = 0
 ) -> list[dict[str, str]]:
-    """The export's rows as strings, suppression applied (shared with tests and other writers)."""
-    month = Month.parse(period)
-    start, end = month.start.isoformat(), month.last_day.isoformat()
+    """The export's rows as strings, suppression (then rounding) applied: shared with
+    the other writers, so every format holds the same values."""
+    reporting = MeasurementPeriod.parse(period)
+    start, end = reporting.start.isoformat(), reporting.last_day.isoformat()
     index = indicator_index(indicators)
-    frame = apply_suppression(period_results(results, indicators, period), threshold)
+    frame = disclosure_controlled(period_results(results, indicators, period), threshold, rounding)
     rows: list[dict[str, str]] = []
     for rec in frame.to_dict("records"):
         ind = index[rec["indicator_id"]]
@@ -90,8 +101,11 @@ def csv_rows(
             "scoring": ind.scoring.value,
             "unit": ind.unit,
         }
-        for c in POPULATIONS:
-            row[c] = "" if rec[flag_column(c)] or not computed else str(int(rec[c]))
+        applicable = APPLICABLE[ind.scoring.value]
+        for c in COUNTS:
+            shown = computed and c in applicable and not rec[flag_column(c)] and not pd.isna(rec[c])
+            row[c] = str(int(rec[c])) if shown else ""
+        row["exposure"] = format_decimal(rec["exposure"]) if computed else ""
         for c in ("measure_score", "ci_low", "ci_high"):
             row[c] = "" if rec[flag_column(c)] else format_decimal(rec[c])
         row["target"] = format_decimal(rec["target"])
@@ -111,9 +125,10 @@ def export_csv(
     out_dir: Path,
     *,
     small_number_threshold: int = 11,
+    rounding: int = 0,
 ) -> list[Path]:
     """Write ``out_dir/careqi-indicators-<period>.csv`` and return ``[its path]``."""
-    rows = csv_rows(results, indicators, period, small_number_threshold)
+    rows = csv_rows(results, indicators, period, small_number_threshold, rounding)
     if not rows:
         log.warning("no indicator results for %s: writing a header-only CSV", period)
     buf = io.StringIO()

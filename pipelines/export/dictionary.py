@@ -48,8 +48,8 @@ COLUMN_SPECS: dict[str, ColumnSpec] = {
     "indicator_id": ColumnSpec("string", "", "CareQI indicator identifier (one indicator file)."),
     "cms_id": ColumnSpec("string", "", "CMS eCQM identifier when the indicator implements one; else blank."),
     "title": ColumnSpec("string", "", "Indicator title."),
-    "period_start": ColumnSpec("date", "ISO 8601 date", "First day of the reporting month."),
-    "period_end": ColumnSpec("date", "ISO 8601 date", "Last day of the reporting month."),
+    "period_start": ColumnSpec("date", "ISO 8601 date", "First day of the reporting period (month, quarter or year)."),
+    "period_end": ColumnSpec("date", "ISO 8601 date", "Last day of the reporting period."),
     "facility_id": ColumnSpec("string", "", "Facility code; ALL is the whole system (the sum of the facilities)."),
     "stratifier": ColumnSpec(
         "string", "", "What the row is broken down by; overall is the unstratified row of the facility."
@@ -67,11 +67,36 @@ COLUMN_SPECS: dict[str, ColumnSpec] = {
     ),
     "denominator_exclusion": ColumnSpec("integer", "count", "Cases excluded from the denominator. " + _COUNT),
     "numerator": ColumnSpec("integer", "count", "Cases in the numerator (blank for continuous measures). " + _COUNT),
-    "numerator_exclusion": ColumnSpec("integer", "count", "Cases excluded from the numerator. " + _COUNT),
+    "numerator_exclusion": ColumnSpec(
+        "integer", "count", "Cases excluded from the numerator (blank for continuous measures). " + _COUNT
+    ),
+    "performance_numerator": ColumnSpec(
+        "integer", "count", "Proportions: numerator minus numerator exclusions, what the score counts. " + _COUNT
+    ),
+    "performance_denominator": ColumnSpec(
+        "integer",
+        "count",
+        "Proportions: denominator minus denominator exclusions, what the score divides by. " + _COUNT,
+    ),
+    "events": ColumnSpec(
+        "integer", "count", "Ratios: events counted (e.g. falls with injury), the score's numerator. " + _COUNT
+    ),
+    "exposure": ColumnSpec(
+        "decimal",
+        "the unit the indicator is per (e.g. patient-days)",
+        "Ratios: summed exposure of the denominator; score = events / exposure x the unit's multiplier.",
+    ),
+    "observations": ColumnSpec(
+        "integer",
+        "count",
+        "Continuous measures: observations the statistic (measure_score) is taken over, i.e. the measure population "
+        "minus its exclusions. " + _COUNT,
+    ),
     "measure_score": ColumnSpec(
         "decimal",
         _SCORE_UNIT,
-        "The indicator's score, six decimal places. Blank when a count it is computed from is suppressed.",
+        "The indicator's score, six decimal places, from the exact counts. Blank when a count it is computed from "
+        "(performance numerator or denominator, events, observations) is suppressed.",
     ),
     "ci_low": ColumnSpec("decimal", _SCORE_UNIT, "Lower bound of the 95% confidence interval of measure_score."),
     "ci_high": ColumnSpec("decimal", _SCORE_UNIT, "Upper bound of the 95% confidence interval of measure_score."),
@@ -83,11 +108,12 @@ COLUMN_SPECS: dict[str, ColumnSpec] = {
         "string",
         "",
         "Fields of the row blanked by small-number suppression, ;-separated (empty when none). Counts of 1 to "
-        "{threshold_minus_one} are suppressed, and further cells so that no suppressed cell can be recovered by "
-        "subtraction from a total.",
+        "{threshold_minus_one} are suppressed, and further cells so that no suppressed cell can be recovered from "
+        "totals, other strata or the row's own parts; published counts are then rounded when the manifest's "
+        "rounding is above 1.",
     ),
     "state": ColumnSpec(
-        "string", "", "final, provisional (the month is still open to revision) or not_computed (no figures)."
+        "string", "", "final, provisional (the period is still open to revision) or not_computed (no figures)."
     ),
     "state_reason": ColumnSpec("string", "", "Why the row is provisional or not computed; blank when final."),
 }
@@ -126,6 +152,7 @@ def export_dictionary(
     out_dir: Path,
     *,
     small_number_threshold: int = 11,
+    rounding: int = 0,
 ) -> list[Path]:
     """Write ``out_dir/data_dictionary.csv`` (the results are not needed: the columns are
     the same every month) and return ``[its path]``."""

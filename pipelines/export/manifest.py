@@ -29,6 +29,8 @@ KEYS = (
     "format_version",
     "input_fingerprint",
     "period",
+    "reporter",
+    "rounding",
     "run_id",
     "small_number_threshold",
     "software_version",
@@ -63,6 +65,8 @@ def build_manifest(
     input_fingerprint: str,
     valuesets: Iterable[Mapping[str, str]],
     small_number_threshold: int,
+    rounding: int = 0,
+    reporter: str = "CareQI",
 ) -> dict[str, Any]:
     """The manifest of ``folder`` as it is now (pure apart from reading the files)."""
     sets = sorted(({"url": str(v["url"]), "version": str(v.get("version") or "")} for v in valuesets),
@@ -75,6 +79,8 @@ def build_manifest(
         "period": period,
         "input_fingerprint": input_fingerprint,
         "small_number_threshold": int(small_number_threshold),
+        "rounding": int(rounding),
+        "reporter": reporter,
         "valuesets": sets,
         "files": [file_entry(folder, name) for name in package_files(folder)],
     }
@@ -89,6 +95,8 @@ def write_manifest(
     input_fingerprint: str,
     valuesets: Iterable[Mapping[str, str]],
     small_number_threshold: int,
+    rounding: int = 0,
+    reporter: str = "CareQI",
 ) -> Path:
     """Write ``out_dir/manifest.json`` listing every other file in ``out_dir``; call it
     after all formats are written (and before the folder is published)."""
@@ -101,6 +109,8 @@ def write_manifest(
         input_fingerprint=input_fingerprint,
         valuesets=valuesets,
         small_number_threshold=small_number_threshold,
+        rounding=rounding,
+        reporter=reporter,
     )
     return outputs.write_file(out_dir / MANIFEST, manifest_bytes(manifest))
 

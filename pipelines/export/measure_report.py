@@ -1,6 +1,10 @@
-"""FHIR R4 ``MeasureReport`` (summary) per indicator and month, for regulators.
+"""FHIR R4 ``MeasureReport`` (summary) per indicator and period, for regulators, in one
+``Bundle`` (type ``collection``) with the reporting ``Organization``.
 
-Shape (checked against ``fhir.resources.R4B`` before anything is written):
+Shape (checked against ``fhir.resources.R4B`` before anything is written), after the
+Da Vinci DEQM summary MeasureReport profile (``meta.profile``): type ``summary``,
+``measure`` a canonical, ``reporter`` a reference to the Organization in the Bundle,
+``period``, ``improvementNotation``, group populations and score:
 
 * ``measure``: the canonical Measure the indicator's YAML declares (``measure.url``, with
   ``|version`` when it declares one: an eCQM's MADiE canonical), else
@@ -16,11 +20,14 @@ Shape (checked against ``fhir.resources.R4B`` before anything is written):
   and report no numerator, as FHIR prescribes for that scoring.
 * Proportion scores are fractions (0..1); ratio scores are in the indicator's unit
   (e.g. per 1,000 patient-days) and continuous scores in theirs. The 95% CI rides on an
-  extension with a ``valueRange``.
+  extension with a ``valueRange``; what the score is made of rides on a
+  ``measure-score-components`` extension (``numerator`` and ``denominator``: a
+  proportion's performance counts, a ratio's events and exposure), and a continuous
+  measure reports its observation count as the ``measure-observation`` population.
 * Suppressed cells (see :mod:`suppression`) carry no value and a data-absent-reason
   extension with code ``masked``.
-* ``date`` is the last day of the period, not the run time: re-running the export for a
-  month gives byte-identical files.
+* ``date`` is the last day of the period, not the run time, and the Bundle has no
+  timestamp: re-running the export for a period gives byte-identical files.
 * ``status`` follows the result's state: ``complete`` when final, ``pending`` while the
   month is open to revision (or cases are within their deadline), ``error`` for an
   indicator that could not be computed (its counts then carry the data-absent-reason
@@ -36,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.measurereport import MeasureReport
 from pydantic import ValidationError
 
@@ -44,14 +52,13 @@ from pipelines.compute.model import Indicator, Scoring
 from pipelines.errors import ExportError
 from pipelines.export.csv_export import format_decimal
 from pipelines.export.period import indicator_index, period_results
-from pipelines.export.suppression import apply_suppression, flag_column
-from pipelines.periods import Month
+from pipelines.export.suppression import COUNTS, disclosure_controlled, flag_column
+from pipelines.periods import MeasurementPeriod
 from pipelines.tables import (
     ALL_FACILITIES,
     FINAL,
     NOT_COMPUTED,
     OVERALL,
-    POPULATIONS,
     PROVISIONAL,
 )
 
@@ -62,6 +69,9 @@ POPULATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-population"
 IMPROVEMENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-improvement-notation"
 DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 CI_EXTENSION = "https://careqi.example.org/fhir/StructureDefinition/measure-score-ci95"
+COMPONENTS_EXTENSION = "https://careqi.example.org/fhir/StructureDefinition/measure-score-components"
+DEQM_SUMMARY = "http://hl7.org/fhir/us/davinci-deqm/StructureDefinition/summary-measurereport-deqm"
+CAREQI_BASE = "https://careqi.example.org/fhir/"
 MASKED = {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "masked"}]}
 NOT_PERFORMED = {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "not-performed"}]}
 #: Result state -> MeasureReport.status (complete | pending | error).
@@ -91,12 +101,15 @@ def _populations(
     counts: Mapping[str, Any], indicator: Indicator, suppressed: Iterable[str], computed: bool = True
 ) -> list[dict[str, Any]]:
     """The group's populations, as the indicator's scoring reports them (continuous
-    measures: measure population and its exclusion, stored in the denominator columns)."""
+    measures: measure population and its exclusion, stored in the denominator columns,
+    and the observation count when the row carries one)."""
     hidden = set(suppressed)
     out = []
-    for pop in indicator.reported_populations:
-        col = pop.column
-        entry: dict[str, Any] = {"code": {"coding": [{"system": POPULATION_SYSTEM, "code": pop.code}]}}
+    reported = [(pop.code, pop.column) for pop in indicator.reported_populations]
+    if indicator.scoring is Scoring.CONTINUOUS and "observations" in counts:
+        reported.append(("measure-observation", "observations"))
+    for code, col in reported:
+        entry: dict[str, Any] = {"code": {"coding": [{"system": POPULATION_SYSTEM, "code": code}]}}
         value = counts.get(col)
         if not computed:
             entry["_count"] = NOT_PERFORMED
@@ -129,6 +142,30 @@ def _score(
     return quantity, ext
 
 
+def _components(counts: Mapping[str, Any], indicator: Indicator, hidden: set[str]) -> list[dict[str, Any]]:
+    """The score-components extension (proportion: performance numerator and
+    denominator; ratio: events and exposure); masked parts carry data-absent-reason."""
+    if indicator.scoring is Scoring.PROPORTION:
+        parts = (("numerator", "performance_numerator", None), ("denominator", "performance_denominator", None))
+    elif indicator.scoring is Scoring.RATIO:
+        parts = (("numerator", "events", None), ("denominator", "exposure", "exposure"))
+    else:
+        return []
+    if not all(col in counts for _, col, _ in parts):
+        return []
+    inner = []
+    for name, col, unit in parts:
+        value = counts.get(col)
+        if col in hidden:
+            inner.append({"url": name, **MASKED})
+        elif value is not None and value is not pd.NA and not pd.isna(value):
+            quantity: dict[str, Any] = {"value": _decimal(value) if unit else int(value)}
+            if unit:
+                quantity["unit"] = unit
+            inner.append({"url": name, "valueQuantity": quantity})
+    return [{"url": COMPONENTS_EXTENSION, "extension": inner}] if inner else []
+
+
 def validate_measure_report(resource: Mapping[str, Any]) -> MeasureReport:
     """Parse with the FHIR R4 model; any structural error becomes an ExportError."""
     try:
@@ -150,6 +187,7 @@ def measure_report_from_counts(
     reporter: str = "CareQI",
     stratifiers: list[dict[str, Any]] | None = None,
     state: str = FINAL,
+    reporter_reference: str | None = None,
 ) -> dict[str, Any]:
     """One validated MeasureReport dict for a single set of population counts.
 
@@ -157,12 +195,15 @@ def measure_report_from_counts(
     ``individual`` with ``subject_reference`` gives a per-patient report (internal use;
     never for regulator export). ``state`` sets the report's status.
     """
-    month = Month.parse(period)
-    start, end = month.start.isoformat(), month.last_day.isoformat()
+    reporting = MeasurementPeriod.parse(period)
+    start, end = reporting.start.isoformat(), reporting.last_day.isoformat()
     iid = indicator.id
     hidden = set(suppressed)
-    group: dict[str, Any] = {"population": _populations(counts, indicator, hidden, computed=state != NOT_COMPUTED)}
+    computed = state != NOT_COMPUTED
+    group: dict[str, Any] = {"population": _populations(counts, indicator, hidden, computed=computed)}
     measure_score, ext = _score(score, ci, indicator, "measure_score" in hidden)
+    if computed:
+        ext = ext + _components(counts, indicator, hidden)
     if ext:
         group["extension"] = ext
     if measure_score is not None:
@@ -180,6 +221,8 @@ def measure_report_from_counts(
         group=group,
         subject_reference=subject_reference,
         status=REPORT_STATUS[state],
+        reporter_reference=reporter_reference,
+        profile=DEQM_SUMMARY if report_type == "summary" and reporter_reference else None,
     )
 
 
@@ -195,18 +238,24 @@ def report_envelope(
     group: dict[str, Any],
     subject_reference: str | None = None,
     status: str = "complete",
+    reporter_reference: str | None = None,
+    profile: str | None = None,
 ) -> dict[str, Any]:
-    """The MeasureReport around one group, validated: shared by the monthly summaries and
+    """The MeasureReport around one group, validated: shared by the regulator summaries and
     the individual/summary reports of the conformance runner. ``date`` is the period end,
     so re-runs give identical bytes."""
+    who: dict[str, Any] = {"display": reporter}
+    if reporter_reference:
+        who = {"reference": reporter_reference, "display": reporter}
     resource: dict[str, Any] = {
         "resourceType": "MeasureReport",
         "id": fhir_id(report_id),
+        **({"meta": {"profile": [profile]}} if profile else {}),
         "status": status,
         "type": report_type,
         "measure": measure,
         "date": end,
-        "reporter": {"display": reporter},
+        "reporter": who,
         "period": {"start": start, "end": end},
         "improvementNotation": {"coding": [{"system": IMPROVEMENT_SYSTEM, "code": indicator.improvement.value}]},
         "group": [group],
@@ -218,7 +267,7 @@ def report_envelope(
 
 
 def _row_hidden(rec: Mapping[str, Any]) -> set[str]:
-    hidden = {c for c in POPULATIONS if rec[flag_column(c)]}
+    hidden = {c for c in COUNTS if rec[flag_column(c)]}
     if rec[flag_column("measure_score")]:
         hidden.add("measure_score")
     return hidden
@@ -233,6 +282,7 @@ def _stratum(rec: Mapping[str, Any], indicator: Indicator, components: list[tupl
         stratum["component"] = [{"code": {"text": k}, "value": {"text": v}} for k, v in components]
     stratum["population"] = _populations(rec, indicator, hidden)
     score, ext = _score(rec["measure_score"], (rec["ci_low"], rec["ci_high"]), indicator, "measure_score" in hidden)
+    ext = ext + _components(rec, indicator, hidden)
     if ext:
         stratum["extension"] = ext
     if score is not None:
@@ -276,7 +326,12 @@ def _stratifiers(rows: pd.DataFrame, indicator: Indicator) -> list[dict[str, Any
 
 
 def summary_measure_report(
-    indicator: Indicator, period: str, rows: pd.DataFrame, *, reporter: str = "CareQI"
+    indicator: Indicator,
+    period: str,
+    rows: pd.DataFrame,
+    *,
+    reporter: str = "CareQI",
+    reporter_reference: str | None = None,
 ) -> dict[str, Any]:
     """The summary report for one indicator from its suppressed period rows."""
     system = rows[(rows["facility_id"] == ALL_FACILITIES) & (rows["stratifier"] == OVERALL[0])
@@ -298,7 +353,54 @@ def summary_measure_report(
         reporter=reporter,
         stratifiers=_stratifiers(rows, indicator),
         state=state,
+        reporter_reference=reporter_reference,
     )
+
+
+def organisation_resource(reporter: str) -> dict[str, Any]:
+    """The reporting Organization the MeasureReports reference (name only: no address,
+    no contact, nothing about a person)."""
+    return {"resourceType": "Organization", "id": fhir_id(reporter.lower()) or "reporter", "active": True,
+            "name": reporter}  # fmt: skip
+
+
+def bundle_filename(period: str) -> str:
+    return f"careqi-measurereports-{MeasurementPeriod.parse(period).label}.bundle.json"
+
+
+def measure_report_bundle(
+    results: pd.DataFrame,
+    indicators: Sequence[Indicator],
+    period: str,
+    *,
+    small_number_threshold: int = 11,
+    rounding: int = 0,
+    reporter: str = "CareQI",
+) -> dict[str, Any]:
+    """The period's Bundle: the reporting Organization, then one summary MeasureReport
+    per indicator (sorted by id), every one validated, the Bundle too."""
+    index = indicator_index(indicators)
+    label = MeasurementPeriod.parse(period).label
+    frame = disclosure_controlled(period_results(results, indicators, label), small_number_threshold, rounding)
+    org = organisation_resource(reporter)
+    ref = f"Organization/{org['id']}"
+    entries: list[dict[str, Any]] = [{"fullUrl": CAREQI_BASE + ref, "resource": org}]
+    for iid in sorted(index):
+        rows = frame[frame["indicator_id"] == iid]
+        resource = summary_measure_report(index[iid], label, rows, reporter=reporter, reporter_reference=ref)
+        entries.append({"fullUrl": f"{CAREQI_BASE}MeasureReport/{resource['id']}", "resource": resource})
+    bundle = {
+        "resourceType": "Bundle",
+        "id": fhir_id(f"careqi-{label}"),
+        "identifier": {"system": CAREQI_BASE + "export-package", "value": label},
+        "type": "collection",
+        "entry": entries,
+    }
+    try:
+        Bundle.model_validate(bundle)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise ExportError(f"the MeasureReport Bundle for {label} is not valid FHIR R4: {exc}") from exc
+    return bundle
 
 
 def export_measure_reports(
@@ -308,29 +410,33 @@ def export_measure_reports(
     out_dir: Path,
     *,
     small_number_threshold: int = 11,
+    rounding: int = 0,
     reporter: str = "CareQI",
 ) -> list[Path]:
-    """Write ``<indicator_id>.measurereport.json`` per indicator; all are validated first,
-    so a failure leaves no partial set behind."""
-    index = indicator_index(indicators)
-    frame = apply_suppression(period_results(results, indicators, period), small_number_threshold)
-    documents: list[tuple[Path, bytes]] = []
+    """Write ``careqi-measurereports-<period>.bundle.json``: validated first, so a failure
+    leaves nothing behind. Counts are suppressed and rounded exactly as in the CSV."""
+    bundle = measure_report_bundle(
+        results,
+        indicators,
+        period,
+        small_number_threshold=small_number_threshold,
+        rounding=rounding,
+        reporter=reporter,
+    )
+    text = Bundle.model_validate(bundle).model_dump_json(indent=2, exclude_none=True, by_alias=True) + "\n"
     out_dir = Path(out_dir)
-    for iid in sorted(index):
-        rows = frame[frame["indicator_id"] == iid]
-        resource = summary_measure_report(index[iid], period, rows, reporter=reporter)
-        model = validate_measure_report(resource)
-        text = model.model_dump_json(indent=2, exclude_none=True, by_alias=True) + "\n"
-        documents.append((out_dir / f"{iid}.measurereport.json", text.encode("utf-8")))
     out_dir.mkdir(parents=True, exist_ok=True)
-    for path, data in documents:
-        outputs.write_file(path, data)
-    log.info("wrote %d MeasureReports for %s to %s", len(documents), period, out_dir)
-    return [p for p, _ in documents]
+    path = outputs.write_file(out_dir / bundle_filename(period), text.encode("utf-8"))
+    log.info("wrote %d MeasureReports for %s to %s", len(bundle["entry"]) - 1, period, path)
+    return [path]
 
 
 __all__ = [
+    "DEQM_SUMMARY",
+    "bundle_filename",
     "export_measure_reports",
+    "measure_report_bundle",
+    "organisation_resource",
     "measure_canonical",
     "measure_report_from_counts",
     "summary_measure_report",

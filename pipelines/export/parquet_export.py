@@ -88,9 +88,10 @@ def export_parquet(
     out_dir: Path,
     *,
     small_number_threshold: int = 11,
+    rounding: int = 0,
 ) -> list[Path]:
     """Write ``out_dir/careqi-indicators-<period>.parquet`` and return ``[its path]``."""
-    rows = csv_rows(results, indicators, period, small_number_threshold)
+    rows = csv_rows(results, indicators, period, small_number_threshold, rounding)
     data = parquet_bytes(parquet_table(rows, parquet_schema(period, small_number_threshold)))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,8 @@
-"""The rows a regulator export is built from: one reporting month, aggregates only.
+"""The rows a regulator export is built from: one reporting period, aggregates only.
+
+A period is a month, a calendar quarter or a calendar year
+(:class:`~pipelines.periods.MeasurementPeriod`). Each row is completed with what its
+score is made of (:func:`score_counts`), so a regulator can recompute every score.
 
 Exports start from ``indicator_results`` (never from ``indicator_subjects``) and keep
 only the contract's aggregate columns, so record ids, patient ids or free text that a
@@ -16,7 +20,7 @@ import pandas as pd
 
 from pipelines.compute.model import Indicator
 from pipelines.errors import ExportError
-from pipelines.periods import Month
+from pipelines.periods import MeasurementPeriod
 from pipelines.tables import ALL_FACILITIES, FINAL, INDICATOR_RESULTS, OVERALL, POPULATIONS, STATES
 
 SAFE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -73,9 +77,28 @@ def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[order].reset_index(drop=True)
 
 
+def score_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ``scoring`` set, plus what each row's score is made of:
+    proportion - performance numerator (numerator - exclusions) and denominator
+    (denominator - exclusions); ratio - events and exposure (``numerator_events``,
+    ``denominator_value``); continuous - the observation count (measure population -
+    exclusions). Counts that do not apply to a scoring stay missing."""
+    out = frame.copy()
+    kind = out["scoring"].astype(str)
+    prop, ratio, cont = kind == "proportion", kind == "ratio", kind == "continuous"
+    na = pd.Series(pd.NA, index=out.index, dtype="Int64")
+    out["performance_numerator"] = (out["numerator"] - out["numerator_exclusion"]).where(prop, na)
+    out["performance_denominator"] = (out["denominator"] - out["denominator_exclusion"]).where(prop, na)
+    out["events"] = out["numerator_events"].where(ratio, na)
+    out["exposure"] = out["denominator_value"].where(ratio, pd.NA)
+    out["observations"] = (out["denominator"] - out["denominator_exclusion"]).where(cont, na)
+    return out
+
+
 def period_results(results: pd.DataFrame, indicators: Sequence[Indicator], period: str) -> pd.DataFrame:
-    """The reporting month's aggregate rows, typed, checked and sorted."""
-    Month.parse(period)
+    """The reporting period's aggregate rows, typed, checked, completed with their
+    score counts (:func:`score_counts`) and sorted."""
+    period = MeasurementPeriod.parse(period).label
     index = indicator_index(indicators)
     optional = ("numerator_events", "denominator_value", "censored", "state", "state_reason")
     missing = [c for c in AGGREGATE_COLUMNS if c not in results.columns and c not in optional]
@@ -112,7 +135,8 @@ def period_results(results: pd.DataFrame, indicators: Sequence[Indicator], perio
     dup = frame.duplicated(KEY)
     if dup.any():
         raise ExportError(f"indicator results hold {int(dup.sum())} duplicate row(s) for {period}")
-    return sort_rows(frame)
+    frame["scoring"] = frame["indicator_id"].map({i: index[i].scoring.value for i in index}).astype("string")
+    return sort_rows(score_counts(frame))
 
 
-__all__ = ["IDENTIFYING", "KEY", "indicator_index", "period_results", "sort_rows"]
+__all__ = ["IDENTIFYING", "KEY", "indicator_index", "period_results", "score_counts", "sort_rows"]

@@ -3,24 +3,41 @@
 Rule (documented for the data-protection officer; threshold t, default 11, i.e. the
 CMS cell-size policy of suppressing 1-10):
 
-1. Primary: every published count (initial population, denominator, denominator
-   exclusion, numerator, numerator exclusion) with 1 <= count < t is suppressed. Zero is
+1. **Primary**: every published count with 1 <= count < t is suppressed: the
+   populations (initial population, denominator, exclusions, numerator), the score's
+   own inputs (a proportion's performance numerator and denominator, a ratio's event
+   count, a continuous measure's observation count; see :data:`COUNTS`). Zero is
    published: it discloses nothing about an individual.
-2. Complementary (secondary): published counts add up. Within one indicator and count
-   column, (a) the strata of a stratifier add up to their facility's unstratified row,
-   and (b) the facilities add up to the system row ("ALL") of the same stratum. In
-   every such equation (members + total) exactly one suppressed cell could be
-   recovered by subtraction, so whenever an equation holds exactly one suppressed cell
-   another is suppressed: the smallest non-zero published member, else the total, else
-   a zero member. Suppressing a cell can break another equation (a facility total is
-   also a member of the system equation), so the pass repeats until nothing changes.
-   The flag does not say which cells were primary, since that would reveal the range.
-3. Derived values: a row's measure score, confidence interval and red/amber/green
-   status are blanked when any count that enters the score (denominator, exclusions,
-   numerator) is suppressed, or when a ratio's event count is itself 1..t-1: score x
-   exposure would give it back. The status goes with the score: "green" on a row whose
-   target is 100% says the score is 100%, and with a small published denominator a
-   status narrows a suppressed numerator to a few candidates.
+2. **Complementary** (secondary): published counts are tied by equations
+   (:func:`equations`), and no suppressed cell may be recoverable from them:
+
+   * within one indicator and count column, the strata of a stratifier add up to their
+     facility's unstratified row, and the facilities add up to the system row (``ALL``)
+     of the same stratum; several stratifiers share the same total, so a total
+     suppressed for one stratifier is protected in the others;
+   * within one row, a proportion's denominator = its exclusions + its performance
+     denominator (likewise the numerator), and a continuous measure's population =
+     its exclusions + its observations.
+
+   First, whenever an equation holds exactly one suppressed cell, another is
+   suppressed: for a column equation the smallest non-zero published member, else the
+   total, else a zero member; for a row equation the total (the population before
+   exclusions), so the figures the score is made of stay published. Then an exact
+   audit: a suppressed cell is recoverable iff the null space of the equations over
+   the suppressed cells is zero at it (chains of equations, e.g. a facility x ward
+   table, can give a cell back even when every equation holds two); each recoverable
+   cell gets one more partner, and both steps repeat until nothing changes. The flag
+   does not say which cells were primary, since that would reveal the range.
+3. **Derived values**: a row's score, confidence interval and red/amber/green status
+   are blanked only when the counts the score is made of are suppressed (proportion:
+   the performance numerator or denominator; ratio: the event count; continuous: the
+   observation count), since only then could the score (times a published count) give
+   one back. A small exclusion count alone no longer masks a row's score: its
+   complementary cell is the population before exclusions. The status goes with the
+   score ("green" on a row whose target is 100% says the score is 100%).
+4. **Rounding** (optional, :func:`rounded`): published counts rounded to a base
+   (e.g. 5) after suppression, never before, so rounding cannot turn a small count into
+   a published zero or a suppressed count into a published one.
 
 Equations are treated as exact even where strata might not partition the total
 (e.g. a stratum left out for a missing ward); that only ever suppresses more.
@@ -36,81 +53,215 @@ import pandas as pd
 from pipelines.errors import ExportError
 from pipelines.tables import ALL_FACILITIES, OVERALL, POPULATIONS
 
-#: Counts that enter a measure score (initial population alone does not).
-SCORE_INPUTS = ("denominator", "denominator_exclusion", "numerator", "numerator_exclusion")
+#: Counts a published row can carry: the populations, then what the score is made of.
+SCORE_COUNTS = ("performance_numerator", "performance_denominator", "events", "observations")
+COUNTS = (*POPULATIONS, *SCORE_COUNTS)
 DERIVED = ("measure_score", "ci_low", "ci_high", "status")
+#: scoring -> the counts its score is a function of (blank those, and the score goes).
+SCORE_INPUTS: dict[str, tuple[str, ...]] = {
+    "proportion": ("performance_numerator", "performance_denominator"),
+    "ratio": ("events",),
+    "continuous": ("observations",),
+}
+#: scoring -> (total, parts) equations within one row.
+ROW_EQUATIONS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "proportion": (
+        ("denominator", ("denominator_exclusion", "performance_denominator")),
+        ("numerator", ("numerator_exclusion", "performance_numerator")),
+    ),
+    "ratio": (),
+    "continuous": (("denominator", ("denominator_exclusion", "observations")),),
+}
+#: scoring -> the counts that mean something for it (others are published blank).
+APPLICABLE: dict[str, tuple[str, ...]] = {
+    "proportion": (*POPULATIONS, "performance_numerator", "performance_denominator"),
+    "ratio": (*POPULATIONS, "events"),
+    "continuous": ("initial_population", "denominator", "denominator_exclusion", "observations"),
+}
+
+Cell = tuple[int, int]  # (row position, COUNTS index)
+Equation = tuple[list[Cell], Cell, str]  # members, total, kind ("column" | "row")
 
 
 def flag_column(name: str) -> str:
     return f"suppressed_{name}"
 
 
-def _equations(frame: pd.DataFrame) -> list[tuple[list[int], int]]:
-    """(members, total) row positions of every additive relation between rows."""
-    pos = {
-        (r.indicator_id, r.facility_id, r.stratifier, r.stratum): i
-        for i, r in enumerate(frame[["indicator_id", "facility_id", "stratifier", "stratum"]].itertuples())
-    }
-    eqs: list[tuple[list[int], int]] = []
-    strat = frame[frame["stratifier"] != OVERALL[0]]
+def equations(frame: pd.DataFrame) -> list[Equation]:
+    """Every additive relation between the cells of ``frame`` (rows in any order, with
+    ``indicator_id``, ``facility_id``, ``stratifier``, ``stratum`` and ``scoring``)."""
+    col = {c: k for k, c in enumerate(COUNTS)}
+    keys = frame[["indicator_id", "facility_id", "stratifier", "stratum"]].astype(str)
+    pos = {tuple(r): i for i, r in enumerate(keys.itertuples(index=False))}
+    scoring = frame["scoring"].astype(str).to_numpy()
+    groups: list[tuple[list[int], int]] = []
+    strat = keys[keys["stratifier"] != OVERALL[0]]
     for (iid, fid, _s), g in strat.groupby(["indicator_id", "facility_id", "stratifier"], sort=True):
         total = pos.get((iid, fid, *OVERALL))
         if total is not None:
-            eqs.append((list(g.index), total))
-    facs = frame[frame["facility_id"] != ALL_FACILITIES]
+            groups.append((list(g.index), total))
+    facs = keys[keys["facility_id"] != ALL_FACILITIES]
     for (iid, s, t), g in facs.groupby(["indicator_id", "stratifier", "stratum"], sort=True):
         total = pos.get((iid, ALL_FACILITIES, s, t))
         if total is not None:
-            eqs.append((list(g.index), total))
-    return eqs
+            groups.append((list(g.index), total))
+    out: list[Equation] = []
+    for members, total in groups:
+        for c in APPLICABLE[scoring[total]]:
+            k = col[c]
+            out.append(([(m, k) for m in members], (total, k), "column"))
+    for i, kind in enumerate(scoring):
+        for total, parts in ROW_EQUATIONS[kind]:
+            out.append(([(i, col[p]) for p in parts], (i, col[total]), "row"))
+    return out
 
 
-def _pick(values: np.ndarray, mask: np.ndarray, members: Sequence[int], total: int) -> int:
+def _pick(values: np.ndarray, mask: np.ndarray, eq: Equation) -> Cell | None:
+    """The complementary cell for an equation (see the module docstring), or None."""
+    members, total, kind = eq
+    if kind == "row" and not mask[total]:
+        return total
     free = [m for m in members if not mask[m]]
-    nonzero = sorted((values[m], m) for m in free if values[m] > 0)
+    nonzero = sorted((int(values[m]), m) for m in free if values[m] > 0)
     if nonzero:
         return nonzero[0][1]
     if not mask[total]:
         return total
-    return free[0]
+    return free[0] if free else None
+
+
+def recoverable(mask: np.ndarray, eqs: Sequence[Equation]) -> list[Cell]:
+    """Suppressed cells that the equations determine uniquely from the published ones.
+
+    With the published cells moved to the right-hand side, the suppressed unknowns
+    satisfy ``A x = b``; cell j is determined iff every vector of the null space of
+    ``A`` is zero at j."""
+    touched = [eq for eq in eqs if any(mask[c] for c in (*eq[0], eq[1]))]
+    unknowns = sorted({c for eq in touched for c in (*eq[0], eq[1]) if mask[c]})
+    if not unknowns:
+        return []
+    at = {c: j for j, c in enumerate(unknowns)}
+    a = np.zeros((len(touched), len(unknowns)))
+    for i, (members, total, _) in enumerate(touched):
+        for m in members:
+            if m in at:
+                a[i, at[m]] += 1.0
+        if total in at:
+            a[i, at[total]] -= 1.0
+    _, s, vt = np.linalg.svd(a)
+    rank = int((s > 1e-9 * max(1.0, float(s.max(initial=0.0)))).sum())
+    null = vt[rank:]
+    if null.shape[0] == 0:
+        return unknowns
+    determined = np.abs(null).max(axis=0) < 1e-9
+    return [unknowns[j] for j in np.flatnonzero(determined)]
+
+
+def _protect(values: np.ndarray, mask: np.ndarray, eqs: Sequence[Equation], by_indicator: list[list[int]]) -> None:
+    """Complementary suppression in place: the one-cell rule, then the exact audit."""
+    while True:
+        changed = True
+        while changed:
+            changed = False
+            for eq in eqs:
+                cells = [*eq[0], eq[1]]
+                if sum(bool(mask[c]) for c in cells) == 1:
+                    cell = _pick(values, mask, eq)
+                    if cell is not None:
+                        mask[cell] = True
+                        changed = True
+        added = False
+        for rows in by_indicator:
+            inside = set(rows)
+            local = [eq for eq in eqs if eq[1][0] in inside]
+            for cell in recoverable(mask, local):
+                for eq in local:
+                    if cell in eq[0] or cell == eq[1]:
+                        pick = _pick(values, mask, eq)
+                        if pick is not None:
+                            mask[pick] = True
+                            added = True
+                            break
+        if not added:
+            return
 
 
 def apply_suppression(frame: pd.DataFrame, threshold: int = 11) -> pd.DataFrame:
-    """``frame`` (one period, sorted, unique keys) plus boolean ``suppressed_<col>``
-    columns for each count and for the derived score columns. Values are not blanked
-    here; writers blank what is flagged."""
+    """``frame`` (one period's rows from :func:`period.period_results`, with ``scoring``
+    and the score counts) plus boolean ``suppressed_<col>`` columns for each count and
+    for the derived score columns. Values are not blanked here; writers blank what is
+    flagged."""
     if threshold < 1:
         raise ExportError(f"small-number threshold must be at least 1, got {threshold}")
     frame = frame.reset_index(drop=True)
-    values = {c: frame[c].fillna(0).to_numpy(dtype="int64") for c in POPULATIONS}
-    masks = {c: (values[c] >= 1) & (values[c] < threshold) for c in POPULATIONS}
-    eqs = _equations(frame)
-    changed = True
-    while changed:
-        changed = False
-        for members, total in eqs:
-            for c in POPULATIONS:
-                m = masks[c]
-                cells = [*members, total]
-                if int(m[cells].sum()) == 1:
-                    m[_pick(values[c], m, members, total)] = True
-                    changed = True
+    n = len(frame)
+    scoring = frame["scoring"].astype(str).to_numpy() if n else np.array([], dtype=object)
+    values = np.zeros((n, len(COUNTS)), dtype=np.int64)
+    applicable = np.zeros((n, len(COUNTS)), dtype=bool)
+    for k, c in enumerate(COUNTS):
+        if c in frame.columns:
+            values[:, k] = pd.to_numeric(frame[c], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
+        applicable[:, k] = [c in APPLICABLE[s] for s in scoring]
+    mask = applicable & (values >= 1) & (values < threshold)
+    by_indicator = [list(g) for g in frame.groupby("indicator_id", sort=True).indices.values()] if n else []
+    _protect(values, mask, equations(frame) if n else [], by_indicator)
     out = frame.copy()
-    for c in POPULATIONS:
-        out[flag_column(c)] = masks[c]
-    events = frame["numerator_events"].fillna(0).to_numpy(dtype="int64")
-    derived = np.zeros(len(frame), dtype=bool)
-    for c in SCORE_INPUTS:
-        derived |= masks[c]
-    derived |= (events >= 1) & (events < threshold)
+    for k, c in enumerate(COUNTS):
+        out[flag_column(c)] = mask[:, k]
+    derived = np.zeros(n, dtype=bool)
+    for i, kind in enumerate(scoring):
+        derived[i] = any(mask[i, COUNTS.index(c)] for c in SCORE_INPUTS[kind])
     for c in DERIVED:
         out[flag_column(c)] = derived
     return out
 
 
+def rounded(value: int, base: int) -> int:
+    """``value`` to the nearest multiple of ``base`` (halves up); ``base`` <= 1 keeps it."""
+    if base <= 1:
+        return int(value)
+    return int((int(value) + base // 2) // base * base)
+
+
+def round_counts(frame: pd.DataFrame, base: int) -> pd.DataFrame:
+    """A suppressed frame with every published count rounded to ``base`` (see
+    :func:`rounded`); suppressed cells keep their value, which no writer publishes."""
+    if base <= 1:
+        return frame
+    out = frame.copy()
+    for c in COUNTS:
+        if c in out.columns:
+            keep = out[flag_column(c)].to_numpy(dtype=bool)
+            new = out[c].map(lambda v: v if pd.isna(v) else rounded(int(v), base)).astype("Int64")
+            out[c] = new.where(~keep, out[c])
+    return out
+
+
+def disclosure_controlled(frame: pd.DataFrame, threshold: int = 11, rounding: int = 0) -> pd.DataFrame:
+    """Suppression, then rounding (never the other way round): what every writer publishes."""
+    if rounding < 0:
+        raise ExportError(f"rounding base must be 0 (off) or positive, got {rounding}")
+    return round_counts(apply_suppression(frame, threshold), rounding)
+
+
 def suppressed_fields(row: pd.Series | dict) -> list[str]:
     """Names of the blanked fields of one flagged row, in column order."""
-    return [c for c in (*POPULATIONS, *DERIVED) if bool(row[flag_column(c)])]
+    return [c for c in (*COUNTS, *DERIVED) if bool(row[flag_column(c)])]
 
 
-__all__ = ["DERIVED", "SCORE_INPUTS", "apply_suppression", "flag_column", "suppressed_fields"]
+__all__ = [
+    "APPLICABLE",
+    "COUNTS",
+    "DERIVED",
+    "ROW_EQUATIONS",
+    "SCORE_COUNTS",
+    "SCORE_INPUTS",
+    "apply_suppression",
+    "disclosure_controlled",
+    "equations",
+    "flag_column",
+    "recoverable",
+    "round_counts",
+    "rounded",
+    "suppressed_fields",
+]

@@ -6,18 +6,22 @@ and a failed check is one readable line; an empty list means the package is vali
 1. **Complete and intact**: ``manifest.json`` is there with every key
    (:data:`manifest.KEYS`) of the right kind; every file it lists exists with the
    listed SHA-256 and size; no file is in the folder that it does not list.
-2. **FHIR**: every ``*.measurereport.json`` parses as an R4 ``MeasureReport``
-   (``fhir.resources.R4B``), and any other JSON file that is a ``Bundle`` parses as one.
+2. **FHIR**: the MeasureReport Bundle (and any other JSON file that is a ``Bundle``,
+   or a ``*.measurereport.json``) parses as R4 (``fhir.resources.R4B``), its entries
+   with it.
 3. **Suppression holds in the CSV as published**, re-read from the file rather than
    trusted from the code that wrote it, with the manifest's threshold ``t``:
 
    * no published count is in ``1..t-1``;
    * a field the ``suppressed`` column lists is blank, and a row with a suppressed
      score input has no score, interval or status;
-   * complementary suppression: in every additive equation the rows form (a facility's
-     strata add up to its overall row; the facilities add up to the ``ALL`` row),
-     the very relations :func:`suppression._equations` builds, no count column has
-     exactly one suppressed cell, which subtraction would give back.
+   * counts that do not apply to the row's scoring are blank; with the manifest's
+     ``rounding``, every count is a multiple of it;
+   * complementary suppression: in the equations between cells that
+     :func:`suppression.equations` builds (strata into their total, facilities into
+     the system, a row's parts into its population) no suppressed cell is alone, and
+     none follows from the published cells through a chain of them
+     (:func:`suppression.recoverable`).
 4. **The Parquet file** (when present) holds the CSV's rows, value for value, so what
    was checked in the CSV holds there too; the data dictionary names the CSV's columns.
 5. **No identifiers**: no cell of a CSV and no string in a JSON file looks like a
@@ -40,6 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.measurereport import MeasureReport
@@ -49,8 +54,8 @@ from pipelines.errors import ExportError
 from pipelines.export.csv_export import COLUMNS, format_decimal
 from pipelines.export.dictionary import FILENAME as DICTIONARY
 from pipelines.export.manifest import FORMAT, FORMAT_VERSION, KEYS, MANIFEST, package_files, read_manifest
-from pipelines.export.suppression import DERIVED, SCORE_INPUTS, _equations
-from pipelines.tables import NOT_COMPUTED, POPULATIONS
+from pipelines.export.suppression import APPLICABLE, COUNTS, DERIVED, SCORE_INPUTS, equations, recoverable, rounded
+from pipelines.tables import NOT_COMPUTED
 
 #: What a record identifier looks like (see the module docstring, check 5).
 IDENTIFIER = re.compile(
@@ -73,6 +78,11 @@ def _check_manifest(manifest: dict[str, Any]) -> list[str]:
     threshold = manifest.get("small_number_threshold", 1)
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
         problems.append(f"manifest: small_number_threshold {threshold!r} is not a positive integer")
+    base = manifest.get("rounding", 0)
+    if isinstance(base, bool) or not isinstance(base, int) or base < 0:
+        problems.append(f"manifest: rounding {base!r} is not 0 (off) or a positive integer")
+    if "reporter" in manifest and not isinstance(manifest["reporter"], str):
+        problems.append("manifest: reporter is not a string")
     sets = manifest.get("valuesets", [])
     if not isinstance(sets, list) or not all(
         isinstance(v, dict) and isinstance(v.get("url"), str) and isinstance(v.get("version"), str) for v in sets
@@ -163,19 +173,33 @@ def _label(row: dict[str, str]) -> str:
     return "/".join(row[k] for k in KEY_COLUMNS)
 
 
-def suppression_problems(rows: list[dict[str, str]], threshold: int, name: str = "CSV") -> list[str]:
-    """Every way the published rows break the suppression rule (see :mod:`suppression`)."""
+def suppression_problems(rows: list[dict[str, str]], threshold: int, name: str = "CSV", rounding: int = 0) -> list[str]:
+    """Every way the published rows break the suppression rule (see :mod:`suppression`):
+    small counts left published, flags that disagree with blanks, a score published on
+    suppressed inputs, counts published for a scoring they do not apply to, and any
+    suppressed cell the equations between cells give back (the one-cell rule and the
+    exact null-space audit, :func:`suppression.recoverable`)."""
     problems: list[str] = []
     listed: list[set[str]] = []
+    smallest = rounded(threshold, rounding) if rounding > 1 else threshold
     for row in rows:
         where = f"{name} row {_label(row)}"
+        kind = row.get("scoring", "")
+        if kind not in APPLICABLE:
+            problems.append(f"{where}: unknown scoring {kind!r}")
+            listed.append(set())
+            continue
         flags = {f for f in row["suppressed"].split(";") if f}
-        unknown = sorted(flags - set(POPULATIONS) - set(DERIVED))
+        unknown = sorted(flags - set(COUNTS) - set(DERIVED))
         if unknown:
             problems.append(f"{where}: suppressed lists unknown fields {unknown}")
         listed.append(flags)
-        for c in POPULATIONS:
+        for c in COUNTS:
             text = row[c]
+            if c not in APPLICABLE[kind]:
+                if text != "" or c in flags:
+                    problems.append(f"{where}: {c} does not apply to a {kind} measure but is published or flagged")
+                continue
             if c in flags and text != "":
                 problems.append(f"{where}: {c} is listed as suppressed but published ({text})")
             if text == "":
@@ -187,25 +211,42 @@ def suppression_problems(rows: list[dict[str, str]], threshold: int, name: str =
             except ValueError:
                 problems.append(f"{where}: {c} is not a whole number ({text!r})")
                 continue
-            if 1 <= value < threshold:
+            if 1 <= value < smallest:
                 problems.append(f"{where}: {c} = {value} is a small number (1..{threshold - 1}) left published")
-        if flags & set(SCORE_INPUTS):
+            if rounding > 1 and value % rounding:
+                problems.append(f"{where}: {c} = {value} is not rounded to a multiple of {rounding}")
+        if flags & set(SCORE_INPUTS[kind]):
             shown = [c for c in DERIVED if row[c] != ""]
             if shown:
-                problems.append(f"{where}: a score input is suppressed but {shown} are published")
+                problems.append(f"{where}: a count the score is made of is suppressed but {shown} are published")
     keys = [tuple(row[k] for k in KEY_COLUMNS) for row in rows]
     if len(set(keys)) != len(keys):
         problems.append(f"{name}: duplicate indicator/facility/stratifier/stratum rows")
         return problems
-    frame = pd.DataFrame([dict(zip(KEY_COLUMNS, k, strict=True)) for k in keys], columns=KEY_COLUMNS)
-    for members, total in _equations(frame):
-        for c in POPULATIONS:
-            hidden = [i for i in (*members, total) if c in listed[i]]
-            if len(hidden) == 1:
-                problems.append(
-                    f"{name} row {_label(rows[hidden[0]])}: the only suppressed {c} of the sum into "
-                    f"{_label(rows[total])}: subtraction gives it back (complementary suppression missing)"
-                )
+    frame = pd.DataFrame([dict(zip(KEY_COLUMNS, k, strict=True)) for k in keys], columns=KEY_COLUMNS).assign(
+        scoring=[row["scoring"] for row in rows]
+    )
+    eqs = equations(frame)
+    mask = np.array([[c in flags for c in COUNTS] for flags in listed], dtype=bool).reshape(len(rows), len(COUNTS))
+    for members, total, kind in eqs:
+        hidden = [cell for cell in (*members, total) if mask[cell]]
+        if len(hidden) == 1:
+            r, k = hidden[0]
+            if kind == "row":
+                parts = " + ".join(COUNTS[m[1]] for m in members)
+                into = f"the row's {COUNTS[total[1]]} = {parts}"
+            else:
+                into = f"the sum into {_label(rows[total[0]])}"
+            problems.append(
+                f"{name} row {_label(rows[r])}: the only suppressed {COUNTS[k]} of {into}: subtraction gives it "
+                "back (complementary suppression missing)"
+            )
+    if not problems:
+        for r, k in recoverable(mask, eqs):
+            problems.append(
+                f"{name} row {_label(rows[r])}: the suppressed {COUNTS[k]} follows from the published cells "
+                "(complementary suppression missing)"
+            )
     return problems
 
 
@@ -290,6 +331,8 @@ def verify_package(folder: Path) -> list[str]:
     problems += _check_fhir(folder, present)
 
     period, threshold = manifest.get("period"), manifest.get("small_number_threshold")
+    base = manifest.get("rounding", 0)
+    base = base if isinstance(base, int) and not isinstance(base, bool) else 0
     if isinstance(period, str) and isinstance(threshold, int) and not isinstance(threshold, bool):
         csv_path = folder / f"careqi-indicators-{period}.csv"
         if not csv_path.is_file():
@@ -303,7 +346,7 @@ def verify_package(folder: Path) -> list[str]:
                 if header != COLUMNS:
                     problems.append(f"{csv_path.name}: columns {header} are not the export's {COLUMNS}")
                 else:
-                    problems += suppression_problems(rows, threshold, csv_path.name)
+                    problems += suppression_problems(rows, threshold, csv_path.name, base)
                     pq_path = csv_path.with_suffix(".parquet")
                     if pq_path.is_file():
                         problems += parquet_problems(pq_path, rows)

@@ -117,3 +117,15 @@ def results() -> pd.DataFrame:
             row("vte", "ALL", "overall", "all", 3, 3, period="2026-09"),
         ]
     )
+
+
+def bundle_reports(paths: list[Any]) -> dict[str, dict[str, Any]]:
+    """The MeasureReports of the one Bundle a MeasureReport export writes, by report id
+    without its period suffix (``vte-2026-10`` -> ``vte``)."""
+    import json
+
+    (path,) = paths
+    bundle = json.loads(path.read_text(encoding="utf-8"))
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "collection"
+    reports = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "MeasureReport"]
+    return {r["id"].rsplit("-", 2)[0] if r["id"].count("-") >= 2 else r["id"]: r for r in reports}

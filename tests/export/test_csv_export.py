@@ -45,7 +45,7 @@ def test_small_counts_are_blank_and_flagged(results, indicators, tmp_path):
     assert w1["numerator"] == "" and w1["measure_score"] == "" and w1["ci_low"] == "" and w1["ci_high"] == ""
     assert w1["denominator"] == "60"
     assert w1["status"] == ""  # the status goes with the score: "red" would say the score is below target
-    assert w1["suppressed"] == "numerator;measure_score;ci_low;ci_high;status"
+    assert w1["suppressed"] == "numerator;performance_numerator;measure_score;ci_low;ci_high;status"
     w2 = find(rows, "vte", "F1", "ward", "W2")  # complementary: 60 - 55 would give W1 back
     assert w2["numerator"] == "" and "numerator" in w2["suppressed"]
     assert all("5" != r["numerator"] for r in rows)

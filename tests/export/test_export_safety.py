@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 
 import pytest
 
 from pipelines.export import export_csv, export_measure_reports
 from pipelines.export.csv_export import safe_cell
 
-from .conftest import PERIOD, row, typed
+from .conftest import PERIOD, bundle_reports, row, typed
 
 
 def _rows(path) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
@@ -78,9 +77,9 @@ def test_provisional_and_not_computed_rows_say_so(indicators, tmp_path) -> None:
     assert rows["vte"]["measure_score"] == "0.600000"  # shown, not graded
     assert rows["days"]["state"] == "not_computed" and rows["days"]["state_reason"] == "value sets not supplied"
     assert rows["days"]["denominator"] == "" and rows["days"]["measure_score"] == ""
-    reports = {p.name: json.loads(p.read_text()) for p in export_measure_reports(results, indicators, PERIOD, tmp_path)}
-    assert reports["vte.measurereport.json"]["status"] == "pending"
-    days = reports["days.measurereport.json"]
+    reports = bundle_reports(export_measure_reports(results, indicators, PERIOD, tmp_path))
+    assert reports["vte"]["status"] == "pending"
+    days = reports["days"]
     assert days["status"] == "error" and "measureScore" not in days["group"][0]
     assert all("count" not in p and p["_count"]["extension"][0]["valueCode"] == "not-performed"
                for p in days["group"][0]["population"])  # fmt: skip

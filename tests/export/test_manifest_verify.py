@@ -17,6 +17,7 @@ from pipelines.export.verify import suppression_problems
 from .conftest import PERIOD
 
 CSV = f"careqi-indicators-{PERIOD}.csv"
+BUNDLE = f"careqi-measurereports-{PERIOD}.bundle.json"
 VALUESETS = [
     {"url": "http://cts.nlm.nih.gov/fhir/ValueSet/2.16.840.1.113883.3.117.1.7.1.292", "version": "20240101"},
     {"url": "http://cts.nlm.nih.gov/fhir/ValueSet/2.16.840.1.113762.1.4.1045.91", "version": "20230301"},
@@ -76,8 +77,7 @@ def test_a_fresh_package_verifies(package):
         CSV,
         f"careqi-indicators-{PERIOD}.parquet",
         "data_dictionary.csv",
-        "days.measurereport.json",
-        "vte.measurereport.json",
+        BUNDLE,
     }
     assert [v["url"] for v in manifest["valuesets"]] == sorted(v["url"] for v in VALUESETS)
 
@@ -91,17 +91,18 @@ def test_the_manifest_is_byte_stable(results, indicators, tmp_path):
 
 
 def test_a_changed_byte_is_a_checksum_problem(package):
-    path = package / "vte.measurereport.json"
+    path = package / BUNDLE
     data = bytearray(path.read_bytes())
     data[data.index(b"complete")] = ord("C")  # same size, still valid JSON
     path.write_bytes(bytes(data))
     problems = verify_package(package)
-    assert problems == ["vte.measurereport.json: SHA-256 does not match the manifest (the file was changed)"]
+    assert problems == [f"{BUNDLE}: SHA-256 does not match the manifest (the file was changed)"]
 
 
 def test_undoing_a_suppression_is_caught_even_with_a_matching_checksum(package):
     # F1 ward W1's numerator (5) was suppressed: publish 7 there and drop the flag
-    edit_csv(package, ("vte", "F1", "ward", "W1"), numerator="7", suppressed="measure_score;ci_low;ci_high;status")
+    edit_csv(package, ("vte", "F1", "ward", "W1"), numerator="7", performance_numerator="7",
+             suppressed="measure_score;ci_low;ci_high;status")  # fmt: skip
     rehash(package)
     problems = verify_package(package)
     assert not any("SHA-256" in p for p in problems)
@@ -112,14 +113,15 @@ def test_undoing_a_suppression_is_caught_even_with_a_matching_checksum(package):
 
 def test_a_missing_complementary_suppression_is_caught(package):
     # W2's numerator (55) is not small, but published it gives W1's back as 60 - 55
-    edit_csv(package, ("vte", "F1", "ward", "W2"), numerator="55", suppressed="measure_score;ci_low;ci_high;status")
+    edit_csv(package, ("vte", "F1", "ward", "W2"), numerator="55", performance_numerator="55",
+             suppressed="measure_score;ci_low;ci_high;status")  # fmt: skip
     rehash(package)
     problems = [p for p in verify_package(package) if "parquet" not in p]
+    gives_back = "subtraction gives it back (complementary suppression missing)"
     assert problems == [
-        f"{CSV} row vte/F1/ward/W1: the only suppressed numerator of the sum into vte/F1/overall/all: "
-        "subtraction gives it back (complementary suppression missing)",
-        f"{CSV} row vte/ALL/ward/W2: the only suppressed numerator of the sum into vte/ALL/ward/W2: "
-        "subtraction gives it back (complementary suppression missing)",
+        f"{CSV} row {cell}: the only suppressed {col} of the sum into {into}: {gives_back}"
+        for cell, into in [("vte/F1/ward/W1", "vte/F1/overall/all"), ("vte/ALL/ward/W2", "vte/ALL/ward/W2")]
+        for col in ("numerator", "performance_numerator")
     ]
 
 
@@ -127,16 +129,17 @@ def test_a_published_flagged_cell_and_a_shown_score_are_caught():
     row = {c: "" for c in COLUMNS} | {
         "indicator_id": "vte", "facility_id": "F1", "stratifier": "overall", "stratum": "all", "state": "final",
         "initial_population": "60", "denominator": "60", "denominator_exclusion": "0", "numerator": "30",
-        "numerator_exclusion": "0", "measure_score": "0.500000", "suppressed": "numerator",
+        "numerator_exclusion": "0", "measure_score": "0.500000", "suppressed": "numerator;performance_numerator",
+        "scoring": "proportion", "performance_denominator": "60",
     }  # fmt: skip
     problems = suppression_problems([row], 11)
     assert any("numerator is listed as suppressed but published" in p for p in problems)
-    assert any("a score input is suppressed but ['measure_score'] are published" in p for p in problems)
+    assert any("a count the score is made of is suppressed" in p for p in problems)
 
 
 def test_a_removed_file_is_a_problem(package):
-    (package / "days.measurereport.json").unlink()
-    assert verify_package(package) == ["days.measurereport.json: listed in the manifest but missing"]
+    (package / BUNDLE).unlink()
+    assert verify_package(package) == [f"{BUNDLE}: listed in the manifest but missing"]
 
 
 def test_an_unlisted_file_is_a_problem(package):
@@ -145,20 +148,20 @@ def test_an_unlisted_file_is_a_problem(package):
 
 
 def test_a_measure_report_that_is_not_json_is_a_problem(package):
-    (package / "vte.measurereport.json").write_text('{"resourceType": "MeasureReport",', encoding="utf-8")
+    (package / BUNDLE).write_text('{"resourceType": "Bundle",', encoding="utf-8")
     rehash(package)
     problems = verify_package(package)
-    assert len(problems) == 1 and problems[0].startswith("vte.measurereport.json: not valid JSON")
+    assert len(problems) == 1 and problems[0].startswith(f"{BUNDLE}: not valid JSON")
 
 
 def test_a_measure_report_that_is_not_fhir_is_a_problem(package):
-    path = package / "vte.measurereport.json"
-    report = json.loads(path.read_text(encoding="utf-8"))
-    report["group"][0]["population"][0]["count"] = "many"  # a count must be an integer
-    path.write_text(json.dumps(report), encoding="utf-8")
+    path = package / BUNDLE
+    bundle = json.loads(path.read_text(encoding="utf-8"))
+    bundle["entry"][-1]["resource"]["group"][0]["population"][0]["count"] = "many"  # a count must be an integer
+    path.write_text(json.dumps(bundle), encoding="utf-8")
     rehash(package)
     problems = verify_package(package)
-    assert len(problems) == 1 and problems[0].startswith("vte.measurereport.json: not a valid FHIR R4 MeasureReport")
+    assert len(problems) == 1 and problems[0].startswith(f"{BUNDLE}: not a valid FHIR R4 Bundle")
 
 
 def test_a_bundle_is_checked_when_present(package):
@@ -205,7 +208,7 @@ def test_cli_verify_reports_ok_and_problems(package):
     runner = CliRunner()
     ok = runner.invoke(export_app, ["verify", str(package)])
     assert ok.exit_code == 0, ok.output
-    assert "package OK: 5 files verified" in ok.output
+    assert "package OK: 4 files verified" in ok.output
     (package / "notes.txt").write_text("x", encoding="utf-8")
     bad = runner.invoke(export_app, ["verify", str(package)])
     assert bad.exit_code == 1

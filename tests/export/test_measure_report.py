@@ -7,10 +7,10 @@ from fhir.resources.R4B.measurereport import MeasureReport
 
 from pipelines.errors import ExportError
 from pipelines.export import export_measure_reports, measure_report_from_counts
-from pipelines.export.measure_report import DATA_ABSENT_REASON, validate_measure_report
+from pipelines.export.measure_report import DATA_ABSENT_REASON, DEQM_SUMMARY, validate_measure_report
 from tests.catalogue import with_fields
 
-from .conftest import PERIOD
+from .conftest import PERIOD, bundle_reports
 
 POP = "http://terminology.hl7.org/CodeSystem/measure-population"
 
@@ -27,8 +27,10 @@ def populations(group_or_stratum) -> dict[str, object]:
 @pytest.fixture
 def reports(results, indicators, tmp_path) -> dict[str, dict]:
     paths = export_measure_reports(results, indicators, PERIOD, tmp_path, reporter="Example Health")
-    assert [p.name for p in paths] == ["days.measurereport.json", "vte.measurereport.json"]
-    return {p.name.split(".")[0]: json.loads(p.read_text(encoding="utf-8")) for p in paths}
+    assert [p.name for p in paths] == [f"careqi-measurereports-{PERIOD}.bundle.json"]
+    reports = bundle_reports(paths)
+    assert list(reports) == ["days", "vte"]
+    return reports
 
 
 def test_files_validate_as_fhir_r4_measure_reports(reports):
@@ -37,7 +39,8 @@ def test_files_validate_as_fhir_r4_measure_reports(reports):
         assert doc["status"] == "complete" and doc["type"] == "summary"
         assert doc["period"] == {"start": "2026-10-01", "end": "2026-10-31"}
         assert doc["date"] == "2026-10-31"
-        assert doc["reporter"] == {"display": "Example Health"}
+        assert doc["reporter"] == {"reference": "Organization/example-health", "display": "Example Health"}
+        assert doc["meta"]["profile"] == [DEQM_SUMMARY]
 
 
 def test_system_group_has_the_five_proportion_populations_and_score(reports):
@@ -84,7 +87,9 @@ def test_continuous_measure_reports_measure_population(reports):
         "initial-population",
         "measure-population",
         "measure-population-exclusion",
+        "measure-observation",
     }
+    assert "numerator" not in populations(group)
     assert group["measureScore"] == {"value": 18.5, "unit": "days"}
 
 
@@ -144,10 +149,9 @@ def test_underscored_indicator_ids_give_valid_fhir_ids_and_the_declared_measure_
     renamed = results.assign(indicator_id=results["indicator_id"].replace({"vte": "vte_prophylaxis"}))
     url = "https://madie.cms.gov/Measure/CMS108FHIRVTEProphylaxis"
     ind = [with_fields(indicators[0], id="vte_prophylaxis", measure_url=url, measure_version="0.3.000"), indicators[1]]
-    paths = export_measure_reports(renamed, ind, PERIOD, tmp_path)
-    doc = json.loads((tmp_path / "vte_prophylaxis.measurereport.json").read_text(encoding="utf-8"))
-    assert tmp_path / "vte_prophylaxis.measurereport.json" in paths
+    reports = bundle_reports(export_measure_reports(renamed, ind, PERIOD, tmp_path))
+    doc = reports["vte-prophylaxis"]
     assert doc["id"] == "vte-prophylaxis-2026-10"
     assert doc["measure"] == url + "|0.3.000"
-    other = json.loads((tmp_path / "days.measurereport.json").read_text(encoding="utf-8"))
+    other = reports["days"]
     assert other["measure"] == "https://careqi.example.org/fhir/Measure/days"

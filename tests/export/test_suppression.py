@@ -6,7 +6,15 @@ import pytest
 
 from pipelines.errors import ExportError
 from pipelines.export.period import period_results
-from pipelines.export.suppression import apply_suppression, flag_column
+from pipelines.export.suppression import (
+    COUNTS,
+    apply_suppression,
+    disclosure_controlled,
+    equations,
+    flag_column,
+    recoverable,
+    rounded,
+)
 from pipelines.tables import ALL_FACILITIES, OVERALL, POPULATIONS
 from tests.catalogue import with_fields
 
@@ -132,3 +140,103 @@ def test_no_suppressed_cell_can_be_recovered_by_subtraction(indicators):
 def test_threshold_below_one_is_refused(results, indicators):
     with pytest.raises(ExportError):
         apply_suppression(period_results(results, indicators, PERIOD), 0)
+
+
+# ------------------------------------------------------------- complete rows, audits
+def _out(rows, inds, threshold=11):
+    return apply_suppression(period_results(typed(rows), inds, PERIOD), threshold)
+
+
+def _cell(out, facility, stratifier, stratum, col):
+    hit = out[(out["facility_id"] == facility) & (out["stratifier"] == stratifier) & (out["stratum"] == stratum)]
+    return bool(hit.iloc[0][flag_column(col)])
+
+
+def test_a_small_exclusion_count_alone_does_not_mask_the_score(indicators):
+    """7 exclusions of 300: the exclusion and the denominator before exclusions are hidden,
+    the performance denominator (293) and the score stay published."""
+    out = _out([row("vte", "ALL", "overall", "all", 300, 200, excl=7)], indicators)
+    assert _cell(out, "ALL", "overall", "all", "denominator_exclusion")
+    assert _cell(out, "ALL", "overall", "all", "denominator")  # 300 = 7 + 293 would give 7 back
+    assert not _cell(out, "ALL", "overall", "all", "performance_denominator")
+    assert not _cell(out, "ALL", "overall", "all", "measure_score")
+    assert int(out.loc[0, "performance_denominator"]) == 293
+
+
+def test_a_continuous_row_publishes_its_observation_count_and_statistic(indicators):
+    days = indicators[1]
+    out = _out([row("days", "ALL", "overall", "all", 40, 0, excl=7, score=18.5, target=20.0)], [days])
+    assert int(out.loc[0, "observations"]) == 33
+    assert not _cell(out, "ALL", "overall", "all", "observations")
+    assert not _cell(out, "ALL", "overall", "all", "measure_score")
+    assert _cell(out, "ALL", "overall", "all", "denominator_exclusion") and _cell(
+        out, "ALL", "overall", "all", "denominator"
+    )
+    assert not _cell(out, "ALL", "overall", "all", "numerator")  # not applicable: never flagged
+
+
+def test_a_ratio_row_is_masked_only_by_its_events(indicators):
+    ratio = with_fields(indicators[0], id="falls", scoring="ratio", unit="per 1,000 patient-days", stratifiers=())
+    out = _out([row("falls", "ALL", "overall", "all", 500, 20, excl=4, score=8.0, events=20, exposure=2500.0)],
+               [ratio])  # fmt: skip
+    assert _cell(out, "ALL", "overall", "all", "denominator_exclusion")
+    assert not _cell(out, "ALL", "overall", "all", "events")
+    assert not _cell(out, "ALL", "overall", "all", "measure_score")
+    assert float(out.loc[0, "exposure"]) == 2500.0
+
+
+def test_a_total_hidden_for_one_stratifier_is_protected_in_another(indicators):
+    """Ward W1 (5 cases) is alone in its ward sum only if the facility total goes with it;
+    then the service stratifier sums to that same total, so a service cell must go too."""
+    two = with_fields(indicators[0], stratifiers=("ward", "service"))
+    rows = [
+        row("vte", "ALL", "overall", "all", 5, 5),
+        row("vte", "ALL", "ward", "W1", 5, 5),
+        row("vte", "ALL", "ward", "W2", 0, 0),
+        row("vte", "ALL", "service", "medicine", 5, 5),
+        row("vte", "ALL", "service", "surgery", 0, 0),
+    ]
+    out = _out(rows, [two])
+    for col in ("denominator", "numerator"):
+        assert _cell(out, "ALL", "ward", "W1", col) and _cell(out, "ALL", "overall", "all", col)
+        assert _cell(out, "ALL", "service", "medicine", col)
+
+
+def test_recoverable_finds_a_cell_given_back_by_a_chain_of_equations():
+    """x+y, y+z and x+z published as totals with x, y, z hidden: every equation holds two
+    hidden cells, yet three equations in three unknowns give each one back."""
+    eqs = [([(0, 0), (1, 0)], (3, 0), "column"), ([(1, 0), (2, 0)], (4, 0), "column"),
+           ([(0, 0), (2, 0)], (5, 0), "column")]  # fmt: skip
+    mask = np.zeros((6, 1), dtype=bool)
+    mask[[0, 1, 2], 0] = True
+    assert sorted(recoverable(mask, eqs)) == [(0, 0), (1, 0), (2, 0)]
+    mask[3, 0] = True  # hide one total too: now nothing follows
+    assert recoverable(mask, eqs) == []
+
+
+def test_a_facility_by_ward_table_is_left_with_no_recoverable_cell(indicators):
+    """A two-way table (facility x ward, with system-level ward rows and totals), random
+    counts: after suppression the exact audit finds nothing recoverable."""
+    rng = np.random.default_rng(7)
+    for _ in range(8):
+        cells = rng.integers(0, 30, size=(3, 3))
+        rows = [row("vte", ALL_FACILITIES, "overall", "all", int(cells.sum()) + 50, int(cells.sum()))]
+        for w in range(3):
+            rows.append(row("vte", ALL_FACILITIES, "ward", f"W{w}", int(cells[:, w].sum()) + 50 // 3,
+                            int(cells[:, w].sum())))  # fmt: skip
+        for f in range(3):
+            rows.append(row("vte", f"F{f}", "overall", "all", int(cells[f].sum()) + 20, int(cells[f].sum())))
+            for w in range(3):
+                rows.append(row("vte", f"F{f}", "ward", f"W{w}", int(cells[f, w]) + 6, int(cells[f, w])))
+        out = _out(rows, indicators[:1])
+        mask = np.column_stack([out[flag_column(c)].to_numpy(dtype=bool) for c in COUNTS])
+        assert recoverable(mask, equations(out)) == []
+
+
+def test_rounding_comes_after_suppression(indicators):
+    frame = period_results(typed([row("vte", "ALL", "overall", "all", 12, 3)]), indicators, PERIOD)
+    out = disclosure_controlled(frame, 11, 5)
+    assert bool(out.loc[0, flag_column("numerator")])  # 3 is suppressed, not rounded to a published 5
+    assert int(out.loc[0, "denominator"]) == 10  # 12 published, then rounded
+    assert int(out.loc[0, "numerator"]) == 3  # the value stays for the writer to blank
+    assert rounded(12, 5) == 10 and rounded(13, 5) == 15 and rounded(7, 1) == 7
