@@ -15,6 +15,8 @@ DEMO_PATIENTS ?= 20000
 DEMO_END ?= 2026-10
 DEMO_FIRST ?= 2025-11
 DEMO_SEED ?= 42
+DEMO_QUARTER ?= 2026-Q3
+DEMO_YEAR ?= 2026
 BENCH_PATIENTS ?= 100000
 # The CMS eCQMs need VSAC value sets, which CareQI does not ship: when the reference
 # copies are beside the checkout (../shared), the demo uses them; otherwise those
@@ -67,13 +69,16 @@ demo: install
 	$(UV) run careqi generate --patients $(DEMO_PATIENTS) --months 12 --end $(DEMO_END) --seed $(DEMO_SEED)
 	$(UV) run careqi backfill --from $(DEMO_FIRST) --to $$($(UV) run python -c "from pipelines.periods import shift; print(shift('$(DEMO_END)', -1))")
 	$(UV) run scripts/airflow_dag_test.sh quality_monthly $(DEMO_END)
-	$(UV) run careqi export verify $(CAREQI_HOME)/exports/$(DEMO_END)
+	$(UV) run scripts/airflow_dag_test.sh regulator_export $(DEMO_END)
+	$(UV) run careqi export package --period $(DEMO_QUARTER)
+	$(UV) run careqi export package --period $(DEMO_YEAR)
+	for p in $(DEMO_END) $(DEMO_QUARTER) $(DEMO_YEAR); do $(UV) run careqi export verify $(CAREQI_HOME)/exports/$$p || exit 1; done
 	$(UV) run careqi feedback days --month $(DEMO_END)
 	$(UV) run scripts/airflow_dag_test.sh patient_feedback_daily $(DEMO_END)-28
 	@echo
 	@echo "Report:  $(CAREQI_HOME)/reports/$(DEMO_END)/index.html and index.pdf (Chinese: index.zh.html, index.zh.pdf)"
 	@echo "Restricted case appendix: $(CAREQI_HOME)/restricted/$(DEMO_END)/"
-	@echo "Exports: $(CAREQI_HOME)/exports/$(DEMO_END)/"
+	@echo "Exports: $(CAREQI_HOME)/exports/$(DEMO_END)/, $(DEMO_QUARTER)/ and $(DEMO_YEAR)/ (eCQMs over their measurement year)"
 	@echo "Daily feedback run $(DEMO_END)-28: $(CAREQI_HOME)/staging/feedback/$(DEMO_END)-28/ and the sla_breaches table"
 
 test: install test-deps

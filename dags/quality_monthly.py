@@ -2,7 +2,9 @@
 ### quality_monthly
 
 Monthly quality-indicator run for one reporting month:
-**extract -> validate -> load -> compute -> report -> export**.
+**extract -> validate -> load -> compute -> report**; storing the results emits the
+results Asset with the month in its extra, which starts `regulator_export` (the
+regulator packages: the month, and the quarter or year it completes).
 
 * Compute fans out: `plan_compute` sizes patient shards (`CAREQI_SHARD_PATIENTS` per
   shard), `compute_shard` is mapped once per shard (with LocalExecutor they share the
@@ -42,7 +44,6 @@ def _stage(name: str, *args: object, **kwargs: object) -> Any:
 
 INDICATOR_RESULTS = Asset("careqi://warehouse/indicator_results")
 QUALITY_REPORT = Asset("careqi://reports/monthly")
-REGULATOR_EXPORT = Asset("careqi://exports/monthly")
 
 
 @dag(
@@ -113,24 +114,22 @@ def quality_monthly() -> None:
         return _stage("compute_shard", plan, shard)
 
     @task(outlets=[INDICATOR_RESULTS])
-    def compute(plan: dict, shards: list[dict]) -> dict:
-        return _stage("combine_shards", plan)
+    def compute(plan: dict, shards: list[dict], outlet_events: Any = None) -> dict:
+        summary = _stage("combine_shards", plan)
+        if outlet_events is not None:  # regulator_export reads the month from the event
+            outlet_events[INDICATOR_RESULTS].extra = {"period": plan["period"]}
+        return summary
 
     @task(outlets=[QUALITY_REPORT])
     def report(period: str, computed: dict, run_id: str | None = None) -> str:
         # The run id goes into the report's provenance footer (Airflow passes it by name).
         return _stage("report_stage", period, run_id=run_id)
 
-    @task(outlets=[REGULATOR_EXPORT])
-    def export(period: str, computed: dict, run_id: str | None = None) -> dict:
-        return _stage("export_stage", period, run_id=run_id)
-
     period = reporting_period()
     plan = plan_compute(period, load(period, validate(period, extract(period))))
     shards = compute_shard.partial(plan=plan).expand(shard=shard_indices(plan))
     computed = compute(plan, shards)
     report(period, computed)
-    export(period, computed)
 
 
 quality_monthly()

@@ -1,8 +1,9 @@
 """``careqi export ...``: tools for a regulator export package that need no warehouse.
 
-* ``--period P`` (no sub-command): write the month's export package, as the old
-  top-level ``careqi export --period P`` did (same stage function, same output), so
-  mounting this group as ``export`` keeps that command line working.
+* ``package --period P``: write the export package of a month (``YYYY-MM``), a quarter
+  (``YYYY-Qn``) or a year (``YYYY``, the eCQMs' measurement period), and deliver it
+  when ``CAREQI_EXPORT_CONNECTION`` names a destination. ``careqi export --period P``
+  (no sub-command) is the same, kept for the command line of earlier releases.
 * ``verify DIR``: every check of :func:`pipelines.export.verify.verify_package`
   (manifest complete, checksums, FHIR validity, small-number suppression re-checked
   from the published CSV, no identifiers); one line per problem and exit status 1 on
@@ -34,11 +35,11 @@ out = Console(soft_wrap=True, highlight=False)
 def export(
     ctx: typer.Context,
     period: Annotated[
-        str | None, typer.Option("--period", "-p", help="Reporting month, YYYY-MM: write its export package.")
+        str | None, typer.Option("--period", "-p", help="Same as `package --period` (YYYY-MM, YYYY-Qn or YYYY).")
     ] = None,
 ) -> None:
-    """Write the regulator exports (CSV, FHIR MeasureReports, Parquet, data dictionary) for a
-    computed period, or verify a package (``verify DIR``)."""
+    """Write the regulator export package (CSV, Parquet, data dictionary, FHIR Bundle,
+    manifest) for a period (``package --period``), or verify one (``verify DIR``)."""
     if ctx.invoked_subcommand is not None:
         if period is not None:
             raise typer.BadParameter("--period writes a package; give it without a sub-command")
@@ -46,13 +47,27 @@ def export(
     if period is None:
         out.print(ctx.get_help(), markup=False)
         raise typer.Exit(2)
-    from pipelines import periods, stages
-    from pipelines.config import load_settings
+    _write_package(period)
 
-    written = stages.export_stage(periods.validate_period(period), load_settings())
+
+def _write_package(period: str) -> None:
+    from pipelines import packaging
+    from pipelines.config import load_settings
+    from pipelines.periods import MeasurementPeriod
+
+    written = packaging.export_package(MeasurementPeriod.parse(period).label, load_settings())
     for paths in written.values():
         for path in paths:
             out.print(path, markup=False)
+
+
+@export_app.command("package")
+def package(
+    period: Annotated[str, typer.Option("--period", "-p", help="A month YYYY-MM, a quarter YYYY-Qn or a year YYYY.")],
+) -> None:
+    """Write one period's export package into the exports folder (and deliver it when an
+    export connection is set); a quarter or a year is evaluated over the whole period."""
+    _write_package(period)
 
 
 @export_app.command("verify")

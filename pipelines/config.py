@@ -155,6 +155,13 @@ class Settings:
             of their rows (``CAREQI_PUBLICATION_GATE_PCT``, default 5).
         report_font: an OpenType/TrueType file to embed in reports instead of the shipped
             Noto Sans CJK (``CAREQI_REPORT_FONT``).
+        export_rounding: round published counts in regulator exports to this base after
+            suppression (``CAREQI_EXPORT_ROUNDING``; 0, the default, leaves them exact).
+        export_connection: an Airflow connection id to deliver each export package to
+            (``CAREQI_EXPORT_CONNECTION``: SFTP); empty, the default, keeps packages in
+            the local exports folder only.
+        export_remote_dir: the folder on that destination packages go under
+            (``CAREQI_EXPORT_REMOTE_DIR``, default ``careqi``).
     """
 
     home: Path
@@ -187,6 +194,9 @@ class Settings:
     publication_gate: str = "feeding"
     publication_gate_pct: float = 5.0
     report_font: Path | None = None
+    export_rounding: int = 0
+    export_connection: str = ""
+    export_remote_dir: str = "careqi"
     extra: dict[str, str] = field(default_factory=dict)
 
     def with_home(self, home: Path) -> Settings:
@@ -238,6 +248,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         publication_gate=_choice(env, "CAREQI_PUBLICATION_GATE", "feeding", ("feeding", "any", "off")),
         publication_gate_pct=_float(env, "CAREQI_PUBLICATION_GATE_PCT", 5.0, minimum=0.0),
         report_font=Path(env["CAREQI_REPORT_FONT"]).expanduser() if env.get("CAREQI_REPORT_FONT", "").strip() else None,
+        export_rounding=_int(env, "CAREQI_EXPORT_ROUNDING", 0, minimum=0),
+        export_connection=env.get("CAREQI_EXPORT_CONNECTION", "").strip(),
+        export_remote_dir=env.get("CAREQI_EXPORT_REMOTE_DIR", "").strip() or "careqi",
         extra={k: v for k, v in env.items() if k.startswith("CAREQI_")},
     )
 

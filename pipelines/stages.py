@@ -27,7 +27,7 @@ import pandas as pd
 
 from pipelines import periods
 from pipelines.config import Settings, load_settings
-from pipelines.errors import ConfigError, ExportError, ExtractError, ValidationFailed
+from pipelines.errors import ConfigError, ExtractError, ValidationFailed
 from pipelines.periods import Month
 from pipelines.tables import (
     ALL_FACILITIES,
@@ -820,69 +820,13 @@ def report_stage(
     return str(path)
 
 
-def input_fingerprint(batches: pd.DataFrame, period: str, revision_months: int) -> str:
-    """SHA-256 over the delivery fingerprints of the batches a month's results come from
-    (every batch up to ``period + revision_months``), so a package names its input."""
-    last = periods.shift(period, revision_months)
-    used = batches[batches["batch"].astype(str) <= last]  # batch_records lists batches in batch order
-    text = "\n".join(
-        f"{b}:{f}" for b, f in zip(used["batch"].astype(str), used["fingerprint"].astype(str), strict=True)
-    )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def export_stage(period: str, settings: Settings | None = None, *, run_id: str | None = None) -> dict[str, list[str]]:
-    """Write every regulator export format (``pipelines.export.FORMATS``: the aggregate
-    CSV and Parquet, their data dictionary, one FHIR MeasureReport per indicator) and the
-    package manifest (software version, run id, input fingerprint, value sets, SHA-256 of
-    every file), published together or not at all. Returns format -> the files written.
-    Without an Airflow run id the run is ``cli-<period>``: two CLI exports of the same
-    warehouse are byte-identical, manifest included."""
-    from pipelines.export import FORMATS
-    from pipelines.export.manifest import write_manifest
-    from pipelines.load import batch_records, read_results
-    from pipelines.outputs import publish_folder
-    from pipelines.provenance import code_version, valueset_versions
+    """The monthly job's export step: the month's regulator package
+    (:func:`pipelines.packaging.export_package`, which also writes quarter and year
+    packages)."""
+    from pipelines.packaging import export_package
 
-    settings = _settings(settings)
-    period = periods.validate_period(period)
-    indicators, valuesets = indicator_catalogue(settings)
-    engine = warehouse(settings)
-    try:
-        results = read_results(engine, periods=[period])
-        batches = batch_records(engine)
-    finally:
-        engine.dispose()
-    if results.empty:
-        raise ConfigError(f"no indicator results for {period}: run the compute stage for this period first")
-    known = {i.id for i in indicators}
-    orphans = sorted(set(results["indicator_id"].dropna()) - known)
-    if orphans:
-        raise ExportError(
-            f"results for {period} hold indicator(s) with no definition: {', '.join(orphans)}; if they were "
-            f"withdrawn, run `careqi indicators retire {orphans[0]}` (archives their results), else restore the file"
-        )
-    computed = set(results["indicator_id"])
-    chosen = [i for i in indicators if i.id in computed]
-    target = settings.exports_dir / period
-    threshold = settings.small_number_threshold
-    written: dict[str, list[str]] = {}
-    with publish_folder(target, f"the exports for {period}") as folder:
-        for name, writer in FORMATS.items():
-            paths = writer(results, chosen, period, folder, small_number_threshold=threshold)
-            written[name] = [str(target / p.name) for p in paths]
-        manifest = write_manifest(
-            folder,
-            period=period,
-            run_id=run_id or f"cli-{period}",
-            software_version=code_version(),
-            input_fingerprint=input_fingerprint(batches, period, settings.revision_months),
-            valuesets=valueset_versions(chosen, valuesets),
-            small_number_threshold=threshold,
-        )
-        written["manifest"] = [str(target / manifest.name)]
-    log.info("exports for %s written to %s", period, target)
-    return written
+    return export_package(periods.validate_period(period), _settings(settings), run_id=run_id)
 
 
 def retire_stage(indicator_id: str, settings: Settings | None = None) -> dict[str, int]:
@@ -997,7 +941,6 @@ __all__ = [
     "compute_shard",
     "compute_stage",
     "delivery_fingerprint",
-    "input_fingerprint",
     "export_stage",
     "extract_stage",
     "indicator_catalogue",

@@ -23,7 +23,8 @@ log="$AIRFLOW_HOME/dags-test-$dag_id-$period.log"
 
 airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { tail -20 "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
 
-# A month: the logical date is the 5th of the month after the period (the monthly DAG's
+# A period (month YYYY-MM, quarter YYYY-Qn, year YYYY): the logical date is the 5th of the
+# month after it (the monthly DAG's
 # schedule) and the period is passed as the `period` param. A day: that day at 20:00 UTC
 # (the daily DAG's schedule), passed as the `day` param. Either way explicitly, as an
 # operator would for a rerun.
@@ -33,8 +34,8 @@ if [[ $period =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]]; then
 else
   logical_date=$(python - "$period" <<'PY'
 import sys
-from pipelines.periods import shift
-print(shift(sys.argv[1], 1) + "-05T06:00:00+00:00")
+from pipelines.periods import MeasurementPeriod
+print(MeasurementPeriod.parse(sys.argv[1]).end.isoformat()[:8] + "05T06:00:00+00:00")
 PY
 )
   conf="{\"period\": \"$period\"}"

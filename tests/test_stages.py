@@ -85,7 +85,7 @@ def test_report_and_exports_are_written(pipeline: Settings) -> None:
     assert "<svg" in html and period in html
     exports = pipeline.exports_dir / period
     assert list(exports.glob("*.csv"))
-    assert list(exports.glob("*.measurereport.json"))
+    assert list(exports.glob("careqi-measurereports-*.bundle.json"))
 
 
 def test_the_report_shows_the_configured_number_of_months(

@@ -190,7 +190,10 @@ def test_an_indicator_not_computed_this_time_never_keeps_its_old_figure(home: Se
     for iid in ecqms:
         row = csv_rows[csv_rows["indicator_id"] == iid]
         assert row["state"].tolist() == ["not_computed"] and row["measure_score"].tolist() == [""]
-        report = orjson.loads((home.exports_dir / MONTHS[-1] / f"{iid}.measurereport.json").read_bytes())
+        folder = home.exports_dir / MONTHS[-1]
+        bundle = orjson.loads((folder / f"careqi-measurereports-{MONTHS[-1]}.bundle.json").read_bytes())
+        report_id = f"{iid.replace('_', '-')}-{MONTHS[-1]}"
+        (report,) = [e["resource"] for e in bundle["entry"] if e["resource"]["id"] == report_id]
         assert report["status"] == "error" and "measureScore" not in report["group"][0]
     html = Path(outcome["report"]).read_text(encoding="utf-8")
     assert html.count("Not computed") >= len(ecqms)

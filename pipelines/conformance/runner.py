@@ -331,6 +331,17 @@ def population_columns(indicator: Indicator) -> list[tuple[str, str]]:
     return [(p.code, p.column) for p in indicator.reported_populations]
 
 
+def population_totals(
+    indicator: Indicator, tables: Mapping[str, pd.DataFrame], period: str, valuesets: ValueSetIndex
+) -> dict[str, int]:
+    """The runner's evaluation of a whole extraction at once (no test cases to attribute
+    to): each population's subject count over ``period``, from the same columns and
+    codings a warehouse snapshot would hold. What an export of the same data must say."""
+    needs = needs_of([indicator], valuesets)
+    subjects = evaluate(indicator, Snapshot.of(tables, needs=needs), period, valuesets)
+    return {code: int(subjects[col].fillna(False).astype(bool).sum()) for code, col in population_columns(indicator)}
+
+
 def _case_counts(
     indicator: Indicator, subjects: pd.DataFrame, basis_table: pd.DataFrame, round_cases: set[str]
 ) -> tuple[pd.DataFrame, int]:
@@ -452,5 +463,6 @@ __all__ = [
     "matching_indicator_files",
     "plan_rounds",
     "population_columns",
+    "population_totals",
     "run_deck",
 ]

@@ -28,7 +28,7 @@ def test_dag_folder_has_files() -> None:
 
 def test_dags_import_without_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert {"quality_monthly", "patient_feedback_daily"} <= set(dagbag.dags)
+    assert {"quality_monthly", "patient_feedback_daily", "regulator_export"} <= set(dagbag.dags)
 
 
 def test_patient_feedback_daily_contract(dagbag) -> None:
@@ -73,25 +73,53 @@ def test_quality_monthly_contract(dagbag) -> None:
 
 
 def test_dag_follows_the_one_stage_sequence(dagbag, settings) -> None:  # type: ignore[no-untyped-def]
-    """The DAG's tasks are the steps of ``stages.period_steps`` (what ``careqi run`` and
+    """The DAGs' tasks are the steps of ``stages.period_steps`` (what ``careqi run`` and
     the tests run), in the same order, with compute fanned out (plan, one mapped task
-    per patient shard, combine); report and export both follow compute."""
+    per patient shard, combine); report follows compute, and export is the
+    ``regulator_export`` DAG that compute's results Asset starts."""
     from pipelines.stages import period_steps
 
     dag = dagbag.dags["quality_monthly"]
     steps = [name for name, _ in period_steps("2026-01", settings)]
     data_steps, publish_steps = steps[: steps.index("compute") + 1], steps[steps.index("compute") + 1 :]
     fan_out = ["plan_compute", "shard_indices", "compute_shard"]
-    assert set(dag.task_ids) == {"reporting_period", *steps, *fan_out}
+    assert set(dag.task_ids) == {"reporting_period", *(s for s in steps if s != "export"), *fan_out}
     data_steps[-1:-1] = fan_out
     order = ["reporting_period", *data_steps]
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids >= {upstream}, downstream
-    assert set(publish_steps) == {"report", "export"}
-    assert set(publish_steps) <= dag.get_task("compute").downstream_task_ids
+    assert publish_steps == ["report", "export"]
+    assert dag.get_task("report").upstream_task_ids >= {"compute"}
+    results = {o.uri for o in dag.get_task("compute").outlets}
+    exporter = dagbag.dags["regulator_export"]
+    assert results == {a.uri for a in exporter.timetable.asset_condition.objects}
+    assert "export" in exporter.task_ids
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
     assert isinstance(dag.get_task("compute_shard"), MappedOperator)
+
+
+def test_regulator_export_contract(dagbag) -> None:
+    """Data-aware on the results Asset, no catchup, a period param for manual runs, one
+    mapped export task per package."""
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    dag = dagbag.dags["regulator_export"]
+    assert dag.catchup is False and dag.max_active_runs == 1 and "careqi" in dag.tags
+    assert [a.uri for a in dag.timetable.asset_condition.objects] == ["careqi://warehouse/indicator_results"]
+    assert "period" in dag.params
+    for task in dag.tasks:
+        assert task.retries >= 1, task.task_id
+    assert isinstance(dag.get_task("export"), MappedOperator)
+    assert dag.get_task("export").upstream_task_ids == {"periods"}
+
+
+def test_packages_due_for_a_month() -> None:
+    from pipelines.packaging import packages_due
+
+    assert packages_due("2026-10") == ["2026-10"]
+    assert packages_due("2026-09") == ["2026-09", "2026-Q3"]
+    assert packages_due("2026-12") == ["2026-12", "2026-Q4", "2026"]
 
 
 def test_reporting_period_defaults_to_previous_month() -> None:

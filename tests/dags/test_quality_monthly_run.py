@@ -55,9 +55,43 @@ def test_dag_run_produces_report_and_exports_that_agree_with_the_warehouse(tmp_p
     report = home / "reports" / "2026-10" / "index.html"
     html = report.read_text()
     assert "<svg" in html
+    # compute's results Asset carries the month, and queues regulator_export
+    import sqlalchemy as sa
+
+    meta = sa.create_engine(f"sqlite:///{home / 'airflow' / 'airflow.db'}")
+    with meta.connect() as conn:
+        extras = (
+            conn.execute(
+                sa.text(
+                    "select e.extra from asset_event e join asset a on a.id = e.asset_id "
+                    "where a.uri = 'careqi://warehouse/indicator_results'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        queued = conn.execute(sa.text("select target_dag_id from asset_dag_run_queue")).scalars().all()
+    assert [json.loads(x) if isinstance(x, str) else x for x in extras] == [{"period": "2026-10"}]
+    assert "regulator_export" in queued
+    assert not (home / "exports" / "2026-10").exists()  # the export is regulator_export's job
+
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "airflow_dag_test.sh"), "regulator_export", "2026-10"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exports = home / "exports" / "2026-10"
+    from pipelines.export.verify import verify_package
+
+    assert verify_package(exports) == []
     (csv_path,) = exports.glob("careqi-indicators-*.csv")
-    reports = sorted(exports.glob("*.measurereport.json"))
+    (bundle_path,) = exports.glob("*.bundle.json")
+    bundle = json.loads(bundle_path.read_text())
+    reports = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "MeasureReport"]
 
     engine = make_engine(settings.warehouse_url)
     results = read_results(engine, periods=["2026-10"])
@@ -68,8 +102,7 @@ def test_dag_run_produces_report_and_exports_that_agree_with_the_warehouse(tmp_p
     for rec in overall.itertuples():
         if by_id[rec.indicator_id]["denominator"] != "":
             assert int(by_id[rec.indicator_id]["denominator"]) == int(rec.denominator)
-    for path in reports:
-        resource = json.loads(path.read_text())
+    for resource in reports:
         assert resource["resourceType"] == "MeasureReport"
         assert resource["type"] == "summary"
         assert resource["period"]["start"].startswith("2026-10-01")

@@ -215,18 +215,27 @@ def test_cli_verify_reports_ok_and_problems(package):
     assert "notes.txt: in the folder but not in the manifest" in bad.output
 
 
-def test_cli_export_period_still_writes_the_package(monkeypatch):
-    """Mounted as ``careqi export``, the group keeps ``careqi export --period P`` working."""
+@pytest.mark.parametrize(
+    ("argv", "period"),
+    [
+        (["--period", PERIOD], PERIOD),
+        (["package", "--period", "2026-Q4"], "2026-Q4"),
+        (["package", "-p", "2026"], "2026"),
+    ],
+)
+def test_cli_export_package_writes_the_package(monkeypatch, argv, period):
+    """``careqi export package --period P`` (and the older ``careqi export --period P``)
+    call the one package function with the period's canonical label."""
     import pipelines.config
-    import pipelines.stages
+    import pipelines.packaging
 
     calls = []
     monkeypatch.setattr(pipelines.config, "load_settings", lambda: "settings")
     monkeypatch.setattr(
-        pipelines.stages,
-        "export_stage",
+        pipelines.packaging,
+        "export_package",
         lambda period, settings: calls.append((period, settings)) or {"csv": ["x.csv"]},
     )
-    result = CliRunner().invoke(export_app, ["--period", PERIOD])
+    result = CliRunner().invoke(export_app, argv)
     assert result.exit_code == 0, result.output
-    assert calls == [(PERIOD, "settings")] and "x.csv" in result.output
+    assert calls == [(period, "settings")] and "x.csv" in result.output

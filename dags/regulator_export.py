@@ -1,0 +1,79 @@
+"""
+### regulator_export
+
+Regulator export packages, data-aware: **periods -> export (mapped, one package each)**.
+
+* Scheduled on the monthly results Asset (`careqi://warehouse/indicator_results`): when
+  `quality_monthly` stores a month's results, its asset event carries the month in its
+  extra (`{"period": "2026-10"}`; asset-triggered runs have no data interval). The run
+  writes the packages that month completes: the month; its quarter when it is the
+  quarter's last month; in December, the calendar year, the eCQMs' measurement period.
+* Manual runs take the `period` param: a month `YYYY-MM`, a quarter `YYYY-Qn` or a year
+  `YYYY`, one package.
+* Each package goes to `exports/<period>/` (CSV, Parquet, data dictionary, FHIR Bundle,
+  manifest), published as a set, and to the SFTP destination of the Airflow connection
+  named by `CAREQI_EXPORT_CONNECTION` when one is set. Re-running rewrites the same
+  bytes.
+* Wiring only: all logic lives in `pipelines.packaging`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+from careqi_tasks import call
+
+from pipelines.periods import REPORTING_PERIOD_PATTERN
+
+INDICATOR_RESULTS = Asset("careqi://warehouse/indicator_results")
+REGULATOR_EXPORT = Asset("careqi://exports/packages")
+
+
+@dag(
+    dag_id="regulator_export",
+    schedule=[INDICATOR_RESULTS],
+    start_date=pendulum.datetime(2025, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["careqi", "export", "regulator"],
+    default_args={"owner": "quality-data-team", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    params={
+        "period": Param(
+            None,
+            type=["null", "string"],
+            pattern=REPORTING_PERIOD_PATTERN,
+            description="Manual runs: YYYY-MM, YYYY-Qn or YYYY. Asset-triggered runs take the month from the event.",
+        ),
+    },
+)
+def regulator_export() -> None:
+    @task
+    def periods(params: dict | None = None, triggering_asset_events: Any = None) -> list[str]:
+        from pipelines.packaging import packages_due
+        from pipelines.periods import MeasurementPeriod
+
+        chosen = (params or {}).get("period")
+        if chosen:
+            return [MeasurementPeriod.parse(chosen).label]
+        months: set[str] = set()
+        for events in (triggering_asset_events or {}).values():
+            for event in events:
+                month = (event.extra or {}).get("period")
+                if month:
+                    months.add(str(month))
+        if not months:
+            raise ValueError("no period: give the period param, or trigger through the results Asset")
+        return sorted({p for m in months for p in packages_due(m)})
+
+    @task(outlets=[REGULATOR_EXPORT])
+    def export(period: str, run_id: str | None = None) -> dict:
+        return call("packaging", "export_package", period, run_id=run_id)
+
+    export.expand(period=periods())
+
+
+regulator_export()
