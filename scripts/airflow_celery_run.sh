@@ -3,7 +3,9 @@
 # CeleryExecutor, with the Redis broker, the Airflow metadata DB and Celery's result
 # backend on PostgreSQL, and the warehouse on PostgreSQL, then the same month through
 # `airflow dags test` (scripts/airflow_dag_test.sh, SQLite everywhere) on a copy of the
-# same input: the exports must be byte-identical.
+# same input: the exports must be byte-identical. The exports come from
+# `regulator_export`, which the scheduler starts from the results Asset that
+# quality_monthly's compute task emits (the proof waits for that asset-triggered run).
 #
 # usage: CAREQI_HOME=DIR scripts/airflow_celery_run.sh PERIOD        e.g. 2026-10
 #
@@ -196,6 +198,25 @@ elif cmd == "wait-run":
             sys.exit(f"error: {', '.join(dead)} stopped during the run (see its log in the proof folder)")
         time.sleep(3)
     sys.exit(f"error: DAG run {run_id} still {state} after {seconds} s")
+elif cmd == "asset-run":
+    # metadata url, dag id, seconds: the run id of the DAG's first asset-triggered run
+    # (the scheduler creates it from the asset event), once it exists.
+    import sqlalchemy as sa
+    url, dag_id, seconds = args
+    engine = sa.create_engine(url)
+    deadline = time.monotonic() + float(seconds)
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            run = conn.execute(
+                sa.text("select run_id from dag_run where dag_id = :d and run_type = 'asset_triggered' "
+                        "order by id limit 1"),
+                {"d": dag_id},
+            ).scalar()
+        if run:
+            print(run)
+            sys.exit(0)
+        time.sleep(2)
+    sys.exit(f"error: no asset-triggered run of {dag_id} within {seconds} s")
 elif cmd == "trigger":
     # api url, user, password, dag id, run id, period: through the REST API, as an operator
     # or another system would: a token, unpause, one manual run for the period.
@@ -380,6 +401,7 @@ if [ "$compare" != 0 ]; then
   log "reference: airflow dags test on a copy ($reference), SQLite warehouse and metadata DB"
   load_history "$reference" "$reference/backfill.log"
   step reference env CAREQI_HOME="$reference" bash "$here/scripts/airflow_dag_test.sh" "$dag_id" "$period"
+  step reference-export env CAREQI_HOME="$reference" bash "$here/scripts/airflow_dag_test.sh" regulator_export "$period"
 fi
 
 # --- 2. the production set-up ---------------------------------------------------------
@@ -450,11 +472,21 @@ for name in "${!started[@]}"; do  # each PID leads its own session, so the trap 
     fail "$name (PID $pid) is not the leader of its own session"
 done
 step wait-dag python "$proof/helper.py" wait-dag "$metadata_url" "$dag_id" 240
-log "$dag_id parsed by the dag-processor"
+step wait-dag python "$proof/helper.py" wait-dag "$metadata_url" regulator_export 240
+log "$dag_id and regulator_export parsed by the dag-processor"
+# Asset-triggered runs are created only for an unpaused DAG.
+step unpause airflow dags unpause regulator_export >"$proof/unpause.log" 2>&1 ||
+  { tail -20 "$proof/unpause.log" >&2; exit 1; }
 
 helper trigger "http://127.0.0.1:$port" "$api_user" "$api_password" "$dag_id" "$run_id" "$period"
 log "triggered $dag_id run $run_id (period $period) on queue $queue; waiting up to $timeout_s s"
 step wait-run python "$proof/helper.py" wait-run "$metadata_url" "$dag_id" "$run_id" "$timeout_s" \
+  "$AIRFLOW_HOME/logs" api-server="${started[api-server]}" scheduler="${started[scheduler]}" \
+  dag-processor="${started[dag-processor]}" celery-worker="${started[celery-worker]}"
+export_run=$(python "$proof/helper.py" asset-run "$metadata_url" regulator_export 180) ||
+  fail "the results Asset did not start regulator_export"
+log "the results Asset started regulator_export run $export_run; waiting for it"
+step wait-export python "$proof/helper.py" wait-run "$metadata_url" regulator_export "$export_run" "$timeout_s" \
   "$AIRFLOW_HOME/logs" api-server="${started[api-server]}" scheduler="${started[scheduler]}" \
   dag-processor="${started[dag-processor]}" celery-worker="${started[celery-worker]}"
 

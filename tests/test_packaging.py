@@ -23,6 +23,7 @@ from pipelines.generate import generate
 from pipelines.load import make_engine, read_results, read_table
 from pipelines.packaging import export_package
 from pipelines.tables import TABLES
+from tests.export.test_delivery import PASSWORD, USER, sftp_root  # noqa: F401 (a fixture)
 
 MONTHS = ["2026-07", "2026-08", "2026-09"]
 
@@ -157,3 +158,17 @@ def test_no_identifier_held_in_the_warehouse_reaches_any_exported_file(system: S
         assert not leaked, f"{path.parent.name}/{path.name} holds warehouse identifiers or text: {leaked[:3]}"
         dates = sorted(d for d in births if d in text and not d.startswith("2026-"))
         assert not dates, f"{path.parent.name}/{path.name} holds dates of birth: {dates[:3]}"
+
+
+def test_a_configured_connection_delivers_the_package(system: Settings, sftp_root, monkeypatch, tmp_path) -> None:
+    """``CAREQI_EXPORT_CONNECTION`` names the Airflow connection; the package lands under
+    ``CAREQI_EXPORT_REMOTE_DIR`` and verifies there."""
+    root, port = sftp_root
+    conn = {"conn_type": "sftp", "host": "127.0.0.1", "port": port, "login": USER, "password": PASSWORD,
+            "extra": {"no_host_key_check": True}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_TO_REGULATOR", json.dumps(conn))
+    settings = replace(system, exports_dir=tmp_path / "out", export_connection="to_regulator",
+                       export_remote_dir="upload")  # fmt: skip
+    written = export_package("2026-Q3", settings)
+    assert written["delivered"] == ["sftp://127.0.0.1/upload/2026-Q3"]
+    assert verify_package(root / "upload" / "2026-Q3") == []

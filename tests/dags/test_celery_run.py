@@ -107,4 +107,4 @@ def test_celery_run_gives_the_dags_test_outputs_and_leaves_nothing_running(tmp_p
     with sa.create_engine(server).connect() as conn:
         left = conn.execute(sa.text("select datname from pg_database where datname like :p"), {"p": f"%{run}%"})
         assert left.scalars().all() == []
-    assert any((home / "exports" / "2026-10").glob("*.measurereport.json"))
+    assert any((home / "exports" / "2026-10").glob("*.bundle.json"))

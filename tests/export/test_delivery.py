@@ -1,0 +1,122 @@
+"""SFTP delivery of an export package, against a real SFTP server started by the test
+(asyncssh, on 127.0.0.1, chrooted to a temporary folder), through an Airflow connection
+given as ``AIRFLOW_CONN_<ID>`` the way a deployment would define it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipelines.errors import ExportError
+from pipelines.export import FORMATS, verify_package, write_manifest
+from pipelines.export.delivery import deliver
+
+from .conftest import PERIOD
+
+asyncssh = pytest.importorskip("asyncssh")
+
+USER, PASSWORD = "regulator", "s3cret-for-the-test"
+
+
+class _Server(asyncssh.SSHServer):  # type: ignore[misc]
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        return (username, password) == (USER, PASSWORD)
+
+
+@pytest.fixture
+def sftp_root(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """An SFTP server on a free local port serving ``tmp_path/sftp``; stopped after the test."""
+    root = tmp_path / "sftp"
+    root.mkdir()
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, object] = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def start() -> None:
+            holder["server"] = await asyncssh.listen(
+                "127.0.0.1", port, server_host_keys=[key], server_factory=_Server,
+                sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(root)),
+            )  # fmt: skip
+            ready.set()
+
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(30), "the SFTP server did not start"
+    yield root, port
+    server = holder["server"]
+    loop.call_soon_threadsafe(server.close)  # type: ignore[attr-defined]
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def _connection(monkeypatch: pytest.MonkeyPatch, port: int, password: str = PASSWORD) -> str:
+    conn = {"conn_type": "sftp", "host": "127.0.0.1", "port": port, "login": USER, "password": password,
+            "extra": {"no_host_key_check": True}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_CAREQI_REGULATOR", json.dumps(conn))
+    return "careqi_regulator"
+
+
+@pytest.fixture
+def package(results, indicators, tmp_path: Path) -> Path:
+    folder = tmp_path / "exports" / PERIOD
+    for writer in FORMATS.values():
+        writer(results, indicators, PERIOD, folder, small_number_threshold=11)
+    write_manifest(folder, period=PERIOD, run_id="run-1", software_version="0.1.0", input_fingerprint="ab" * 32,
+                   valuesets=[], small_number_threshold=11)  # fmt: skip
+    return folder
+
+
+def test_a_package_arrives_whole_and_verifies_on_the_server(sftp_root, package, monkeypatch) -> None:
+    root, port = sftp_root
+    where = deliver(package, _connection(monkeypatch, port), "inbox/careqi")
+    assert where == f"sftp://127.0.0.1/inbox/careqi/{PERIOD}"
+    arrived = root / "inbox" / "careqi" / PERIOD
+    assert sorted(p.name for p in arrived.iterdir()) == sorted(p.name for p in package.iterdir())
+    assert verify_package(arrived) == []
+    assert [p.name for p in (root / "inbox" / "careqi").iterdir()] == [PERIOD]  # no staging folder left
+
+
+def test_a_second_delivery_replaces_the_first(sftp_root, package, monkeypatch) -> None:
+    root, port = sftp_root
+    conn = _connection(monkeypatch, port)
+    deliver(package, conn, "careqi")
+    (root / "careqi" / PERIOD / "stale.txt").write_text("from an old delivery\n")
+    deliver(package, conn, "careqi")
+    arrived = root / "careqi" / PERIOD
+    assert "stale.txt" not in {p.name for p in arrived.iterdir()}
+    assert verify_package(arrived) == []
+    assert [p.name for p in (root / "careqi").iterdir()] == [PERIOD]
+
+
+def test_a_refused_login_is_a_clear_error_and_leaves_nothing(sftp_root, package, monkeypatch) -> None:
+    root, port = sftp_root
+    with pytest.raises(ExportError, match="cannot connect through connection 'careqi_regulator'"):
+        deliver(package, _connection(monkeypatch, port, password="wrong"), "careqi")
+    assert list(root.iterdir()) == []
+
+
+def test_an_unknown_connection_is_a_clear_error(package) -> None:
+    with pytest.raises(ExportError, match="cannot connect through connection 'nowhere'"):
+        deliver(package, "nowhere", "careqi")
