@@ -12,7 +12,8 @@ regulator packages: the month, and the quarter or year it completes).
   combines them exactly and stores the month's results.
 * Runs on the 5th of each month at 06:00 UTC and reports on the *previous* month, so
   late-arriving records of the month's last days are in the extract.
-* `catchup=True`: unpausing with an early `start_date`, or
+* `catchup=True`: unpausing with a `start_date` in the past (`CAREQI_SCHEDULE_START`,
+  the first month to run, default 2025-11), or
   `airflow backfill create --dag-id quality_monthly --from-date ... --to-date ...`,
   creates one run per missed month. Every stage replaces what it wrote for its month,
   so reruns and backfills never duplicate.
@@ -34,7 +35,11 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 from careqi_tasks import call
 
-from pipelines.periods import MONTH_PATTERN
+from pipelines.config import load_settings
+from pipelines.periods import MONTH_PATTERN, Month
+
+#: The first month the schedule covers (CAREQI_SCHEDULE_START): catchup starts there.
+FIRST = Month.parse(load_settings().schedule_start)
 
 
 def _stage(name: str, *args: object, **kwargs: object) -> Any:
@@ -49,7 +54,7 @@ QUALITY_REPORT = Asset("careqi://reports/monthly")
 @dag(
     dag_id="quality_monthly",
     schedule="0 6 5 * *",
-    start_date=pendulum.datetime(2025, 11, 1, tz="UTC"),
+    start_date=pendulum.datetime(FIRST.year, FIRST.month, 1, tz="UTC"),
     catchup=True,
     max_active_runs=1,
     doc_md=__doc__,

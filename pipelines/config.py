@@ -88,6 +88,16 @@ def _flag(env: dict[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}: expected on or off, got {raw!r}")
 
 
+def _month(env: dict[str, str], name: str, default: str) -> str:
+    from pipelines.periods import PeriodError, validate_period
+
+    text = env.get(name, "").strip() or default
+    try:
+        return validate_period(text)
+    except PeriodError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
 def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
     raw = env.get(name, "").strip().lower() or default
     if raw not in allowed:
@@ -155,6 +165,10 @@ class Settings:
             of their rows (``CAREQI_PUBLICATION_GATE_PCT``, default 5).
         report_font: an OpenType/TrueType file to embed in reports instead of the shipped
             Noto Sans CJK (``CAREQI_REPORT_FONT``).
+        schedule_start: the first month the monthly DAG's schedule covers
+            (``CAREQI_SCHEDULE_START``, ``YYYY-MM``, default ``2025-11``): with
+            ``catchup`` Airflow creates one run per month from there; a deployment sets
+            its go-live month.
         export_rounding: round published counts in regulator exports to this base after
             suppression (``CAREQI_EXPORT_ROUNDING``; 0, the default, leaves them exact).
         export_connection: an Airflow connection id to deliver each export package to
@@ -194,6 +208,7 @@ class Settings:
     publication_gate: str = "feeding"
     publication_gate_pct: float = 5.0
     report_font: Path | None = None
+    schedule_start: str = "2025-11"
     export_rounding: int = 0
     export_connection: str = ""
     export_remote_dir: str = "careqi"
@@ -248,6 +263,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         publication_gate=_choice(env, "CAREQI_PUBLICATION_GATE", "feeding", ("feeding", "any", "off")),
         publication_gate_pct=_float(env, "CAREQI_PUBLICATION_GATE_PCT", 5.0, minimum=0.0),
         report_font=Path(env["CAREQI_REPORT_FONT"]).expanduser() if env.get("CAREQI_REPORT_FONT", "").strip() else None,
+        schedule_start=_month(env, "CAREQI_SCHEDULE_START", "2025-11"),
         export_rounding=_int(env, "CAREQI_EXPORT_ROUNDING", 0, minimum=0),
         export_connection=env.get("CAREQI_EXPORT_CONNECTION", "").strip(),
         export_remote_dir=env.get("CAREQI_EXPORT_REMOTE_DIR", "").strip() or "careqi",

@@ -444,9 +444,12 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=$api_user:admin
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$AIRFLOW_HOME/passwords.json
 # Parse the DAG files once: the run uses the DAG as it was when the proof started.
 export AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=3600
-# The DAG has catchup=True from 2025-11: with the cron schedule on, unpausing would start
-# one run per missed month. The proof runs only the month it triggers.
-export AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False
+# The DAG has catchup=True from CAREQI_SCHEDULE_START: unpausing would start one run per
+# missed month. The proof runs only the month it triggers, so the schedule starts this
+# month (its first run would be next month's). The scheduler still creates runs: the
+# asset-triggered regulator_export run is one.
+CAREQI_SCHEDULE_START=$(date -u +%Y-%m)
+export CAREQI_SCHEDULE_START
 mkdir -p "$AIRFLOW_HOME"
 (umask 077 && printf '{"%s": "%s"}\n' "$api_user" "$api_password" >"$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
 

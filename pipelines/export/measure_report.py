@@ -145,15 +145,17 @@ def _score(
 def _components(counts: Mapping[str, Any], indicator: Indicator, hidden: set[str]) -> list[dict[str, Any]]:
     """The score-components extension (proportion: performance numerator and
     denominator; ratio: events and exposure); masked parts carry data-absent-reason."""
+    parts: tuple[tuple[str, str, str | None], ...]
     if indicator.scoring is Scoring.PROPORTION:
         parts = (("numerator", "performance_numerator", None), ("denominator", "performance_denominator", None))
     elif indicator.scoring is Scoring.RATIO:
-        parts = (("numerator", "events", None), ("denominator", "exposure", "exposure"))
+        per = re.match(r"per [\d,.]+ (.+)$", indicator.unit or "")
+        parts = (("numerator", "events", None), ("denominator", "exposure", per.group(1) if per else "exposure"))
     else:
         return []
     if not all(col in counts for _, col, _ in parts):
         return []
-    inner = []
+    inner: list[dict[str, Any]] = []
     for name, col, unit in parts:
         value = counts.get(col)
         if col in hidden:

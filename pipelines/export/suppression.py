@@ -106,13 +106,13 @@ def equations(frame: pd.DataFrame) -> list[Equation]:
         if total is not None:
             groups.append((list(g.index), total))
     out: list[Equation] = []
-    for members, total in groups:
-        for c in APPLICABLE[scoring[total]]:
+    for members, at in groups:
+        for c in APPLICABLE[scoring[at]]:
             k = col[c]
-            out.append(([(m, k) for m in members], (total, k), "column"))
+            out.append(([(m, k) for m in members], (at, k), "column"))
     for i, kind in enumerate(scoring):
-        for total, parts in ROW_EQUATIONS[kind]:
-            out.append(([(i, col[p]) for p in parts], (i, col[total]), "row"))
+        for whole, parts in ROW_EQUATIONS[kind]:
+            out.append(([(i, col[p]) for p in parts], (i, col[whole]), "row"))
     return out
 
 
