@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import Settings, load_settings
+from tests.sftp_server import sftp_root  # noqa: F401 (a fixture for every test folder)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -23,7 +23,7 @@ from pipelines.generate import generate
 from pipelines.load import make_engine, read_results, read_table
 from pipelines.packaging import export_package
 from pipelines.tables import TABLES
-from tests.export.test_delivery import PASSWORD, USER, sftp_root  # noqa: F401 (a fixture)
+from tests.sftp_server import PASSWORD, USER
 
 MONTHS = ["2026-07", "2026-08", "2026-09"]
 
