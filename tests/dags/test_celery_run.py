@@ -97,7 +97,9 @@ def test_celery_run_gives_the_dags_test_outputs_and_leaves_nothing_running(tmp_p
         out, _ = proc.communicate(timeout=180)
         pytest.fail(f"the Celery proof took over {TIMEOUT_S} s:\n{out[-5000:]}")
     assert proc.returncode == 0, out[-6000:]
-    assert out.count("DAG run state: success") == 2, out[-3000:]  # the reference, then Celery
+    # the reference (quality_monthly, regulator_export), then Celery (both again)
+    assert out.count("DAG run state: success") == 4, out[-3000:]
+    assert "the results Asset started regulator_export run" in out
     assert "exports byte-identical" in out
 
     started = dict(re.findall(r"started ([\w-]+) \(PID (\d+)\)", out))
