@@ -13,7 +13,7 @@ regulator packages: the month, and the quarter or year it completes).
 * Runs on the 5th of each month at 06:00 UTC and reports on the *previous* month, so
   late-arriving records of the month's last days are in the extract.
 * `catchup=True`: unpausing with a `start_date` in the past (`CAREQI_SCHEDULE_START`,
-  the first month to run, default 2025-11), or
+  the month of the first scheduled run, default 2025-11, which reports 2025-10), or
   `airflow backfill create --dag-id quality_monthly --from-date ... --to-date ...`,
   creates one run per missed month. Every stage replaces what it wrote for its month,
   so reruns and backfills never duplicate.
@@ -38,7 +38,7 @@ from careqi_tasks import call
 from pipelines.config import load_settings
 from pipelines.periods import MONTH_PATTERN, Month
 
-#: The first month the schedule covers (CAREQI_SCHEDULE_START): catchup starts there.
+#: The month of the first scheduled run (CAREQI_SCHEDULE_START): catchup starts there.
 FIRST = Month.parse(load_settings().schedule_start)
 
 
@@ -122,7 +122,8 @@ def quality_monthly() -> None:
     def compute(plan: dict, shards: list[dict], outlet_events: Any = None) -> dict:
         summary = _stage("combine_shards", plan)
         if outlet_events is not None:  # regulator_export reads the month from the event
-            outlet_events[INDICATOR_RESULTS].extra = {"period": plan["period"]}
+            # every month whose results were stored (the month and its revision window)
+            outlet_events[INDICATOR_RESULTS].extra = {"period": plan["period"], "months": list(plan["targets"])}
         return summary
 
     @task(outlets=[QUALITY_REPORT])

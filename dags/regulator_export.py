@@ -1,13 +1,17 @@
 """
 ### regulator_export
 
-Regulator export packages, data-aware: **periods -> export (mapped, one package each)**.
+Regulator export packages, data-aware: **periods -> export** (the packages one after
+another, month before quarter before year: each is suppressed together with those of
+its year already published, so comparing packages gives nothing back).
 
 * Scheduled on the monthly results Asset (`careqi://warehouse/indicator_results`): when
-  `quality_monthly` stores a month's results, its asset event carries the month in its
-  extra (`{"period": "2026-10"}`; asset-triggered runs have no data interval). The run
-  writes the packages that month completes: the month; its quarter when it is the
-  quarter's last month; in December, the calendar year, the eCQMs' measurement period.
+  `quality_monthly` stores results, its asset event carries the months it stored in its
+  extra (`{"period": "2026-10", "months": ["2026-08", "2026-09", "2026-10"]}`: the
+  month and the revision window it recomputed; asset-triggered runs have no data
+  interval). The run rewrites the package of every such month, so a package turns
+  final when its month does, and the packages they complete: a quarter after its last
+  month; in December, the calendar year, the eCQMs' measurement period.
 * Manual runs take the `period` param: a month `YYYY-MM`, a quarter `YYYY-Qn` or a year
   `YYYY`, one package.
 * Each package goes to `exports/<period>/` (CSV, Parquet, data dictionary, FHIR Bundle,
@@ -62,18 +66,17 @@ def regulator_export() -> None:
         months: set[str] = set()
         for events in (triggering_asset_events or {}).values():
             for event in events:
-                month = (event.extra or {}).get("period")
-                if month:
-                    months.add(str(month))
+                extra = event.extra or {}
+                months.update(str(m) for m in extra.get("months") or [extra.get("period")] if m)
         if not months:
             raise ValueError("no period: give the period param, or trigger through the results Asset")
         return sorted({p for m in months for p in packages_due(m)})
 
     @task(outlets=[REGULATOR_EXPORT])
-    def export(period: str, run_id: str | None = None) -> dict:
-        return call("packaging", "export_package", period, run_id=run_id)
+    def export(labels: list[str], run_id: str | None = None) -> dict:
+        return call("packaging", "export_packages", labels, run_id=run_id)
 
-    export.expand(period=periods())
+    export(periods())
 
 
 regulator_export()

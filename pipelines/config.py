@@ -165,10 +165,10 @@ class Settings:
             of their rows (``CAREQI_PUBLICATION_GATE_PCT``, default 5).
         report_font: an OpenType/TrueType file to embed in reports instead of the shipped
             Noto Sans CJK (``CAREQI_REPORT_FONT``).
-        schedule_start: the first month the monthly DAG's schedule covers
-            (``CAREQI_SCHEDULE_START``, ``YYYY-MM``, default ``2025-11``): with
-            ``catchup`` Airflow creates one run per month from there; a deployment sets
-            its go-live month.
+        schedule_start: the month of the monthly DAG's first scheduled run
+            (``CAREQI_SCHEDULE_START``, ``YYYY-MM``, default ``2025-11``); each run
+            reports on the month before it, so the default first reports 2025-10. With
+            ``catchup`` Airflow creates one run per month from there.
         export_rounding: round published counts in regulator exports to this base after
             suppression (``CAREQI_EXPORT_ROUNDING``; 0, the default, leaves them exact).
         export_connection: an Airflow connection id to deliver each export package to

@@ -15,6 +15,12 @@ year** (``YYYY``; the CMS eCQMs' annual measurement period):
   period is provisional until its last month's revision window has closed, and says
   which of its months are not loaded yet.
 
+Packages of one year add up: its months into its quarters and the year. Each package
+is suppressed together with the family's packages already published (read back from
+their CSVs, :func:`published_packages`), so no cell can be recovered by comparing a
+quarter with its months; write them in order (month, then quarter, then year), as
+``regulator_export`` does.
+
 The package (``exports/<period>/``) holds every format of
 :data:`pipelines.export.FORMATS` and ``manifest.json`` (software version, run id,
 input fingerprint, value sets, suppression threshold, rounding, SHA-256 per file),
@@ -111,6 +117,41 @@ def evaluate_period(period: str, settings: Settings) -> pd.DataFrame:
     return results
 
 
+def package_family(label: str) -> tuple[list[str], list[tuple[list[str], str]]]:
+    """The labels whose packages add up with ``label``'s (the months, quarters and the
+    calendar year of its year, itself excepted) and the sums between them, with ``""``
+    for ``label`` itself: each quarter is its months, the year its months and its quarters."""
+    reporting = MeasurementPeriod.parse(label)
+    year = reporting.start.year
+    months = [f"{year:04d}-{m:02d}" for m in range(1, 13)]
+    quarters = [f"{year:04d}-Q{q}" for q in range(1, 5)]
+
+    def own(x: str) -> str:
+        return "" if x == reporting.label else x
+
+    sums = [([own(m) for m in months[3 * q : 3 * q + 3]], own(quarters[q])) for q in range(4)]
+    sums += [([own(m) for m in months], own(f"{year:04d}")), ([own(q) for q in quarters], own(f"{year:04d}"))]
+    others = [x for x in [*months, *quarters, f"{year:04d}"] if x != reporting.label]
+    return others, sums
+
+
+def published_packages(label: str, settings: Settings) -> Any:
+    """The packages of ``label``'s family already in the exports folder, read back from
+    their CSVs (what was published, suppression and all), for
+    :class:`~pipelines.export.suppression.Published`."""
+    from pipelines.export.suppression import Published, published_frame
+    from pipelines.export.verify import read_csv_rows
+
+    others, sums = package_family(label)
+    frames = {}
+    for other in others:
+        path = settings.exports_dir / other / f"careqi-indicators-{other}.csv"
+        if path.is_file():
+            header, rows = read_csv_rows(path)
+            frames[other] = published_frame(header, rows)
+    return Published(frames=frames, sums=sums)
+
+
 def package_results(period: str, settings: Settings) -> pd.DataFrame:
     """The results a package for ``period`` publishes: stored for a month, evaluated
     over the period for a quarter or a year."""
@@ -166,10 +207,11 @@ def export_package(period: str, settings: Settings | None = None, *, run_id: str
     reporter = str(read_config(settings.organisation_file).get("system") or "CareQI")
     target = settings.exports_dir / label
     threshold, rounding = settings.small_number_threshold, settings.export_rounding
+    linked = published_packages(label, settings)
     written: dict[str, list[str]] = {}
     with publish_folder(target, f"the exports for {label}") as folder:
         for name, writer in FORMATS.items():
-            kwargs: dict[str, Any] = {"small_number_threshold": threshold, "rounding": rounding}
+            kwargs: dict[str, Any] = {"small_number_threshold": threshold, "rounding": rounding, "published": linked}
             if name == "measure_reports":
                 kwargs["reporter"] = reporter
             paths = writer(results, chosen, label, folder, **kwargs)
@@ -194,6 +236,26 @@ def export_package(period: str, settings: Settings | None = None, *, run_id: str
     return written
 
 
+_KIND_ORDER = {"month": 0, "quarter": 1, "year": 2}
+
+
+def in_publication_order(labels: list[str]) -> list[str]:
+    """Labels in the order packages are written: by period end, a month before the
+    quarter it closes and both before the year, so each is suppressed together with the
+    packages of its family published before it."""
+    parsed = {MeasurementPeriod.parse(x).label: MeasurementPeriod.parse(x) for x in labels}
+    return sorted(parsed, key=lambda x: (parsed[x].end, _KIND_ORDER[parsed[x].kind]))
+
+
+def export_packages(
+    labels: list[str], settings: Settings | None = None, *, run_id: str | None = None
+) -> dict[str, dict[str, list[str]]]:
+    """:func:`export_package` for each label, in publication order (one after another:
+    each reads the ones before it)."""
+    settings = settings or load_settings()
+    return {label: export_package(label, settings, run_id=run_id) for label in in_publication_order(labels)}
+
+
 def packages_due(period: str) -> list[str]:
     """The packages a month's results complete: the month itself, its quarter when it is
     the quarter's last month, and its year (the eCQMs' measurement period) in December."""
@@ -209,8 +271,12 @@ def packages_due(period: str) -> list[str]:
 __all__ = [
     "evaluate_period",
     "export_package",
+    "export_packages",
+    "in_publication_order",
     "input_fingerprint",
     "package_results",
+    "package_family",
     "packages_due",
+    "published_packages",
     "period_state",
 ]

@@ -822,8 +822,8 @@ def report_stage(
 
 def export_stage(period: str, settings: Settings | None = None, *, run_id: str | None = None) -> dict[str, list[str]]:
     """The monthly job's export step: the month's regulator package
-    (:func:`pipelines.packaging.export_package`, which also writes quarter and year
-    packages)."""
+    (:func:`pipelines.packaging.export_package`; quarters and years are packaged by
+    ``careqi export package`` and the ``regulator_export`` DAG)."""
     from pipelines.packaging import export_package
 
     return export_package(periods.validate_period(period), _settings(settings), run_id=run_id)

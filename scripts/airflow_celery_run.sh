@@ -445,10 +445,10 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$AIRFLOW_HOME/passwords
 # Parse the DAG files once: the run uses the DAG as it was when the proof started.
 export AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=3600
 # The DAG has catchup=True from CAREQI_SCHEDULE_START: unpausing would start one run per
-# missed month. The proof runs only the month it triggers, so the schedule starts this
-# month (its first run would be next month's). The scheduler still creates runs: the
+# missed month. The proof runs only the month it triggers, so the schedule starts next
+# month (its first run is always in the future). The scheduler still creates runs: the
 # asset-triggered regulator_export run is one.
-CAREQI_SCHEDULE_START=$(date -u +%Y-%m)
+CAREQI_SCHEDULE_START=$(python -c "import datetime as d; from pipelines.periods import Month; print(Month.of(d.datetime.now(d.UTC)).shift(1))")
 export CAREQI_SCHEDULE_START
 mkdir -p "$AIRFLOW_HOME"
 (umask 077 && printf '{"%s": "%s"}\n' "$api_user" "$api_password" >"$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")

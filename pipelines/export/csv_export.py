@@ -31,6 +31,7 @@ import csv
 import io
 import logging
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,14 @@ import pandas as pd
 from pipelines import outputs
 from pipelines.compute.model import Indicator
 from pipelines.export.period import indicator_index, period_results
-from pipelines.export.suppression import APPLICABLE, COUNTS, disclosure_controlled, flag_column, suppressed_fields
+from pipelines.export.suppression import (
+    APPLICABLE,
+    COUNTS,
+    Published,
+    disclosure_controlled,
+    flag_column,
+    suppressed_fields,
+)
 from pipelines.periods import MeasurementPeriod
 from pipelines.tables import FINAL, NOT_COMPUTED, POPULATIONS
 
@@ -65,6 +73,16 @@ def safe_cell(value: str) -> str:
     return "'" + value if risky or value.startswith(FORMULA_TRIGGERS) else value
 
 
+#: "3 cases within their 30 calendar-day follow-up": a count of people in free text.
+_CASE_COUNT = re.compile(r"\b\d[\d,]* (cases?)\b")
+
+
+def export_reason(reason: str) -> str:
+    """A state reason fit to publish: case counts dropped ("cases within their 30
+    calendar-day follow-up"), since the row's own counts are what suppression governs."""
+    return _CASE_COUNT.sub("cases", reason)
+
+
 def format_decimal(value: Any) -> str:
     """Fixed six decimal places; blank for missing; never ``-0.000000``."""
     if value is None or value is pd.NA:
@@ -77,14 +95,19 @@ def format_decimal(value: Any) -> str:
 
 
 def csv_rows(
-    results: pd.DataFrame, indicators: Sequence[Indicator], period: str, threshold: int, rounding: int = 0
+    results: pd.DataFrame,
+    indicators: Sequence[Indicator],
+    period: str,
+    threshold: int,
+    rounding: int = 0,
+    published: Published | None = None,
 ) -> list[dict[str, str]]:
     """The export's rows as strings, suppression (then rounding) applied: shared with
     the other writers, so every format holds the same values."""
     reporting = MeasurementPeriod.parse(period)
     start, end = reporting.start.isoformat(), reporting.last_day.isoformat()
     index = indicator_index(indicators)
-    frame = disclosure_controlled(period_results(results, indicators, period), threshold, rounding)
+    frame = disclosure_controlled(period_results(results, indicators, period), threshold, rounding, published)
     rows: list[dict[str, str]] = []
     for rec in frame.to_dict("records"):
         ind = index[rec["indicator_id"]]
@@ -105,7 +128,9 @@ def csv_rows(
         for c in COUNTS:
             shown = computed and c in applicable and not rec[flag_column(c)] and not pd.isna(rec[c])
             row[c] = str(int(rec[c])) if shown else ""
-        row["exposure"] = format_decimal(rec["exposure"]) if computed else ""
+        # one small group's patient-days go with its suppressed counts
+        hidden = rec[flag_column("events")] or rec[flag_column("denominator")]
+        row["exposure"] = format_decimal(rec["exposure"]) if computed and not hidden else ""
         for c in ("measure_score", "ci_low", "ci_high"):
             row[c] = "" if rec[flag_column(c)] else format_decimal(rec[c])
         row["target"] = format_decimal(rec["target"])
@@ -113,7 +138,7 @@ def csv_rows(
         row["status"] = str(rec["status"]) if graded and rec["status"] is not pd.NA else ""
         row["suppressed"] = ";".join(suppressed_fields(rec))
         row["state"] = str(rec["state"])
-        row["state_reason"] = "" if pd.isna(rec["state_reason"]) else str(rec["state_reason"])
+        row["state_reason"] = "" if pd.isna(rec["state_reason"]) else export_reason(str(rec["state_reason"]))
         rows.append({k: safe_cell(v) if isinstance(v, str) else v for k, v in row.items()})
     return rows
 
@@ -126,9 +151,10 @@ def export_csv(
     *,
     small_number_threshold: int = 11,
     rounding: int = 0,
+    published: Published | None = None,
 ) -> list[Path]:
     """Write ``out_dir/careqi-indicators-<period>.csv`` and return ``[its path]``."""
-    rows = csv_rows(results, indicators, period, small_number_threshold, rounding)
+    rows = csv_rows(results, indicators, period, small_number_threshold, rounding, published)
     if not rows:
         log.warning("no indicator results for %s: writing a header-only CSV", period)
     buf = io.StringIO()
@@ -144,4 +170,4 @@ def export_csv(
     return [path]
 
 
-__all__ = ["COLUMNS", "FORMULA_TRIGGERS", "csv_rows", "export_csv", "format_decimal", "safe_cell"]
+__all__ = ["COLUMNS", "FORMULA_TRIGGERS", "csv_rows", "export_csv", "export_reason", "format_decimal", "safe_cell"]

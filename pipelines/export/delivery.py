@@ -37,7 +37,10 @@ def _mkdirs(sftp: Any, path: str) -> None:
         try:
             sftp.stat(current)
         except OSError:
-            sftp.mkdir(current)
+            try:
+                sftp.mkdir(current)
+            except OSError:  # another package's task made it meanwhile (they run in parallel)
+                sftp.stat(current)
 
 
 def _remove_tree(sftp: Any, path: str) -> None:
@@ -81,10 +84,16 @@ def upload_package(sftp: Any, folder: Path, remote_dir: str) -> str:
     try:
         sftp.stat(target)
     except OSError:
-        pass
+        replaced = False
     else:
         sftp.rename(target, old)
-    sftp.rename(staging, target)
+        replaced = True
+    try:
+        sftp.rename(staging, target)
+    except OSError:
+        if replaced:  # put the previous delivery back where the receiver expects it
+            sftp.rename(old, target)
+        raise
     _remove_tree(sftp, old)
     return target
 
@@ -104,7 +113,9 @@ def deliver(folder: Path, connection_id: str, remote_dir: str) -> str:
         raise ExportError(f"export delivery: cannot connect through connection {connection_id!r}: {exc}") from exc
     try:
         target = upload_package(sftp, Path(folder), remote_dir)
-    except OSError as exc:
+    except ExportError:
+        raise
+    except Exception as exc:  # OSError, and paramiko's SSHException (not an OSError)
         raise ExportError(f"export delivery to {host} failed: {exc}") from exc
     finally:
         hook.close_conn()

@@ -52,7 +52,7 @@ from pipelines.compute.model import Indicator, Scoring
 from pipelines.errors import ExportError
 from pipelines.export.csv_export import format_decimal
 from pipelines.export.period import indicator_index, period_results
-from pipelines.export.suppression import COUNTS, disclosure_controlled, flag_column
+from pipelines.export.suppression import COUNTS, Published, disclosure_controlled, flag_column
 from pipelines.periods import MeasurementPeriod
 from pipelines.tables import (
     ALL_FACILITIES,
@@ -158,7 +158,7 @@ def _components(counts: Mapping[str, Any], indicator: Indicator, hidden: set[str
     inner: list[dict[str, Any]] = []
     for name, col, unit in parts:
         value = counts.get(col)
-        if col in hidden:
+        if col in hidden or (col == "exposure" and hidden & {"events", "denominator"}):
             inner.append({"url": name, **MASKED})
         elif value is not None and value is not pd.NA and not pd.isna(value):
             quantity: dict[str, Any] = {"value": _decimal(value) if unit else int(value)}
@@ -378,12 +378,15 @@ def measure_report_bundle(
     small_number_threshold: int = 11,
     rounding: int = 0,
     reporter: str = "CareQI",
+    published: Published | None = None,
 ) -> dict[str, Any]:
     """The period's Bundle: the reporting Organization, then one summary MeasureReport
     per indicator (sorted by id), every one validated, the Bundle too."""
     index = indicator_index(indicators)
     label = MeasurementPeriod.parse(period).label
-    frame = disclosure_controlled(period_results(results, indicators, label), small_number_threshold, rounding)
+    frame = disclosure_controlled(
+        period_results(results, indicators, label), small_number_threshold, rounding, published
+    )
     org = organisation_resource(reporter)
     ref = f"Organization/{org['id']}"
     entries: list[dict[str, Any]] = [{"fullUrl": CAREQI_BASE + ref, "resource": org}]
@@ -414,6 +417,7 @@ def export_measure_reports(
     small_number_threshold: int = 11,
     rounding: int = 0,
     reporter: str = "CareQI",
+    published: Published | None = None,
 ) -> list[Path]:
     """Write ``careqi-measurereports-<period>.bundle.json``: validated first, so a failure
     leaves nothing behind. Counts are suppressed and rounded exactly as in the CSV."""
@@ -424,6 +428,7 @@ def export_measure_reports(
         small_number_threshold=small_number_threshold,
         rounding=rounding,
         reporter=reporter,
+        published=published,
     )
     text = Bundle.model_validate(bundle).model_dump_json(indent=2, exclude_none=True, by_alias=True) + "\n"
     out_dir = Path(out_dir)

@@ -55,6 +55,7 @@ from pipelines.export.csv_export import COLUMNS, format_decimal
 from pipelines.export.dictionary import FILENAME as DICTIONARY
 from pipelines.export.manifest import FORMAT, FORMAT_VERSION, KEYS, MANIFEST, package_files, read_manifest
 from pipelines.export.suppression import APPLICABLE, COUNTS, DERIVED, SCORE_INPUTS, equations, recoverable, rounded
+from pipelines.periods import REPORTING_PERIOD_PATTERN
 from pipelines.tables import NOT_COMPUTED
 
 #: What a record identifier looks like (see the module docstring, check 5).
@@ -212,9 +213,11 @@ def suppression_problems(rows: list[dict[str, str]], threshold: int, name: str =
                 problems.append(f"{where}: {c} is not a whole number ({text!r})")
                 continue
             if 1 <= value < smallest:
-                problems.append(f"{where}: {c} = {value} is a small number (1..{threshold - 1}) left published")
+                problems.append(f"{where}: {c} = {value} is a small number (1..{smallest - 1}) left published")
             if rounding > 1 and value % rounding:
                 problems.append(f"{where}: {c} = {value} is not rounded to a multiple of {rounding}")
+        if re.search(r"\b\d[\d,]* cases?\b", row.get("state_reason", "")):
+            problems.append(f"{where}: state_reason publishes a case count ({row['state_reason']!r})")
         if flags & set(SCORE_INPUTS[kind]):
             shown = [c for c in DERIVED if row[c] != ""]
             if shown:
@@ -333,6 +336,9 @@ def verify_package(folder: Path) -> list[str]:
     period, threshold = manifest.get("period"), manifest.get("small_number_threshold")
     base = manifest.get("rounding", 0)
     base = base if isinstance(base, int) and not isinstance(base, bool) else 0
+    if isinstance(period, str) and not re.fullmatch(REPORTING_PERIOD_PATTERN, period):
+        problems.append(f"manifest: period {period!r} is not a month, quarter or year")
+        period = None
     if isinstance(period, str) and isinstance(threshold, int) and not isinstance(threshold, bool):
         csv_path = folder / f"careqi-indicators-{period}.csv"
         if not csv_path.is_file():

@@ -8,6 +8,7 @@ from pipelines.errors import ExportError
 from pipelines.export.period import period_results
 from pipelines.export.suppression import (
     COUNTS,
+    Published,
     apply_suppression,
     disclosure_controlled,
     equations,
@@ -240,3 +241,52 @@ def test_rounding_comes_after_suppression(indicators):
     assert int(out.loc[0, "denominator"]) == 10  # 12 published, then rounded
     assert int(out.loc[0, "numerator"]) == 3  # the value stays for the writer to blank
     assert rounded(12, 5) == 10 and rounded(13, 5) == 15 and rounded(7, 1) == 7
+
+
+# ------------------------------------------------------------- across packages
+def _month_package(rows, inds, period):
+    """A month's rows as published: suppressed, then read back the way packaging reads them."""
+    frame = apply_suppression(period_results(typed(rows), inds, period), 11)
+    return frame.assign(scoring=frame["scoring"].astype(str))
+
+
+def test_a_quarter_does_not_give_back_a_month_suppressed_before(indicators):
+    """January's numerator 4 was suppressed in its package; February (30) and March (25)
+    were published: a quarter publishing 59 would give 4 back."""
+    vte = indicators[:1]
+    months = {}
+    for period, num in (("2026-01", 4), ("2026-02", 30), ("2026-03", 25)):
+        months[period] = _month_package([row("vte", "ALL", "overall", "all", 100, num, period=period)], vte, period)
+    quarter = typed([row("vte", "ALL", "overall", "all", 300, 59, period="2026-Q1")])
+    alone = apply_suppression(period_results(quarter, vte, "2026-Q1"), 11)
+    assert not bool(alone.loc[0, flag_column("numerator")])  # on its own, 59 is publishable
+    linked = Published(frames=months, sums=[(["2026-01", "2026-02", "2026-03"], "")])
+    out = apply_suppression(period_results(quarter, vte, "2026-Q1"), 11, linked)
+    assert bool(out.loc[0, flag_column("numerator")])
+    assert not bool(out.loc[0, flag_column("denominator")])  # 100 + 100 + 100: nothing hidden there
+
+
+def test_a_month_does_not_give_back_a_cell_its_quarter_hid(indicators):
+    """The quarter hid its numerator (70) and February (30) and March (25) are published:
+    January's 15, publishable on its own, would give the quarter's back."""
+    vte = indicators[:1]
+    quarter = _month_package([row("vte", "ALL", "overall", "all", 300, 70, period="2026-Q1")], vte, "2026-Q1")
+    quarter[flag_column("numerator")] = True  # as its package published it
+    feb = _month_package([row("vte", "ALL", "overall", "all", 100, 30, period="2026-02")], vte, "2026-02")
+    mar = _month_package([row("vte", "ALL", "overall", "all", 100, 25, period="2026-03")], vte, "2026-03")
+    jan = typed([row("vte", "ALL", "overall", "all", 100, 15, period="2026-01")])
+    assert not bool(apply_suppression(period_results(jan, vte, "2026-01"), 11).loc[0, flag_column("numerator")])
+    linked = Published(frames={"2026-Q1": quarter, "2026-02": feb, "2026-03": mar},
+                       sums=[(["", "2026-02", "2026-03"], "2026-Q1")])  # fmt: skip
+    out = apply_suppression(period_results(jan, vte, "2026-01"), 11, linked)
+    assert bool(out.loc[0, flag_column("numerator")])
+    assert not bool(out.loc[0, flag_column("denominator")])
+
+
+def test_the_family_of_a_month_is_its_year(tmp_path):
+    from pipelines.packaging import package_family
+
+    others, sums = package_family("2026-08")
+    assert len(others) == 16 and "2026-08" not in others and {"2026-Q3", "2026"} <= set(others)
+    assert (["2026-07", "", "2026-09"], "2026-Q3") in sums
+    assert ([f"2026-Q{q}" for q in range(1, 5)], "2026") in sums
