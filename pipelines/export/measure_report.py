@@ -149,7 +149,7 @@ def _components(counts: Mapping[str, Any], indicator: Indicator, hidden: set[str
     if indicator.scoring is Scoring.PROPORTION:
         parts = (("numerator", "performance_numerator", None), ("denominator", "performance_denominator", None))
     elif indicator.scoring is Scoring.RATIO:
-        per = re.match(r"per [\d,.]+ (.+)$", indicator.unit or "")
+        per = re.search(r"per [\d,.]+ (.+)$", indicator.unit or "")
         parts = (("numerator", "events", None), ("denominator", "exposure", per.group(1) if per else "exposure"))
     else:
         return []

@@ -71,7 +71,9 @@ def test_dag_run_produces_report_and_exports_that_agree_with_the_warehouse(tmp_p
             .scalars()
             .all()
         )
-    assert [json.loads(x) if isinstance(x, str) else x for x in extras] == [{"period": "2026-10"}]
+    assert [json.loads(x) if isinstance(x, str) else x for x in extras] == [
+        {"period": "2026-10", "months": plan["targets"]}
+    ]
     assert not (home / "exports" / "2026-10").exists()  # the export is regulator_export's job
 
     proc = subprocess.run(
