@@ -76,7 +76,7 @@ def regulator_export() -> None:
     def export(labels: list[str], run_id: str | None = None) -> dict:
         return call("packaging", "export_packages", labels, run_id=run_id)
 
-    export(periods())
+    export(periods())  # type: ignore[arg-type]  # an XComArg resolves to the list at run time
 
 
 regulator_export()
