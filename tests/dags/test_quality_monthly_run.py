@@ -22,6 +22,20 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("airflow")]
 
 
+def _dag_test(dag_id: str, period: str, env: dict[str, str]) -> None:
+    """One run of ``dag_id`` through ``airflow dags test`` (the script checks the run state)."""
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "airflow_dag_test.sh"), dag_id, period],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "DAG run state: success" in proc.stdout
+
+
 def test_dag_run_produces_report_and_exports_that_agree_with_the_warehouse(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAREQI_", "AIRFLOW"))}
@@ -36,16 +50,7 @@ def test_dag_run_produces_report_and_exports_that_agree_with_the_warehouse(tmp_p
     generate(settings.incoming_dir, patients=300, months=2, seed=5, end_period="2026-10", defect_rate=0.0)
     stages.run_period("2026-09", settings, report=False)  # history, as a backfill would leave it
 
-    proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "airflow_dag_test.sh"), "quality_monthly", "2026-10"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "DAG run state: success" in proc.stdout
+    _dag_test("quality_monthly", "2026-10", env)
     computed = home / "staging" / "2026-10" / "compute"
     plan = json.loads((computed / "_plan.json").read_text())
     assert plan["shards"] >= 2
@@ -76,15 +81,7 @@ def test_dag_run_produces_report_and_exports_that_agree_with_the_warehouse(tmp_p
     ]
     assert not (home / "exports" / "2026-10").exists()  # the export is regulator_export's job
 
-    proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "airflow_dag_test.sh"), "regulator_export", "2026-10"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _dag_test("regulator_export", "2026-10", env)
     exports = home / "exports" / "2026-10"
     from pipelines.export.verify import verify_package
 
