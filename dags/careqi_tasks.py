@@ -26,3 +26,26 @@ def call(module: str, name: str, *args: object, **kwargs: object) -> Any:
         raise
     except CareQIError as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def deliver(folder: str, connection_id: str, remote_dir: str) -> str:
+    """Deliver one export package folder to the SFTP server of Airflow connection
+    ``connection_id`` (``pipelines.export.delivery``: staged, manifest last, renamed into
+    place); returns ``sftp://<host>/<path>``. Airflow's connection and hook are used
+    here, in the DAG room, so ``pipelines`` runs without Airflow."""
+    from pathlib import Path
+
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    from pipelines.errors import ExportError
+    from pipelines.export.delivery import deliver_through
+
+    try:
+        hook = SFTPHook(ssh_conn_id=connection_id)
+        sftp = hook.get_conn()
+    except Exception as exc:  # the hook raises AirflowNotFoundException, paramiko and socket errors
+        raise ExportError(f"export delivery: cannot connect through connection {connection_id!r}: {exc}") from exc
+    try:
+        return deliver_through(sftp, str(hook.remote_host), Path(folder), remote_dir)
+    finally:
+        hook.close_conn()

@@ -1,7 +1,7 @@
 """
 ### regulator_export
 
-Regulator export packages, data-aware: **periods -> export** (the packages one after
+Regulator export packages, data-aware: **periods -> export -> deliver** (the packages one after
 another, month before quarter before year: each is suppressed together with those of
 its year already published, so comparing packages gives nothing back).
 
@@ -16,8 +16,8 @@ its year already published, so comparing packages gives nothing back).
   `YYYY`, one package.
 * Each package goes to `exports/<period>/` (CSV, Parquet, data dictionary, FHIR Bundle,
   manifest), published as a set, and to the SFTP destination of the Airflow connection
-  named by `CAREQI_EXPORT_CONNECTION` when one is set. Re-running rewrites the same
-  bytes.
+  named by `CAREQI_EXPORT_CONNECTION` when one is set (the `deliver` task; the CLI writes
+  packages locally only). Re-running rewrites the same bytes.
 * Wiring only: all logic lives in `pipelines.packaging`.
 """
 
@@ -76,7 +76,21 @@ def regulator_export() -> None:
     def export(labels: list[str], run_id: str | None = None) -> dict:
         return call("packaging", "export_packages", labels, run_id=run_id)
 
-    export(periods())  # type: ignore[arg-type]  # an XComArg resolves to the list at run time
+    @task
+    def deliver(written: dict) -> list[str]:
+        """Each package to the SFTP destination of CAREQI_EXPORT_CONNECTION (none: local only)."""
+        from careqi_tasks import deliver as send
+
+        from pipelines.config import load_settings
+
+        settings = load_settings()
+        if not settings.export_connection:
+            return []
+        # a refused login or a full disk raises: the task's retries apply (the server may be back)
+        return [send(str(settings.exports_dir / label), settings.export_connection, settings.export_remote_dir)
+                for label in written]  # fmt: skip
+
+    deliver(export(periods()))  # type: ignore[arg-type]  # an XComArg resolves to the list at run time
 
 
 regulator_export()

@@ -171,9 +171,9 @@ class Settings:
             ``catchup`` Airflow creates one run per month from there.
         export_rounding: round published counts in regulator exports to this base after
             suppression (``CAREQI_EXPORT_ROUNDING``; 0, the default, leaves them exact).
-        export_connection: an Airflow connection id to deliver each export package to
-            (``CAREQI_EXPORT_CONNECTION``: SFTP); empty, the default, keeps packages in
-            the local exports folder only.
+        export_connection: an Airflow connection id the ``regulator_export`` DAG
+            delivers each export package to (``CAREQI_EXPORT_CONNECTION``: SFTP); empty,
+            the default, keeps packages in the local exports folder only.
         export_remote_dir: the folder on that destination packages go under
             (``CAREQI_EXPORT_REMOTE_DIR``, default ``careqi``).
     """

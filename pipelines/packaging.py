@@ -1,5 +1,5 @@
 """Regulator export packages: the results of a reporting period, written as one verifiable
-package, and optionally delivered.
+package (delivered by the ``regulator_export`` DAG when a destination is configured).
 
 A package covers a **month**, a **calendar quarter** (``YYYY-Qn``) or a **calendar
 year** (``YYYY``; the CMS eCQMs' annual measurement period):
@@ -173,8 +173,8 @@ def package_results(period: str, settings: Settings) -> pd.DataFrame:
 
 def export_package(period: str, settings: Settings | None = None, *, run_id: str | None = None) -> dict[str, list[str]]:
     """Write the regulator package for a month, quarter or year (every export format and
-    the manifest), published together or not at all, then deliver it when an export
-    connection is configured. Returns format -> the files written (plus ``delivered``).
+    the manifest), published together or not at all (``regulator_export`` then delivers
+    it when an export connection is configured). Returns format -> the files written.
     Without an Airflow run id the run is ``cli-<period>``: two CLI exports of the same
     warehouse are byte-identical, manifest included."""
     from pipelines.export import FORMATS
@@ -229,10 +229,6 @@ def export_package(period: str, settings: Settings | None = None, *, run_id: str
         )
         written["manifest"] = [str(target / manifest.name)]
     log.info("export package for %s written to %s", label, target)
-    if settings.export_connection:
-        from pipelines.export.delivery import deliver
-
-        written["delivered"] = [deliver(target, settings.export_connection, settings.export_remote_dir)]
     return written
 
 

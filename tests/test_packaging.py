@@ -161,14 +161,17 @@ def test_no_identifier_held_in_the_warehouse_reaches_any_exported_file(system: S
 
 
 def test_a_configured_connection_delivers_the_package(system: Settings, sftp_root, monkeypatch, tmp_path) -> None:
-    """``CAREQI_EXPORT_CONNECTION`` names the Airflow connection; the package lands under
-    ``CAREQI_EXPORT_REMOTE_DIR`` and verifies there."""
+    """``CAREQI_EXPORT_CONNECTION`` names the Airflow connection the DAG's deliver step
+    opens; the package lands under ``CAREQI_EXPORT_REMOTE_DIR`` and verifies there."""
+    from tests.export.test_delivery import deliver
+
     root, port = sftp_root
     conn = {"conn_type": "sftp", "host": "127.0.0.1", "port": port, "login": USER, "password": PASSWORD,
             "extra": {"no_host_key_check": True}}  # fmt: skip
     monkeypatch.setenv("AIRFLOW_CONN_TO_REGULATOR", json.dumps(conn))
     settings = replace(system, exports_dir=tmp_path / "out", export_connection="to_regulator",
                        export_remote_dir="upload")  # fmt: skip
-    written = export_package("2026-Q3", settings)
-    assert written["delivered"] == ["sftp://127.0.0.1/upload/2026-Q3"]
+    export_package("2026-Q3", settings)
+    delivered = deliver(settings.exports_dir / "2026-Q3", settings.export_connection, settings.export_remote_dir)
+    assert [delivered] == ["sftp://127.0.0.1/upload/2026-Q3"]
     assert verify_package(root / "upload" / "2026-Q3") == []

@@ -1,7 +1,9 @@
 """Deliver an export package to the regulator's SFTP server, named by an Airflow connection.
 
 Off by default (packages stay in the local exports folder). With
-``CAREQI_EXPORT_CONNECTION=<conn id>`` the package folder is copied to
+``CAREQI_EXPORT_CONNECTION=<conn id>`` the ``regulator_export`` DAG opens that
+connection (``dags/careqi_tasks.py``: Airflow stays out of ``pipelines``) and the
+package folder is copied to
 ``<CAREQI_EXPORT_REMOTE_DIR>/<period>/`` on the server of that connection
 (``conn_type`` ``sftp``: host, port, login, password or key; defined in Airflow, or
 as ``AIRFLOW_CONN_<ID>`` in the environment, so credentials never sit in CareQI's
@@ -98,29 +100,19 @@ def upload_package(sftp: Any, folder: Path, remote_dir: str) -> str:
     return target
 
 
-def deliver(folder: Path, connection_id: str, remote_dir: str) -> str:
-    """Deliver ``folder`` to the SFTP server of Airflow connection ``connection_id``;
-    returns ``sftp://<host>/<remote path>``."""
-    try:
-        from airflow.providers.sftp.hooks.sftp import SFTPHook
-    except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise ExportError(f"SFTP delivery needs apache-airflow-providers-sftp: {exc}") from exc
-    try:
-        hook = SFTPHook(ssh_conn_id=connection_id)
-        host = hook.remote_host
-        sftp = hook.get_conn()
-    except Exception as exc:  # the hook raises AirflowNotFoundException, paramiko and socket errors
-        raise ExportError(f"export delivery: cannot connect through connection {connection_id!r}: {exc}") from exc
+def deliver_through(sftp: Any, host: str, folder: Path, remote_dir: str) -> str:
+    """:func:`upload_package` with every failure as one ExportError; returns
+    ``sftp://<host>/<remote path>``. The client comes from the caller: the
+    ``regulator_export`` DAG opens it from its Airflow connection (Airflow stays in
+    ``dags/``)."""
     try:
         target = upload_package(sftp, Path(folder), remote_dir)
     except ExportError:
         raise
     except Exception as exc:  # OSError, and paramiko's SSHException (not an OSError)
         raise ExportError(f"export delivery to {host} failed: {exc}") from exc
-    finally:
-        hook.close_conn()
     log.info("delivered %s to sftp://%s/%s", folder, host, target)
     return f"sftp://{host}/{target}"
 
 
-__all__ = ["deliver", "upload_package"]
+__all__ = ["deliver_through", "upload_package"]

@@ -1,6 +1,7 @@
-"""SFTP delivery of an export package, against a real SFTP server started by the test
-(``tests/sftp_server.py``: asyncssh on 127.0.0.1, chrooted to a temporary folder), through an Airflow connection
-given as ``AIRFLOW_CONN_<ID>`` the way a deployment would define it."""
+"""SFTP delivery of an export package (the ``regulator_export`` DAG's step), against a
+real SFTP server started by the test (``tests/sftp_server.py``: asyncssh on 127.0.0.1,
+chrooted to a temporary folder), through an Airflow connection given as
+``AIRFLOW_CONN_<ID>`` the way a deployment would define it."""
 
 from __future__ import annotations
 
@@ -11,10 +12,22 @@ import pytest
 
 from pipelines.errors import ExportError
 from pipelines.export import FORMATS, verify_package, write_manifest
-from pipelines.export.delivery import deliver
 from tests.sftp_server import PASSWORD, USER
 
 from .conftest import PERIOD
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+def deliver(folder: Path, connection_id: str, remote_dir: str) -> str:
+    """The DAG's delivery step (``dags/careqi_tasks.py``), which opens the Airflow connection."""
+    import sys
+
+    if str(DAGS) not in sys.path:
+        sys.path.insert(0, str(DAGS))
+    from careqi_tasks import deliver as send
+
+    return str(send(str(folder), connection_id, remote_dir))
 
 
 def _connection(monkeypatch: pytest.MonkeyPatch, port: int, password: str = PASSWORD) -> str:
