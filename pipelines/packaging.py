@@ -178,6 +178,7 @@ def export_package(period: str, settings: Settings | None = None, *, run_id: str
     Without an Airflow run id the run is ``cli-<period>``: two CLI exports of the same
     warehouse are byte-identical, manifest included."""
     from pipelines.export import FORMATS
+    from pipelines.export.csv_export import controlled_rows
     from pipelines.export.manifest import write_manifest
     from pipelines.load import batch_records
     from pipelines.organisation import read_config
@@ -207,11 +208,12 @@ def export_package(period: str, settings: Settings | None = None, *, run_id: str
     reporter = str(read_config(settings.organisation_file).get("system") or "CareQI")
     target = settings.exports_dir / label
     threshold, rounding = settings.small_number_threshold, settings.export_rounding
-    linked = published_packages(label, settings)
+    # disclosure control once per package, with the family already published
+    rows = controlled_rows(results, chosen, label, threshold, rounding, published_packages(label, settings))
     written: dict[str, list[str]] = {}
     with publish_folder(target, f"the exports for {label}") as folder:
         for name, writer in FORMATS.items():
-            kwargs: dict[str, Any] = {"small_number_threshold": threshold, "rounding": rounding, "published": linked}
+            kwargs: dict[str, Any] = {"small_number_threshold": threshold, "rounding": rounding, "controlled": rows}
             if name == "measure_reports":
                 kwargs["reporter"] = reporter
             paths = writer(results, chosen, label, folder, **kwargs)

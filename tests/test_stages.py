@@ -115,7 +115,7 @@ def test_a_new_export_format_is_a_writer_in_formats(
     ``pipelines.export.FORMATS``; the stage writes it into the same published set."""
     import pipelines.export as export
 
-    def counts(results, indicators, period, out_dir, *, small_number_threshold=11, rounding=0, published=None):  # type: ignore[no-untyped-def]
+    def counts(results, indicators, period, out_dir, *, small_number_threshold=11, rounding=0, controlled=None):  # type: ignore[no-untyped-def]
         path = out_dir / f"counts-{period}.txt"
         path.write_text(f"{len(indicators)} indicators, threshold {small_number_threshold}\n", encoding="utf-8")
         return [path]

@@ -21,7 +21,6 @@ from pipelines.export.dictionary import export_dictionary
 from pipelines.export.manifest import read_manifest, write_manifest
 from pipelines.export.measure_report import export_measure_reports, measure_report_from_counts
 from pipelines.export.parquet_export import export_parquet
-from pipelines.export.suppression import Published
 from pipelines.export.verify import verify_package
 
 
@@ -35,7 +34,7 @@ class Writer(Protocol):
         *,
         small_number_threshold: int = ...,
         rounding: int = ...,
-        published: Published | None = ...,
+        controlled: pd.DataFrame | None = ...,
     ) -> list[Path]: ...
 
 

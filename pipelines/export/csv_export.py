@@ -94,20 +94,34 @@ def format_decimal(value: Any) -> str:
     return "0.000000" if text == "-0.000000" else text
 
 
-def csv_rows(
+def controlled_rows(
     results: pd.DataFrame,
     indicators: Sequence[Indicator],
     period: str,
     threshold: int,
     rounding: int = 0,
     published: Published | None = None,
+) -> pd.DataFrame:
+    """The period's rows under disclosure control: what every format of a package
+    publishes (the package writer makes it once and hands it to each format)."""
+    return disclosure_controlled(period_results(results, indicators, period), threshold, rounding, published)
+
+
+def csv_rows(
+    results: pd.DataFrame,
+    indicators: Sequence[Indicator],
+    period: str,
+    threshold: int,
+    rounding: int = 0,
+    controlled: pd.DataFrame | None = None,
 ) -> list[dict[str, str]]:
     """The export's rows as strings, suppression (then rounding) applied: shared with
-    the other writers, so every format holds the same values."""
+    the other writers, so every format holds the same values. ``controlled`` is that
+    frame when the caller made it already (:func:`controlled_rows`), once per package."""
     reporting = MeasurementPeriod.parse(period)
     start, end = reporting.start.isoformat(), reporting.last_day.isoformat()
     index = indicator_index(indicators)
-    frame = disclosure_controlled(period_results(results, indicators, period), threshold, rounding, published)
+    frame = controlled if controlled is not None else controlled_rows(results, indicators, period, threshold, rounding)
     rows: list[dict[str, str]] = []
     for rec in frame.to_dict("records"):
         ind = index[rec["indicator_id"]]
@@ -151,10 +165,10 @@ def export_csv(
     *,
     small_number_threshold: int = 11,
     rounding: int = 0,
-    published: Published | None = None,
+    controlled: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write ``out_dir/careqi-indicators-<period>.csv`` and return ``[its path]``."""
-    rows = csv_rows(results, indicators, period, small_number_threshold, rounding, published)
+    rows = csv_rows(results, indicators, period, small_number_threshold, rounding, controlled)
     if not rows:
         log.warning("no indicator results for %s: writing a header-only CSV", period)
     buf = io.StringIO()
@@ -170,4 +184,13 @@ def export_csv(
     return [path]
 
 
-__all__ = ["COLUMNS", "FORMULA_TRIGGERS", "csv_rows", "export_csv", "export_reason", "format_decimal", "safe_cell"]
+__all__ = [
+    "COLUMNS",
+    "FORMULA_TRIGGERS",
+    "controlled_rows",
+    "csv_rows",
+    "export_csv",
+    "export_reason",
+    "format_decimal",
+    "safe_cell",
+]

@@ -25,7 +25,6 @@ from pipelines import outputs
 from pipelines.compute.model import Indicator
 from pipelines.errors import ExportError
 from pipelines.export.csv_export import COLUMNS
-from pipelines.export.suppression import Published
 
 FILENAME = "data_dictionary.csv"
 DICTIONARY_COLUMNS = ["name", "type", "unit", "meaning"]
@@ -154,7 +153,7 @@ def export_dictionary(
     *,
     small_number_threshold: int = 11,
     rounding: int = 0,
-    published: Published | None = None,
+    controlled: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write ``out_dir/data_dictionary.csv`` (the results are not needed: the columns are
     the same every month) and return ``[its path]``."""

@@ -50,9 +50,9 @@ from pydantic import ValidationError
 from pipelines import outputs
 from pipelines.compute.model import Indicator, Scoring
 from pipelines.errors import ExportError
-from pipelines.export.csv_export import format_decimal
-from pipelines.export.period import indicator_index, period_results
-from pipelines.export.suppression import COUNTS, Published, disclosure_controlled, flag_column
+from pipelines.export.csv_export import controlled_rows, format_decimal
+from pipelines.export.period import indicator_index
+from pipelines.export.suppression import COUNTS, flag_column
 from pipelines.periods import MeasurementPeriod
 from pipelines.tables import (
     ALL_FACILITIES,
@@ -378,14 +378,16 @@ def measure_report_bundle(
     small_number_threshold: int = 11,
     rounding: int = 0,
     reporter: str = "CareQI",
-    published: Published | None = None,
+    controlled: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The period's Bundle: the reporting Organization, then one summary MeasureReport
     per indicator (sorted by id), every one validated, the Bundle too."""
     index = indicator_index(indicators)
     label = MeasurementPeriod.parse(period).label
-    frame = disclosure_controlled(
-        period_results(results, indicators, label), small_number_threshold, rounding, published
+    frame = (
+        controlled
+        if controlled is not None
+        else controlled_rows(results, indicators, label, small_number_threshold, rounding)
     )
     org = organisation_resource(reporter)
     ref = f"Organization/{org['id']}"
@@ -417,7 +419,7 @@ def export_measure_reports(
     small_number_threshold: int = 11,
     rounding: int = 0,
     reporter: str = "CareQI",
-    published: Published | None = None,
+    controlled: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write ``careqi-measurereports-<period>.bundle.json``: validated first, so a failure
     leaves nothing behind. Counts are suppressed and rounded exactly as in the CSV."""
@@ -428,7 +430,7 @@ def export_measure_reports(
         small_number_threshold=small_number_threshold,
         rounding=rounding,
         reporter=reporter,
-        published=published,
+        controlled=controlled,
     )
     text = Bundle.model_validate(bundle).model_dump_json(indent=2, exclude_none=True, by_alias=True) + "\n"
     out_dir = Path(out_dir)

@@ -31,7 +31,6 @@ from pipelines import outputs
 from pipelines.compute.model import Indicator
 from pipelines.export.csv_export import COLUMNS, csv_rows
 from pipelines.export.dictionary import COLUMN_SPECS
-from pipelines.export.suppression import Published
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +89,10 @@ def export_parquet(
     *,
     small_number_threshold: int = 11,
     rounding: int = 0,
-    published: Published | None = None,
+    controlled: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write ``out_dir/careqi-indicators-<period>.parquet`` and return ``[its path]``."""
-    rows = csv_rows(results, indicators, period, small_number_threshold, rounding, published)
+    rows = csv_rows(results, indicators, period, small_number_threshold, rounding, controlled)
     data = parquet_bytes(parquet_table(rows, parquet_schema(period, small_number_threshold)))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -350,18 +349,7 @@ def disclosure_controlled(
     (never the other way round): what every writer publishes."""
     if rounding < 0:
         raise ExportError(f"rounding base must be 0 (off) or positive, got {rounding}")
-    # Every format of a package asks for the same frame: the audit runs once per package.
-    key = (int(pd.util.hash_pandas_object(frame, index=False).sum()), tuple(frame.columns), len(frame),
-           threshold, rounding, id(published))  # fmt: skip
-    hit = _LAST.get("key") == key
-    if not hit:
-        _LAST.clear()
-        _LAST.update(key=key, frame=round_counts(apply_suppression(frame, threshold, published), rounding))
-    return _LAST["frame"].copy()
-
-
-#: The last disclosure-controlled frame and what it was made from (one package's worth).
-_LAST: dict[str, Any] = {}
+    return round_counts(apply_suppression(frame, threshold, published), rounding)
 
 
 def suppressed_fields(row: pd.Series | dict) -> list[str]:
