@@ -35,11 +35,11 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 from careqi_tasks import call
 
-from pipelines.config import load_settings
+from pipelines.config import schedule_start
 from pipelines.periods import MONTH_PATTERN, Month
 
 #: The month of the first scheduled run (CAREQI_SCHEDULE_START): catchup starts there.
-FIRST = Month.parse(load_settings().schedule_start)
+FIRST = Month.parse(schedule_start())
 
 
 def _stage(name: str, *args: object, **kwargs: object) -> Any:

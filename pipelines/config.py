@@ -98,6 +98,12 @@ def _month(env: dict[str, str], name: str, default: str) -> str:
         raise ConfigError(f"{name}: {exc}") from None
 
 
+def schedule_start(env: dict[str, str] | None = None) -> str:
+    """``CAREQI_SCHEDULE_START`` alone (see :class:`Settings`): what a DAG file needs
+    while it is parsed, without building every setting (holiday calendars included)."""
+    return _month(dict(os.environ if env is None else env), "CAREQI_SCHEDULE_START", "2025-11")
+
+
 def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
     raw = env.get(name, "").strip().lower() or default
     if raw not in allowed:
@@ -263,7 +269,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         publication_gate=_choice(env, "CAREQI_PUBLICATION_GATE", "feeding", ("feeding", "any", "off")),
         publication_gate_pct=_float(env, "CAREQI_PUBLICATION_GATE_PCT", 5.0, minimum=0.0),
         report_font=Path(env["CAREQI_REPORT_FONT"]).expanduser() if env.get("CAREQI_REPORT_FONT", "").strip() else None,
-        schedule_start=_month(env, "CAREQI_SCHEDULE_START", "2025-11"),
+        schedule_start=schedule_start(env),
         export_rounding=_int(env, "CAREQI_EXPORT_ROUNDING", 0, minimum=0),
         export_connection=env.get("CAREQI_EXPORT_CONNECTION", "").strip(),
         export_remote_dir=env.get("CAREQI_EXPORT_REMOTE_DIR", "").strip() or "careqi",
@@ -271,4 +277,4 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     )
 
 
-__all__ = ["PROJECT_ROOT", "Settings", "load_settings", "replace"]
+__all__ = ["PROJECT_ROOT", "Settings", "load_settings", "replace", "schedule_start"]
