@@ -8,9 +8,11 @@ feed sent nothing; and ``rows_read`` is counted so that for every table
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -93,19 +95,37 @@ def extract_paths(
     """
     sink = Collector(validate_sample=validate_sample, surveys=surveys or Surveys())
     seen: set[Path] = set()
-    for path in paths:
-        path = Path(path)
-        if not path.exists():
-            raise ExtractError(f"source {str(path)!r} does not exist")
-        base = Path(root) if root is not None else (path if path.is_dir() else path.parent)
-        files = _walk(path) if path.is_dir() else [path]
-        for file in files:
-            key = file.resolve()
-            if key in seen:
-                continue
-            seen.add(key)
-            _read_file(file, _relative(file, base), sink)
-    return finish(sink, timezones or TimeZones())
+    with _no_cycle_collection():
+        for path in paths:
+            path = Path(path)
+            if not path.exists():
+                raise ExtractError(f"source {str(path)!r} does not exist")
+            base = Path(root) if root is not None else (path if path.is_dir() else path.parent)
+            files = _walk(path) if path.is_dir() else [path]
+            for file in files:
+                key = file.resolve()
+                if key in seen:
+                    continue
+                seen.add(key)
+                _read_file(file, _relative(file, base), sink)
+        return finish(sink, timezones or TimeZones())
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Extraction allocates millions of small dicts, lists and tuples and keeps most of
+    them until the frames are built. None of them is in a reference cycle, so CPython's
+    cyclic collector, which runs every few hundred allocations and rescans the survivors
+    as they pile up, has nothing to free: it cost 3-10% of extraction time on a month of
+    400,000 patients. Reference counting still frees everything; the collector's
+    previous state is put back afterwards (it then collects any cycle a library made)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _walk(folder: Path) -> list[Path]:

@@ -34,7 +34,7 @@ since every Observation has a code and a category.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from sys import intern
 from typing import Any, NamedTuple
 
 from pipelines.extract.elements import as_dict, find_extension, first_code, first_coding, scalar
@@ -111,34 +111,51 @@ class Record(NamedTuple):
 # ---------------------------------------------------------------- codings
 
 
-def _walk(value: Any, path: tuple[str, ...]) -> Iterator[Any]:
-    if isinstance(value, list):
-        for item in value:
-            yield from _walk(item, path)
-        return
-    if not path:
-        if value is not None:
-            yield value
-        return
-    if isinstance(value, dict):
-        yield from _walk(value.get(path[0]), path[1:])
+def _at(value: Any, path: tuple[str, ...]) -> list[Any]:
+    """The values at ``path`` under ``value``: a step that meets a list continues into
+    every item; missing steps and non-objects give nothing. Plain loops, not nested
+    generators: this runs for every coded element of every resource extracted."""
+    found = _flat([value])
+    for step in path:
+        nxt: list[Any] = []
+        for item in found:
+            if isinstance(item, dict):
+                child = item.get(step)
+                if isinstance(child, list):
+                    nxt.extend(_flat(child))
+                elif child is not None:
+                    nxt.append(child)
+        found = nxt
+    return found
 
 
-def _each_coding(concept: Any) -> Iterator[dict[str, Any]]:
-    """Codings of a CodeableConcept, a bare Coding, or a list of either."""
+def _flat(values: list[Any]) -> list[Any]:
+    """``values`` with nested lists expanded in order and None dropped."""
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, list):
+            out.extend(_flat(v))
+        elif v is not None:
+            out.append(v)
+    return out
+
+
+def _codings_of(concept: Any) -> list[Any]:
+    """Codings of a CodeableConcept, a bare Coding, or a list of either (items that are
+    not objects are skipped)."""
     if isinstance(concept, list):
+        out: list[Any] = []
         for item in concept:
-            yield from _each_coding(item)
-        return
+            out.extend(_codings_of(item))
+        return out
     if not isinstance(concept, dict):
-        return
+        return []
     codings = concept.get("coding")
     if isinstance(codings, list):
-        for coding in codings:
-            if isinstance(coding, dict):
-                yield coding
-    elif codings is None and ("code" in concept or "system" in concept):
-        yield concept
+        return [c for c in codings if isinstance(c, dict)]
+    if codings is None and ("code" in concept or "system" in concept):
+        return [concept]
+    return []
 
 
 def add_codings(
@@ -146,7 +163,7 @@ def add_codings(
     table: str,
     record_id: str,
     element: str,
-    concepts: Iterator[Any] | list[Any],
+    concepts: list[Any],
     record_type: str | None = None,
 ) -> None:
     """Append one tuple per coding of ``concepts`` (numbered 1.. within the element).
@@ -154,22 +171,24 @@ def add_codings(
     ``record_type`` is set for tables holding several resource types (their ids are
     unique per type only), and is then part of the coding id.
     """
-    n = 0
     owner = f"{table}/{record_id}" if record_type is None else f"{table}/{record_type}/{record_id}"
+    prefix = f"{owner}/{element}/"
+    n = 0
     for concept in concepts:
-        for coding in _each_coding(concept):
+        for coding in _codings_of(concept):
             n += 1
-            out.append(
-                (
-                    f"{owner}/{element}/{n}",
-                    table,
-                    record_id,
-                    record_type,
-                    element,
-                    scalar(coding.get("system")),
-                    scalar(coding.get("code")),
-                )
-            )
+            system = coding.get("system")
+            code = coding.get("code")
+            # Systems and codes repeat over millions of codings: each text is kept once.
+            if system.__class__ is str:
+                system = intern(system)
+            elif system is not None:
+                system = scalar(system)
+            if code.__class__ is str:
+                code = intern(code)
+            elif code is not None:
+                code = scalar(code)
+            out.append((prefix + str(n), table, record_id, record_type, element, system, code))
 
 
 def resource_codings(rtype: str, r: dict[str, Any], table: str, record_id: str) -> list[CodingTuple]:
@@ -178,7 +197,7 @@ def resource_codings(rtype: str, r: dict[str, Any], table: str, record_id: str) 
     if rtype in MEDICATION_RESOURCES:
         add_codings(out, table, record_id, MEDICATION_ELEMENT, [medication_concept(r).concept], typed)
     for element, path in CODED_ELEMENTS.get(rtype, ()):
-        add_codings(out, table, record_id, element, _walk(r, path), typed)
+        add_codings(out, table, record_id, element, _at(r, path), typed)
     if rtype == "ServiceRequest":
         ext = find_extension(r, DO_NOT_PERFORM_REASON_EXTENSION)
         if ext is not None:
@@ -332,7 +351,7 @@ def claim_records(r: dict[str, Any]) -> list[Record]:
         codings: list[CodingTuple] = []
         if key is not None:
             for element, path in CLAIM_DIAGNOSIS_ELEMENTS:
-                add_codings(codings, "claim_diagnoses", key, element, _walk(diag, path))
+                add_codings(codings, "claim_diagnoses", key, element, _at(diag, path))
         records.append(Record("claim_diagnoses", row, [], codings))
     for n, proc in enumerate(procedures, 1):
         sequence = scalar(proc.get("sequence"))
@@ -355,7 +374,7 @@ def claim_records(r: dict[str, Any]) -> list[Record]:
         codings = []
         if key is not None:
             for element, path in CLAIM_PROCEDURE_ELEMENTS:
-                add_codings(codings, "claim_procedures", key, element, _walk(proc, path))
+                add_codings(codings, "claim_procedures", key, element, _at(proc, path))
         records.append(Record("claim_procedures", row, [], codings))
     return records
 

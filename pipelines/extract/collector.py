@@ -3,7 +3,8 @@ the counts that let a batch reconcile (read = accepted + quarantined).
 
 Readers hand over plain dicts; the collector keeps each row as a list in the table's
 column order (a third of a dict's memory) with its repeated values (codes, systems,
-statuses, units: a handful of distinct strings over millions of rows) stored once, and
+statuses, units: a handful of distinct strings over millions of rows) stored once
+(``sys.intern``), and
 DataFrames are built once per table at the end (:mod:`pipelines.extract.batch`), which
 is what keeps extraction at tens of thousands of resources per second in a memory that
 a month of a million patients fits in.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 import orjson
@@ -78,8 +80,6 @@ class Layout:
 
 
 LAYOUTS: dict[str, Layout] = {name: Layout.of(name) for name in TABLES}
-#: Positions of a codings row's system and code (:data:`children.CodingTuple`).
-_CODING_SYSTEM, _CODING_CODE = 5, 6
 
 
 def payload_text(value: Any) -> str | None:
@@ -136,8 +136,6 @@ class Collector:
     #: table -> rows in the table's column order (:data:`LAYOUTS`): lists, except
     #: codings (tuples, see children.py).
     rows: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
-    #: each repeated text value once (:meth:`store`).
-    values: dict[str, str] = field(default_factory=dict)
     #: child table -> (parent table, parent row position) per child row, so that a
     #: parent quarantined when its frame is conformed takes its children with it.
     parents: dict[str, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
@@ -161,24 +159,14 @@ class Collector:
         """Keep one row of ``table`` (a reader's dict) as a list in column order, its
         repeated text stored once; returns its position in the table."""
         layout = LAYOUTS[table]
-        values = self.values
         kept = list(map(row.get, layout.columns))
         for i in layout.shared:
             v = kept[i]
             if v.__class__ is str:
-                kept[i] = values.setdefault(v, v)
+                kept[i] = intern(v)
         rows = self.rows[table]
         rows.append(kept)
         return len(rows) - 1
-
-    def _coding(self, c: CodingTuple, source_file: str, source_line: int) -> tuple[Any, ...]:
-        values = self.values
-        system, code = c[_CODING_SYSTEM], c[_CODING_CODE]
-        if system.__class__ is str:
-            system = values.setdefault(system, system)
-        if code.__class__ is str:
-            code = values.setdefault(code, code)
-        return (*c[:_CODING_SYSTEM], system, code, source_file, source_line)
 
     def reject(
         self,
@@ -269,7 +257,8 @@ class Collector:
                 self.store(child_table, child)
                 self.parents[child_table].append(parent)
             if rec.codings:
-                self.rows[CODINGS].extend([self._coding(c, source_file, source_line) for c in rec.codings])
+                where = (source_file, source_line)
+                self.rows[CODINGS].extend([c + where for c in rec.codings])
                 self.parents[CODINGS].extend([parent] * len(rec.codings))
             if medication is not None:
                 if medication.target is not None:
@@ -316,7 +305,7 @@ class Collector:
             codings: list[CodingTuple] = []
             add_codings(codings, table, str(row[at[spec.key]]), MEDICATION_ELEMENT, [concept], typed)
             where = (row[at["source_file"]], row[at["source_line"]])
-            self.rows[CODINGS].extend([self._coding(c, *where) for c in codings])
+            self.rows[CODINGS].extend([c + where for c in codings])
             self.parents[CODINGS].extend([(table, position)] * len(codings))
         self.medication_links.clear()
         return sum(len(rows) for rows in self.held_back.values())

@@ -275,14 +275,26 @@ def flatten_medication_statement(r: dict[str, Any]) -> Row:
     }
 
 
-def _component_value(r: dict[str, Any], loinc: str) -> Any:
+def _blood_pressure(r: dict[str, Any]) -> tuple[Any, Any]:
+    """(systolic, diastolic): valueQuantity.value of the first component coded with each
+    LOINC code, read in one pass over the components."""
     components = r.get("component")
     if not isinstance(components, list):
-        return None
+        return None, None
+    systolic = diastolic = _UNSET
     for comp in components:
-        if isinstance(comp, dict) and loinc in all_codes(comp.get("code")):
-            return scalar(as_dict(comp.get("valueQuantity")).get("value"))
-    return None
+        if not isinstance(comp, dict):
+            continue
+        codes = all_codes(comp.get("code"))
+        if systolic is _UNSET and LOINC_SYSTOLIC in codes:
+            systolic = scalar(as_dict(comp.get("valueQuantity")).get("value"))
+        if diastolic is _UNSET and LOINC_DIASTOLIC in codes:
+            diastolic = scalar(as_dict(comp.get("valueQuantity")).get("value"))
+    return (None if systolic is _UNSET else systolic), (None if diastolic is _UNSET else diastolic)
+
+
+#: "No component found yet" (a found component may hold no value: None).
+_UNSET: Any = object()
 
 
 def flatten_observation(r: dict[str, Any]) -> Row:
@@ -297,6 +309,7 @@ def flatten_observation(r: dict[str, Any]) -> Row:
     unit = quantity.get("unit")
     if unit is None:
         unit = quantity.get("code")
+    systolic, diastolic = _blood_pressure(r)
     return {
         "observation_id": scalar(r.get("id")),
         "patient_id": ref_id(r.get("subject")),
@@ -311,8 +324,8 @@ def flatten_observation(r: dict[str, Any]) -> Row:
         "value_num": scalar(quantity.get("value")),
         "value_unit": scalar(unit),
         "value_code": first_code(r.get("valueCodeableConcept")) if "valueCodeableConcept" in r else None,
-        "systolic": _component_value(r, LOINC_SYSTOLIC),
-        "diastolic": _component_value(r, LOINC_DIASTOLIC),
+        "systolic": systolic,
+        "diastolic": diastolic,
     }
 
 

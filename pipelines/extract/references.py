@@ -26,16 +26,20 @@ def ref_id(ref: Any) -> str | None:
     """The logical id a Reference (dict) or reference string points to, else None."""
     if isinstance(ref, dict):
         text = ref.get("reference")
-        if isinstance(text, str) and text.strip():
-            return _id_from_text(text.strip())
+        if isinstance(text, str):
+            text = text.strip()
+            if text:
+                return _id_from_text(text)
         ident = ref.get("identifier")
         if isinstance(ident, dict):
             value = ident.get("value")
             if isinstance(value, str) and value.strip():
                 return value.strip()
         return None
-    if isinstance(ref, str) and ref.strip():
-        return _id_from_text(ref.strip())
+    if isinstance(ref, str):
+        ref = ref.strip()
+        if ref:
+            return _id_from_text(ref)
     return None
 
 
