@@ -1,4 +1,5 @@
-"""What every CareQI DAG's tasks share: calling a pipeline function with the right failure mode.
+"""What every CareQI DAG's tasks share: calling a pipeline function with the right failure
+mode, and logging what it cost.
 
 Not a DAG. A CareQI error the user must fix (bad input, a refused delivery, a missing
 setting) fails the task at once, without retries that could only fail again; warehouse
@@ -9,23 +10,38 @@ from __future__ import annotations
 
 from typing import Any
 
+#: The line each task logs when its pipeline function returns (scripts and tests read it
+#: back from the task logs: ``scripts/airflow_celery_run.sh`` prints every task's peak).
+RESOURCE_LINE = "careqi task {name}: {seconds:.1f} s, peak resident memory {peak:.0f} MiB"
+
 
 def call(module: str, name: str, *args: object, **kwargs: object) -> Any:
     """``pipelines.<module>.<name>(*args, **kwargs)``, imported inside the task (DAG files
-    parse without the pipeline's heavy libraries)."""
+    parse without the pipeline's heavy libraries). The task logs its duration and its
+    peak resident memory (:data:`RESOURCE_LINE`): Airflow records a task's duration but
+    not its memory, and the memory of a shard task is what sizes a worker."""
     import importlib
+    import logging
+    import time
 
     from airflow.sdk.exceptions import AirflowFailException
 
     from pipelines.errors import CareQIError, WarehouseError
+    from pipelines.process_memory import peak_mib, reset_peak
 
+    reset_peak()
+    start = time.perf_counter()
     fn = getattr(importlib.import_module(f"pipelines.{module}"), name)
     try:
-        return fn(*args, **kwargs)
+        value = fn(*args, **kwargs)
     except WarehouseError:
         raise
     except CareQIError as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+    seconds = time.perf_counter() - start
+    line = RESOURCE_LINE.format(name=f"{module}.{name}", seconds=seconds, peak=peak_mib())
+    logging.getLogger("careqi.task").info(line)
+    return value
 
 
 def deliver(folder: str, connection_id: str, remote_dir: str) -> str:

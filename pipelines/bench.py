@@ -20,42 +20,17 @@ from typing import Any
 
 from pipelines import stages
 from pipelines.config import Settings
+from pipelines.process_memory import peak_mib, reset_peak
 
 END_PERIOD = "2026-10"
 
 
-_STATUS = Path("/proc/self/status")
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def _reset_peak() -> bool:
-    """Start a new high-water mark (Linux: writing 5 to clear_refs resets VmHWM), so each
-    stage reports its own peak rather than the largest of every stage before it."""
-    try:
-        _CLEAR_REFS.write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_mib() -> float:
-    """The resident-memory high-water mark since the last reset (VmHWM), else the
-    process's lifetime peak (ru_maxrss, KiB on Linux)."""
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _task(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, float, float]:
     """Run one task: its value, seconds and resident-memory peak (MiB)."""
-    _reset_peak()
+    reset_peak()
     start = time.perf_counter()
     value = fn(*args)
-    return value, time.perf_counter() - start, _peak_mib()
+    return value, time.perf_counter() - start, peak_mib()
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -162,7 +137,7 @@ def _ndjson_ceiling(folder: Path) -> dict[str, Any]:
         "records": records,
         "seconds": seconds,
         "rate": records / seconds if seconds else 0.0,
-        "peak_mib": _peak_mib(),
+        "peak_mib": peak_mib(),
     }
 
 

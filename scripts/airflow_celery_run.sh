@@ -192,6 +192,14 @@ elif cmd == "wait-run":
             sys.exit(f"error: DAG run {run_id} state {state}; tasks not successful: {sorted(seen.items())}")
         if state == "success":
             print(f"DAG run state: {state}")
+            # What each task cost, from the line dags/careqi_tasks.call logs (RESOURCE_LINE).
+            cost = re.compile(r"careqi task (\S+): ([\d.]+) s, peak resident memory (\d+) MiB")
+            run_logs = Path(logs) / f"dag_id={dag_id}" / f"run_id={run_id}"
+            for path in sorted(run_logs.glob("task_id=*/**/attempt=*.log")):
+                parts = {k: v for k, _, v in (p.partition("=") for p in path.relative_to(run_logs).parts)}
+                name = parts["task_id"] + (f"[{parts['map_index']}]" if "map_index" in parts else "")
+                for found in cost.finditer(path.read_text(errors="replace")):
+                    print(f"  task cost {name}: {found[1]} {found[2]} s, peak resident memory {found[3]} MiB")
             sys.exit(0)
         dead = [name for name, pid in pids.items() if not alive(int(pid))]
         if dead:

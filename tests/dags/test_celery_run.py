@@ -101,6 +101,11 @@ def test_celery_run_gives_the_dags_test_outputs_and_leaves_nothing_running(tmp_p
     assert out.count("DAG run state: success") == 4, out[-3000:]
     assert "the results Asset started regulator_export run" in out
     assert "exports byte-identical" in out
+    # every mapped shard task logged its own time and peak memory (dags/careqi_tasks.call)
+    cost = r"task cost compute_shard\[(\d+)\]: stages\.compute_shard [\d.]+ s, peak resident memory (\d+) MiB"
+    costs = re.findall(cost, out)
+    assert sorted(k for k, _ in costs) == ["0", "1"], out[-3000:]
+    assert all(50 < int(mib) < 4096 for _, mib in costs), costs
 
     started = dict(re.findall(r"started ([\w-]+) \(PID (\d+)\)", out))
     assert set(started) == {"api-server", "scheduler", "dag-processor", "celery-worker"}
