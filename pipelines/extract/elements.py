@@ -30,29 +30,18 @@ def first_item(value: Any) -> Any:
 def scalar(value: Any) -> Any:
     """A primitive as is; a structure where a primitive belongs becomes its JSON text,
     so that ``conform`` flags it as unreadable in typed columns instead of crashing."""
-    if value is None or value.__class__ is str or isinstance(value, (str, int, float, bool)):
+    if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-#: What :func:`first_coding` gives for "no coding": one shared, never-mutated object
-#: (callers only ``.get`` from it), so a missing element costs no allocation.
-_NO_CODING: dict[str, Any] = {}
-
-
 def first_coding(concept: Any) -> dict[str, Any]:
     """CodeableConcept.coding[0] (also accepts a bare Coding or a list of concepts)."""
-    if isinstance(concept, list):
-        concept = concept[0] if concept else None
-    if not isinstance(concept, dict):
-        return _NO_CODING
+    concept = as_dict(first_item(concept))
     codings = concept.get("coding")
-    if isinstance(codings, list):
-        first = codings[0] if codings else None
-        return first if isinstance(first, dict) else _NO_CODING
     if codings is None and ("code" in concept or "system" in concept):
         return concept  # a Coding, e.g. Encounter.class in R4
-    return as_dict(codings)
+    return as_dict(first_item(codings))
 
 
 def first_code(concept: Any) -> Any:
