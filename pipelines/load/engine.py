@@ -82,13 +82,16 @@ def one_line(exc: BaseException, password: str | None = None) -> str:
 
 
 def _driver_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean "the database said no": SQLAlchemy's, and psycopg's own, which the
-    COPY fast path (frames.insert_frame) raises without SQLAlchemy wrapping them."""
+    """Errors that mean "the database said no": SQLAlchemy's, and the drivers' own, which
+    the fast paths raise without SQLAlchemy wrapping them: psycopg's from COPY
+    (frames.insert_frame), sqlite3's from cursor reads (frames.fetch_typed)."""
+    import sqlite3
+
     try:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency
-        return (SQLAlchemyError,)
-    return (SQLAlchemyError, psycopg.Error)
+        return (SQLAlchemyError, sqlite3.Error)
+    return (SQLAlchemyError, sqlite3.Error, psycopg.Error)
 
 
 DRIVER_ERRORS = _driver_errors()

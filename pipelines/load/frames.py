@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -159,11 +161,134 @@ def _column(values: Sequence[object], dtype: str | None) -> pd.Series:
     """Build a column straight in its contract dtype (conform then has little left to
     do); anything that does not convert stays object so conform can report it."""
     if dtype is not None:
+        arrow = _arrow_column(values, dtype)
+        if arrow is not None:
+            return arrow
         try:
             return pd.Series(values, dtype=dtype)
         except (TypeError, ValueError):
             pass
     return pd.Series(values, dtype=object)
+
+
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
+
+
+def _arrow_column(values: Sequence[object], dtype: str) -> pd.Series | None:
+    """Driver values converted by Arrow, in C, to the contract dtype, or None when they
+    are not of the type the warehouse stores for it (the general path then decides,
+    and conform reports what does not fit).
+
+    Reading is most of what compute and the report spend: converting through pandas'
+    sequence constructors checks every value in Python, and SQLAlchemy's SQLite
+    DateTime processor parses each timestamp with a regular expression. The stored
+    forms are known: text, integers, floats, booleans (0/1 on SQLite) and timestamps
+    (text in ``SQLITE_DATETIME_FORMAT`` on SQLite, datetimes from psycopg)."""
+    try:
+        if dtype == "string":
+            return pd.Series(_STRING.__from_arrow__(pa.array(values, type=pa.large_string())))
+        if dtype == "Int64":
+            return pd.Series(_INT.__from_arrow__(pa.array(values, type=pa.int64())))
+        if dtype == "Float64":
+            # from_pandas: a NaN (PostgreSQL can store one) is missing, as pandas reads it.
+            return pd.Series(_FLOAT.__from_arrow__(pa.array(values, type=pa.float64(), from_pandas=True)))
+        if dtype == "boolean":
+            arr = pa.array(values)
+            if pa.types.is_integer(arr.type) or pa.types.is_null(arr.type):
+                if pc.any(pc.invert(pc.is_in(arr, pa.array([0, 1], arr.type)))).as_py():
+                    return None  # a stored integer other than 0/1 is not a boolean
+                arr = pc.cast(arr, pa.bool_())
+            return pd.Series(_BOOL.__from_arrow__(arr)) if pa.types.is_boolean(arr.type) else None
+        if dtype == T.TS:
+            arr = pa.array(values)
+            if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+                if pc.all(pc.match_substring_regex(arr, _STORED_TIMESTAMP)).as_py() is False:
+                    return None
+                arr = pc.cast(arr, pa.timestamp("us"))
+            elif pa.types.is_null(arr.type):
+                arr = pa.nulls(len(arr), pa.timestamp("us"))
+            elif not pa.types.is_timestamp(arr.type) or arr.type.tz is not None:
+                return None
+            return pd.Series(arr.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False), dtype=T.TS)
+    except _ARROW_ERRORS:
+        return None
+    return None
+
+
+_STRING = pd.StringDtype()
+_INT = pd.Int64Dtype()
+_FLOAT = pd.Float64Dtype()
+_BOOL = pd.BooleanDtype()
+#: ``SQLITE_DATETIME_FORMAT`` as written (microseconds always present).
+_STORED_TIMESTAMP = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$"
+
+
+def fetch_typed(
+    conn: Connection,
+    stmt: sa.Select,
+    spec: T.TableSpec,
+    extra: dict[str, str] | None = None,
+    *,
+    chunk_rows: int | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Run ``stmt`` and yield its rows typed by ``spec`` (plus ``extra``), in frames of
+    at most ``chunk_rows`` rows (None: one frame), at least one frame even when empty.
+
+    On SQLite the rows come straight from the driver's cursor: SQLAlchemy's result
+    rows and type processors (a Python call per timestamp) cost more than the query.
+    Any statement whose parameters need SQLAlchemy's processing, and PostgreSQL (where
+    large reads stream through a server-side cursor), go through SQLAlchemy."""
+    rows_of = _driver_rows(conn, stmt, chunk_rows) if conn.dialect.name == "sqlite" else None
+    if rows_of is None:
+        rows_of = _sqlalchemy_rows(conn, stmt, chunk_rows)
+    names, chunks = rows_of
+    yielded = False
+    for rows in chunks:
+        yielded = True
+        yield typed_frame(rows, names, spec, extra)
+    if not yielded:
+        yield typed_frame([], names, spec, extra)
+
+
+def _sqlalchemy_rows(
+    conn: Connection, stmt: sa.Select, chunk_rows: int | None
+) -> tuple[list[str], Iterator[Sequence[Any]]]:
+    if chunk_rows is None:
+        result = conn.execute(stmt)
+        return list(result.keys()), iter([result.fetchall()])
+    result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
+    return list(result.keys()), result.partitions(chunk_rows)
+
+
+def _driver_rows(
+    conn: Connection, stmt: sa.Select, chunk_rows: int | None
+) -> tuple[list[str], Iterator[Sequence[Any]]] | None:
+    """Column names and row chunks from the DBAPI cursor, or None when a parameter
+    needs a bind processor (only plain text and numbers are passed through as is)."""
+    dialect = conn.dialect
+    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    for bind in compiled.binds.values():
+        if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
+            return None
+    params = compiled.params
+    args: Sequence[Any] | dict[str, Any] = (
+        tuple(params[name] for name in compiled.positiontup or ()) if dialect.positional else params
+    )
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(compiled.string, args)
+    names = [d[0] for d in cursor.description]
+
+    def chunks() -> Iterator[Sequence[Any]]:
+        try:
+            if chunk_rows is None:
+                yield cursor.fetchall()
+                return
+            while rows := cursor.fetchmany(chunk_rows):
+                yield rows
+        finally:
+            cursor.close()
+
+    return names, chunks()
 
 
 def read_typed(
@@ -173,9 +298,8 @@ def read_typed(
     their dtypes, e.g. ``batch``). A stored value that no longer fits the contract
     means the warehouse was written by something else: that is an error, not a null."""
     # Executed here rather than through pd.read_sql so that a database error stays a
-    # SQLAlchemy error (pandas re-wraps it) and becomes a one-line WarehouseError.
-    result = conn.execute(stmt)
-    return typed_frame(result.fetchall(), list(result.keys()), spec, extra)
+    # driver error (pandas re-wraps it) and becomes a one-line WarehouseError.
+    return next(fetch_typed(conn, stmt, spec, extra))
 
 
 def typed_frame(

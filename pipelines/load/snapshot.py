@@ -30,7 +30,7 @@ from pipelines import tables as T
 from pipelines.errors import WarehouseError
 from pipelines.load import schema as S
 from pipelines.load.engine import read_connection
-from pipelines.load.frames import read_typed, typed_frame
+from pipelines.load.frames import fetch_typed, read_typed
 from pipelines.load.shards import BUCKET, SHARDED_TABLES, bucket_range
 from pipelines.periods import Month
 
@@ -114,15 +114,11 @@ def read_deliveries(
     with read_connection(engine, f"reading {name}") as conn:
         if keep is None:
             return read_typed(conn, stmt, sub, {S.BATCH: "string"})
-        parts = []
-        result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(stmt)
-        names = list(result.keys())
-        for rows in result.partitions(CHUNK_ROWS):
-            chunk = typed_frame(rows, names, sub, {S.BATCH: "string"})
-            parts.append(chunk[keep(chunk).to_numpy(dtype=bool)])
-        if not parts:
-            return T.empty_frame(sub).assign(batch=pd.Series(dtype="string"))
-        return pd.concat(parts, ignore_index=True)
+        parts = [
+            chunk[keep(chunk).to_numpy(dtype=bool)]
+            for chunk in fetch_typed(conn, stmt, sub, {S.BATCH: "string"}, chunk_rows=CHUNK_ROWS)
+        ]
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
 
 
 #: Ids per query when looking records up by id (well under SQLite's variable limit).
@@ -150,8 +146,7 @@ def lookup_records(engine: Engine, name: str, ids: Sequence[str], columns: Seque
                 .where(key.in_(unique[start : start + LOOKUP_CHUNK]))
                 .order_by(table.c[S.BATCH], *(table.c[c] for c in order))
             )
-            result = conn.execute(stmt)
-            parts.append(typed_frame(result.fetchall(), list(result.keys()), sub, {S.BATCH: "string"}))
+            parts.append(read_typed(conn, stmt, sub, {S.BATCH: "string"}))
     frame = pd.concat(parts, ignore_index=True) if parts else T.empty_frame(sub).assign(batch=pd.Series(dtype="string"))
     return latest_per_key(frame, name)[wanted]
 

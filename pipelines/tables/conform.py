@@ -116,6 +116,11 @@ def conform(
         raw = df[name] if name in df.columns else pd.Series(pd.NA, index=df.index, dtype="object")
         if dtype == TS:
             col, bad = _timestamps(raw, zones if zones is not None else "UTC")
+        elif dtype != "string" and raw.dtype == dtype:
+            # Already typed (rows read back from the warehouse): every value is one of
+            # the dtype's, so none can be unreadable, and checking would format each
+            # number as text.
+            col, bad = raw, pd.Series(False, index=df.index)
         elif dtype in ("Int64", "Float64"):
             col = pd.to_numeric(raw, errors="coerce")
             if dtype == "Int64":
