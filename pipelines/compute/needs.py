@@ -14,15 +14,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-import pandas as pd
-
 from pipelines.compute import model as m
 from pipelines.compute.registry import BASIS_TABLE
 from pipelines.compute.valuesets import ValueSetIndex
 from pipelines.load.snapshot import Needs
 from pipelines.tables import TABLES
 
-_SEP = "\x1f"
 #: Subject columns the engine always builds a subject row from (where the table has them).
 SUBJECT_COLUMNS = ("patient_id", "facility_id", "ward_id", "service", "organization_id", "encounter_id")
 
@@ -103,20 +100,20 @@ def indicator_columns(indicator: m.Indicator) -> dict[str, set[str] | None]:
     return dict(out.columns)
 
 
-def coding_keys(indicators: Sequence[m.Indicator], valuesets: ValueSetIndex) -> frozenset[str] | None:
-    """``system<SEP>code`` of every code the indicators can match in ``codings``: their
-    value sets' expansions (those loaded) and their direct-reference codes. None when no
+def coding_pairs(indicators: Sequence[m.Indicator], valuesets: ValueSetIndex) -> frozenset[tuple[str, str]] | None:
+    """(system, code) of every code the indicators can match in ``codings``: their value
+    sets' expansions (those loaded) and their direct-reference codes. None when no
     indicator reads ``codings``."""
     readers = [i for i in indicators if "codings" in i.reads]
     if not readers:
         return None
-    keys: set[str] = set()
+    pairs: set[tuple[str, str]] = set()
     for ind in readers:
         for url in ind.valuesets:
             if url in valuesets:
-                keys |= valuesets.get(url).keys
-        keys |= {f"{s}{_SEP}{c}" for s, c in ind.declared_codes.values()}
-    return frozenset(keys)
+                pairs |= valuesets.codes(url)
+        pairs |= set(ind.declared_codes.values())
+    return frozenset(pairs)
 
 
 def needs_of(indicators: Sequence[m.Indicator], valuesets: ValueSetIndex) -> Needs:
@@ -127,16 +124,10 @@ def needs_of(indicators: Sequence[m.Indicator], valuesets: ValueSetIndex) -> Nee
             if table in columns and columns[table] is None:
                 continue
             columns[table] = None if cols is None else (columns.get(table) or set()) | cols
-    keys = coding_keys(indicators, valuesets)
-
-    def keep(codings: pd.DataFrame) -> pd.Series:
-        joined = codings["system"].astype("string") + _SEP + codings["code"].astype("string")
-        return joined.isin(keys).fillna(False)
-
     return Needs(
         columns={t: (None if c is None else frozenset(c)) for t, c in columns.items()},
-        codings=keep if keys is not None else None,
+        codings=coding_pairs(indicators, valuesets),
     )
 
 
-__all__ = ["SUBJECT_COLUMNS", "coding_keys", "indicator_columns", "needs_of"]
+__all__ = ["SUBJECT_COLUMNS", "coding_pairs", "indicator_columns", "needs_of"]

@@ -21,23 +21,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from pipelines import tables as T
 from pipelines.errors import WarehouseError
 from pipelines.load import schema as S
 from pipelines.load.engine import read_connection
 from pipelines.load.frames import fetch_typed, read_typed
-from pipelines.load.shards import BUCKET, SHARDED_TABLES, bucket_range
+from pipelines.load.shards import BUCKET, SHARD_BUCKETS, SHARDED_TABLES, bucket_range
 from pipelines.periods import Month
 
-#: A filter over a chunk of ``codings`` rows: True for the rows to keep.
-CodingFilter = Callable[[pd.DataFrame], pd.Series]
-#: Rows per chunk when streaming a table through a filter.
+#: (system, code) pairs: the ``codings`` rows worth keeping.
+CodingPairs = frozenset[tuple[str, str]]
+#: Rows per chunk when streaming ``codings``.
 CHUNK_ROWS = 250_000
+#: Separates system and code in the joined keys matched in memory (a control
+#: character, which text in the warehouse never holds: :func:`pipelines.tables.clean_text`).
+_SEP = "\x1f"
 
 
 def latest_per_key(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -57,11 +62,24 @@ class Needs:
 
     ``columns``: table -> the columns read (None: every contract column but provenance).
     Tables not named are not read at all (an empty frame of the contract stands in).
-    ``codings``: a filter for the ``codings`` rows worth keeping (None: all of them).
+    ``codings``: the (system, code) pairs of the ``codings`` rows worth keeping (None:
+    all of them). The warehouse matches them in SQL, so rows no indicator can use never
+    become Python objects; frames in memory are matched by :meth:`keeps`.
     """
 
     columns: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
-    codings: CodingFilter | None = None
+    codings: CodingPairs | None = None
+
+    def keeps(self, codings: pd.DataFrame) -> np.ndarray:
+        """Which rows of a ``codings`` frame to keep (all, without a filter)."""
+        if self.codings is None:
+            return np.ones(len(codings), dtype=bool)
+        joined = codings["system"].astype("string") + _SEP + codings["code"].astype("string")
+        return joined.isin(self._joined).to_numpy(dtype=bool, na_value=False)
+
+    @cached_property
+    def _joined(self) -> frozenset[str]:
+        return frozenset(f"{system}{_SEP}{code}" for system, code in self.codings or ())
 
     @classmethod
     def everything(cls) -> Needs:
@@ -88,12 +106,13 @@ def read_deliveries(
     *,
     upto_batch: str | None = None,
     columns: list[str] | None = None,
-    keep: CodingFilter | None = None,
+    codings: CodingPairs | None = None,
     shard: tuple[int, int] | None = None,
 ) -> pd.DataFrame:
     """Every delivery of a source table's records (no later than ``upto_batch``), with the
     ``batch`` that delivered each: a record re-sent in three batches appears three times.
-    ``columns`` (default: all) are read; ``keep`` filters each chunk as it streams.
+    ``columns`` (default: all) are read; ``codings`` (for the ``codings`` table) keeps
+    only rows with one of those (system, code) pairs, matched by the database.
     ``shard`` = (index, count) reads only that patient shard's rows (and shared ones)."""
     if name not in T.TABLES:
         raise WarehouseError(f"unknown source table {name!r}; expected one of {', '.join(T.TABLES)}")
@@ -106,19 +125,37 @@ def read_deliveries(
     stmt = stmt.order_by(*order, *(table.c[c] for c in spec.key_columns))
     if upto_batch is not None:
         stmt = stmt.where(bcol <= Month.parse(upto_batch).label)
-    if shard is not None and name in SHARDED_TABLES:
-        low, high = bucket_range(*shard)
+    low, high = bucket_range(*shard) if shard is not None else (0, SHARD_BUCKETS)
+    if name in SHARDED_TABLES and (low, high) != (0, SHARD_BUCKETS):  # one shard of all: a plain scan is faster
         bucket = table.c[BUCKET]
         stmt = stmt.where(sa.or_(sa.and_(bucket >= low, bucket < high), bucket.is_(None)))
     sub = _subset(spec, cols)
     with read_connection(engine, f"reading {name}") as conn:
-        if keep is None:
+        if codings is None or name != "codings":
             return read_typed(conn, stmt, sub, {S.BATCH: "string"})
-        parts = [
-            chunk[keep(chunk).to_numpy(dtype=bool)]
-            for chunk in fetch_typed(conn, stmt, sub, {S.BATCH: "string"}, chunk_rows=CHUNK_ROWS)
-        ]
-        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+        keys = _pairs_table(conn, codings)
+        stmt = stmt.where(sa.exists().where(keys.c["system"] == table.c["system"], keys.c["code"] == table.c["code"]))
+        parts = list(fetch_typed(conn, stmt, sub, {S.BATCH: "string"}, chunk_rows=CHUNK_ROWS))
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _pairs_table(conn: Connection, pairs: CodingPairs) -> sa.Table:
+    """A temporary table of ``pairs`` on ``conn`` (SQLite and PostgreSQL both keep
+    temporary tables per session, and the read's transaction is rolled back when its
+    connection closes, which drops it): a value-set filter as a join, whatever its size,
+    rather than thousands of bound parameters."""
+    keys = sa.Table(
+        "careqi_coding_pairs",
+        sa.MetaData(),
+        sa.Column("system", sa.Text(), primary_key=True),
+        sa.Column("code", sa.Text(), primary_key=True),
+        prefixes=["TEMPORARY"],
+    )
+    keys.drop(conn, checkfirst=True)
+    keys.create(conn)
+    if pairs:
+        conn.execute(keys.insert(), [{"system": system, "code": code} for system, code in sorted(pairs)])
+    return keys
 
 
 #: Ids per query when looking records up by id (well under SQLite's variable limit).
@@ -183,7 +220,7 @@ class Snapshot(Mapping[str, pd.DataFrame]):
                 return None
             frame = frame[[c for c in [*columns, S.BATCH] if c in frame.columns]]
             if name == "codings" and needs.codings is not None:
-                frame = frame[needs.codings(frame).to_numpy(dtype=bool)]
+                frame = frame[needs.keeps(frame)]
             return frame
 
         return cls(deliveries, horizon)
@@ -234,7 +271,7 @@ class DeliveryReader:
             else:
                 keep = self._needs.codings if name == "codings" else None
                 self._read[name] = read_deliveries(
-                    self._engine, name, upto_batch=self._upto, columns=columns, keep=keep, shard=self._shard
+                    self._engine, name, upto_batch=self._upto, columns=columns, codings=keep, shard=self._shard
                 )
         return self._read[name]
 
@@ -262,7 +299,7 @@ def read_table(engine: Engine, name: str, *, upto_batch: str | None = None) -> p
 __all__ = [
     "CHUNK_ROWS",
     "LOOKUP_CHUNK",
-    "CodingFilter",
+    "CodingPairs",
     "DeliveryReader",
     "Needs",
     "Snapshot",

@@ -71,4 +71,4 @@ def test_needs_really_leave_columns_and_codings_out(generated_month: dict[str, p
         table = BASIS_TABLE[indicator.basis]
         assert table in indicator_columns(indicator)
     codings = generated_month["codings"]
-    assert needs.codings is not None and 0 < int(needs.codings(codings).sum()) < len(codings)
+    assert needs.codings is not None and 0 < int(needs.keeps(codings).sum()) < len(codings)
