@@ -202,8 +202,8 @@ def _arrow_column(values: Sequence[object], dtype: str) -> pd.Series | None:
         if dtype == T.TS:
             arr = pa.array(values)
             if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
-                if pc.all(pc.match_substring_regex(arr, _STORED_TIMESTAMP)).as_py() is False:
-                    return None
+                # Arrow reads naive ISO 8601 text only: an offset or any other shape
+                # raises, and the general path then reports the value.
                 arr = pc.cast(arr, pa.timestamp("us"))
             elif pa.types.is_null(arr.type):
                 arr = pa.nulls(len(arr), pa.timestamp("us"))
@@ -219,8 +219,6 @@ _STRING = pd.StringDtype()
 _INT = pd.Int64Dtype()
 _FLOAT = pd.Float64Dtype()
 _BOOL = pd.BooleanDtype()
-#: ``SQLITE_DATETIME_FORMAT`` as written (microseconds always present).
-_STORED_TIMESTAMP = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$"
 
 
 def fetch_typed(
