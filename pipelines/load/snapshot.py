@@ -10,8 +10,9 @@ export read source tables only through a :class:`Snapshot`.
 A snapshot also reads no more than the computation needs (:class:`Needs`): the columns
 the indicators being computed read (provenance is never needed), and from ``codings``,
 the largest table by far, only the rows whose (system, code) is in a value set those
-indicators use or is a code they name directly. ``codings`` is read in chunks and
-filtered as it streams, so memory holds the rows kept, not the table.
+indicators use or is a code they name directly. The database applies that filter
+(the pairs are joined as a temporary table) and ``codings`` is read in chunks, so
+neither Python nor memory ever holds the rows left out.
 
 Several horizons share one read of every table (:class:`DeliveryReader`): a backfill
 computes each month from its own horizon, and the month's revision window from theirs.
