@@ -4,6 +4,8 @@ chunks or whole, and a stored value that does not fit the contract is still an e
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -11,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines import tables as T
 from pipelines.errors import WarehouseError
+from pipelines.load import create_schema, make_engine
 from pipelines.load import schema as S
 from pipelines.load.engine import read_connection, write_transaction
 from pipelines.load.frames import _sqlalchemy_rows, fetch_typed, insert_frame, prepare, read_typed, typed_frame
@@ -73,11 +76,15 @@ def test_parameters_and_expanding_lists_reach_the_driver(warehouse: Engine) -> N
     ("column", "stored"),
     [("source_line", "'twelve'"), ("end_at", "'last tuesday'")],
 )
-def test_a_stored_value_that_does_not_fit_is_an_error_not_a_null(warehouse: Engine, column: str, stored: str) -> None:
-    if warehouse.dialect.name != "sqlite":
-        pytest.skip("only SQLite's dynamic typing can store a value of another type")
-    _store(warehouse, "encounters", make_frame(T.TABLES["encounters"], 3))
-    with warehouse.begin() as conn:
-        conn.exec_driver_sql(f"UPDATE encounters SET {column} = {stored}")  # test-only literal, no input
-    with read_connection(warehouse, "test read") as conn, pytest.raises((WarehouseError, ValueError)):
-        read_typed(conn, _select("encounters"), T.TABLES["encounters"])
+def test_a_stored_value_that_does_not_fit_is_an_error_not_a_null(tmp_path: Path, column: str, stored: str) -> None:
+    """SQLite only: its dynamic typing is what can store a value of another type."""
+    warehouse = make_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    try:
+        create_schema(warehouse)
+        _store(warehouse, "encounters", make_frame(T.TABLES["encounters"], 3))
+        with warehouse.begin() as conn:
+            conn.exec_driver_sql(f"UPDATE encounters SET {column} = {stored}")  # test-only literal, no input
+        with read_connection(warehouse, "test read") as conn, pytest.raises((WarehouseError, ValueError)):
+            read_typed(conn, _select("encounters"), T.TABLES["encounters"])
+    finally:
+        warehouse.dispose()
