@@ -664,10 +664,11 @@ def _report_inputs(period: str, settings: Settings) -> dict[str, Any]:
 
 def _committee_inputs(period: str, settings: Settings, inputs: Mapping[str, Any], run_id: str) -> Any:
     """The committee's records and the run's provenance (``CommitteeInputs``)."""
-    from pipelines.analyse.case_mix import case_mix
+    from pipelines.analyse.case_mix import case_mix_by_shard
     from pipelines.compute.needs import indicator_columns
-    from pipelines.load import DeliveryReader, Needs, read_batch, read_check_history, read_subjects
+    from pipelines.load import DeliveryReader, Needs, count_patients, read_batch, read_check_history, read_subjects
     from pipelines.load.governance import read_actions, read_phases
+    from pipelines.load.shards import shard_count
     from pipelines.organisation import build_organisation, read_config
     from pipelines.provenance import code_version, valueset_versions
     from pipelines.publish.context import CommitteeInputs, RiskInputs
@@ -683,21 +684,34 @@ def _committee_inputs(period: str, settings: Settings, inputs: Mapping[str, Any]
         risky = [i for i in indicators if i.risk_adjustment is not None]
         risk: dict[str, Any] = {}
         if risky:
-            snap = DeliveryReader(engine, Needs({
+            # Case mix reads every stay's patient and diagnoses: one patient shard at a
+            # time, as compute does, so the report's memory does not grow with the system.
+            needs = Needs({
                 "encounters": frozenset({"patient_id", "start_at", "end_at", "priority"}),
                 "patients": frozenset({"birth_date", "gender"}),
                 "conditions": frozenset({"patient_id", "code", "onset_at", "recorded_at"}),
-            })).snapshot(period)  # fmt: skip
+            })  # fmt: skip
+            count = shard_count(count_patients(engine, period), settings.shard_patients)
+            sets: dict[tuple[str, str], pd.DataFrame] = {}
+            spans: dict[str, list[str]] = {}
             for ind in risky:
                 assert ind.risk_adjustment is not None
                 months = [periods.shift(period, -k) for k in range(ind.risk_adjustment.reference_months, 0, -1)]
                 ref = pd.concat([read_subjects(engine, m, ind.id) for m in months], ignore_index=True)
-                months = sorted(set(ref["period"].astype(str))) if len(ref) else []
-                cur = inputs["subjects"][inputs["subjects"]["indicator_id"] == ind.id]
-                factors = lambda s: scored(s).merge(  # noqa: E731
-                    case_mix(s, snap["encounters"], snap["patients"], snap["conditions"]).drop(columns="service"),
-                    on="subject_id", how="left")  # fmt: skip
-                risk[ind.id] = RiskInputs(factors(ref), factors(cur), months)
+                spans[ind.id] = sorted(set(ref["period"].astype(str))) if len(ref) else []
+                sets[(ind.id, "reference")] = ref
+                sets[(ind.id, "current")] = inputs["subjects"][inputs["subjects"]["indicator_id"] == ind.id]
+            shards = (
+                DeliveryReader(engine, needs, upto_batch=period, shard=(k, count)).snapshot(period)
+                for k in range(count)
+            )
+            mix = case_mix_by_shard(sets, shards)
+            factors = {
+                key: scored(s).merge(mix[key].drop(columns="service"), on="subject_id", how="left")
+                for key, s in sets.items()
+            }
+            for ind in risky:
+                risk[ind.id] = RiskInputs(factors[(ind.id, "reference")], factors[(ind.id, "current")], spans[ind.id])
         phases, actions = read_phases(engine), read_actions(engine)
     finally:
         engine.dispose()

@@ -94,3 +94,26 @@ def test_combining_refuses_missing_or_stale_shards(system: Settings) -> None:
     stages.compute_shard(other, 0, system)
     stages.compute_shard(other, 1, system)
     assert stages.combine_shards(other, system)["shards"] == 2
+
+
+def test_the_report_does_not_depend_on_the_shard_size(system: Settings) -> None:
+    """The report's risk adjustment reads every stay's case mix one patient shard at a
+    time (CAREQI_SHARD_PATIENTS): one shard or a dozen, the same factors and report."""
+    pages, risks = [], []
+    for shard_patients in ("100000", "60"):
+        settings = load_settings({**system.extra, "CAREQI_SHARD_PATIENTS": shard_patients, "CAREQI_REPORT_PDF": "0"})
+        inputs = stages._report_inputs(LAST, settings)
+        risks.append(stages._committee_inputs(LAST, settings, inputs, "shards").risk)
+        html = stages.report_stage(LAST, settings, generated_at="2026-11-05 06:00 UTC", run_id="shards")
+        pages.append(Path(html).read_text(encoding="utf-8"))
+    assert risks[0] and risks[0].keys() == risks[1].keys()
+    for indicator, one in risks[0].items():
+        many = risks[1][indicator]
+        assert one.months == many.months
+        # real factors, found in every shard, not only unknowns
+        assert len(one.reference) > 20 and one.reference["comorbidity_band"].nunique() > 1, indicator
+        assert one.reference["age_band"].ne("unknown").all(), indicator
+        pd.testing.assert_frame_equal(many.reference, one.reference)
+        pd.testing.assert_frame_equal(many.current, one.current)
+    assert 'class="risk"' in pages[0]
+    assert pages[1] == pages[0]

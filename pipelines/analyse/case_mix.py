@@ -13,10 +13,15 @@ factors are the ones HSMR/SHMI-style models use and the warehouse can always der
 * ``admission_type``: emergency, urgent or elective (Encounter.priority);
 * ``service``: the specialty that cared for the patient.
 
-Pure: frames in, a frame out, population at once.
+Pure: frames in, a frame out, population at once. :func:`case_mix_by_shard` takes the
+same frames one patient shard at a time, so a million-patient system's history never has
+to be in memory at once.
 """
 
 from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,6 +30,8 @@ AGE_BANDS = ((0, "0-17"), (18, "18-44"), (45, "45-64"), (65, "65-74"), (75, "75-
 COMORBIDITY_BANDS = ((0, "0"), (1, "1"), (2, "2-3"), (4, "4+"))
 ADMISSION_TYPES = {"EM": "emergency", "UR": "urgent", "EL": "elective"}
 UNKNOWN = "unknown"
+
+K = TypeVar("K", bound=Hashable)
 
 
 def _band(values: pd.Series, bands: tuple[tuple[int, str], ...]) -> pd.Series:
@@ -77,4 +84,46 @@ def case_mix(
     )
 
 
-__all__ = ["ADMISSION_TYPES", "AGE_BANDS", "COMORBIDITY_BANDS", "case_mix"]
+def case_mix_by_shard(
+    subjects: Mapping[K, pd.DataFrame], shards: Iterable[Mapping[str, pd.DataFrame]]
+) -> dict[K, pd.DataFrame]:
+    """:func:`case_mix` of each subject set, the records read one patient shard at a time.
+
+    A subject's factors come from its encounter, that encounter's patient and the
+    patient's conditions, which all sit in the patient's shard
+    (:mod:`pipelines.load.shards`). So each subject is scored against the shard holding
+    its encounter, and the rows are put back in the subjects' order: the result equals
+    :func:`case_mix` over the whole system, row for row, while memory holds one shard's
+    records (plus the subjects) at a time. A subject whose encounter is in no shard
+    gets what :func:`case_mix` gives it: unknown factors. ``shards`` yields mappings
+    with ``encounters``, ``patients`` and ``conditions``; it is read once.
+    """
+    pending = {key: np.ones(len(s), dtype=bool) for key, s in subjects.items()}
+    parts: dict[K, list[pd.DataFrame]] = {key: [] for key in subjects}
+    empty: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None
+    for shard in shards:
+        encounters, patients, conditions = shard["encounters"], shard["patients"], shard["conditions"]
+        if empty is None:
+            empty = (encounters.iloc[:0], patients.iloc[:0], conditions.iloc[:0])
+        held = encounters["encounter_id"]
+        for key, s in subjects.items():
+            hit = pending[key] & s["subject_id"].isin(held).to_numpy(dtype=bool, na_value=False)
+            if hit.any():
+                part = case_mix(s[hit], encounters, patients, conditions)
+                part.index = np.flatnonzero(hit)
+                parts[key].append(part)
+                pending[key] &= ~hit
+    if empty is None:
+        raise ValueError("case_mix_by_shard needs at least one shard")
+    out: dict[K, pd.DataFrame] = {}
+    for key, s in subjects.items():
+        rest = pending[key]
+        if rest.any() or not parts[key]:
+            part = case_mix(s[rest], *empty)
+            part.index = np.flatnonzero(rest)
+            parts[key].append(part)
+        out[key] = pd.concat(parts[key]).sort_index().reset_index(drop=True)
+    return out
+
+
+__all__ = ["ADMISSION_TYPES", "AGE_BANDS", "COMORBIDITY_BANDS", "case_mix", "case_mix_by_shard"]
