@@ -47,3 +47,16 @@ def test_one_shard_of_all_reads_what_no_shard_reads(warehouse: Engine) -> None:
         halves = pd.concat([read_deliveries(warehouse, name, shard=(k, 2)) for k in range(2)], ignore_index=True)
         if name != "organizations":  # shared reference data: every shard reads it whole
             assert sorted(halves[T.TABLES[name].key]) == sorted(whole[T.TABLES[name].key])
+
+
+def test_deliveries_come_back_in_source_order_whatever_the_storage_order(warehouse: Engine) -> None:
+    frames = batch_frames(40, seed=9)
+    tables: dict[str, pd.DataFrame] = frames["tables"]  # type: ignore[assignment]
+    # the same rows handed to the warehouse in reverse: what is read back is source order
+    backwards = {n: f.iloc[::-1].reset_index(drop=True) for n, f in tables.items()}
+    replace_batch(warehouse, "2026-01", **{**frames, "tables": backwards})  # type: ignore[arg-type]
+    got = read_deliveries(warehouse, "encounters")
+    order = ["source_file", "source_line", "encounter_id"]
+    expected = got.sort_values(order, kind="stable", na_position="first").reset_index(drop=True)
+    assert len(got) > 10
+    assert_frame_equal(got, expected, check_exact=True)
