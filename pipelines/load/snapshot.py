@@ -4,8 +4,11 @@ Records are delivered more than once (a Patient is re-sent with every batch that
 references it; a source corrects a record in a later batch), and every delivery is
 kept. What any reader means by "the encounters" is one row per record, the latest
 delivery winning, as of a batch horizon (a past month is recomputed exactly as it was
-known then). That rule lives here, once: :func:`latest_per_key`. Compute, report and
-export read source tables only through a :class:`Snapshot`.
+known then). That rule lives here, once: :func:`latest_per_key`, and for the rows that
+are parts of a record (its codings, location history, diagnoses), those delivered with
+the record's latest delivery (:func:`of_latest_parents`: a correction that drops a code
+withdraws it). Compute, report and export read source tables only through a
+:class:`Snapshot`.
 
 A snapshot also reads no more than the computation needs (:class:`Needs`): the columns
 the indicators being computed read (provenance is never needed), and from ``codings``,
@@ -55,6 +58,44 @@ def latest_per_key(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         frame = frame.sort_values("batch", kind="stable")
     dup = frame.duplicated(subset=keys, keep="last").to_numpy(dtype=bool)
     return frame[~dup].reset_index(drop=True) if dup.any() else frame.reset_index(drop=True)
+
+
+#: Child tables whose parent is an encounter, by the column naming it (``codings`` name
+#: theirs by ``table_name`` and ``record_id``).
+ENCOUNTER_CHILDREN = {"encounter_locations": "encounter_id", "encounter_diagnoses": "encounter_id"}
+
+
+def of_latest_parents(children: pd.DataFrame, name: str, parents: Callable[[str], pd.DataFrame | None]) -> pd.DataFrame:
+    """The rows of child table ``name`` delivered with their parent's latest delivery.
+
+    A record's codings, location history and diagnoses come and go with the record: a
+    source that corrects an encounter and sends one diagnosis code where it sent two
+    has withdrawn the other, and no later row repeats the withdrawn one's key, so
+    :func:`latest_per_key` alone would keep it for ever. ``parents(table)`` is that
+    table's latest rows (None: not read, and its children are left as they are); a
+    child whose parent is not among them is not current either. Rows without a
+    ``batch`` (frames of one delivery) are left as they are.
+    """
+    if "batch" not in children.columns or not len(children):
+        return children
+    keep = np.ones(len(children), dtype=bool)
+    batch = children["batch"].astype("string")
+    if name in ENCOUNTER_CHILDREN:
+        groups = {"encounters": (np.ones(len(children), dtype=bool), children[ENCOUNTER_CHILDREN[name]])}
+    else:
+        tables = children["table_name"].astype("string")
+        groups = {}
+        for parent in sorted(set(tables.dropna().unique()) & set(T.TABLES)):
+            rows = (tables == parent).to_numpy(dtype=bool, na_value=False)
+            groups[parent] = (rows, T.coding_record_keys(children[rows]))
+    for parent, (rows, keys) in groups.items():
+        latest = parents(parent)
+        if latest is None or "batch" not in latest.columns:
+            continue
+        current = pd.Series(latest["batch"].astype("string").to_numpy(), index=T.record_keys(parent, latest).to_numpy())
+        found = keys.astype("string").map(current).astype("string")
+        keep[rows] = found.eq(batch[rows]).to_numpy(dtype=bool, na_value=False)
+    return children if keep.all() else children[keep].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -241,8 +282,15 @@ class Snapshot(Mapping[str, pd.DataFrame]):
                 later = (frame["batch"] > self._horizon).to_numpy(dtype=bool, na_value=False)
                 if later.any():
                     frame = frame[~later]
-            self._tables[name] = latest_per_key(frame, name)
+            frame = latest_per_key(frame, name)
+            if name in T.CHILD_TABLES:
+                frame = of_latest_parents(frame, name, self._parent)
+            self._tables[name] = frame
         return self._tables[name]
+
+    def _parent(self, name: str) -> pd.DataFrame | None:
+        """A parent table's latest rows, None when it is not read."""
+        return None if self._deliveries(name) is None else self[name]
 
     def __iter__(self) -> Iterator[str]:
         return iter(T.TABLES)
@@ -307,6 +355,7 @@ __all__ = [
     "count_patients",
     "latest_per_key",
     "lookup_records",
+    "of_latest_parents",
     "read_deliveries",
     "read_table",
 ]

@@ -60,3 +60,53 @@ def test_deliveries_come_back_in_source_order_whatever_the_storage_order(warehou
     expected = got.sort_values(order, kind="stable", na_position="first").reset_index(drop=True)
     assert len(got) > 10
     assert_frame_equal(got, expected, check_exact=True)
+
+
+def _corrected_encounter() -> dict[str, pd.DataFrame]:
+    """Encounter E1 delivered in 2026-09 with two diagnoses and two type codings, then
+    corrected in 2026-10 with one of each (E2 is delivered once, untouched)."""
+    batch = lambda *b: pd.Series(b, dtype="string")  # noqa: E731
+    encounters = pd.DataFrame(
+        {
+            "encounter_id": ["E1", "E2", "E1"],
+            "patient_id": ["P1", "P2", "P1"],
+            "batch": batch("2026-09", "2026-09", "2026-10"),
+        }
+    )
+    diagnoses = pd.DataFrame(
+        {
+            "encounter_diagnosis_id": ["E1/diagnosis/0", "E1/diagnosis/1", "E2/diagnosis/0", "E1/diagnosis/0"],
+            "encounter_id": ["E1", "E1", "E2", "E1"],
+            "condition_id": ["C1", "C2", "C3", "C1"],
+            "batch": batch("2026-09", "2026-09", "2026-09", "2026-10"),
+        }
+    )
+    codings = pd.DataFrame(
+        {
+            "coding_id": [f"encounters/{r}/type/{n}" for r, n in (("E1", 0), ("E1", 1), ("E2", 0), ("E1", 0))],
+            "table_name": "encounters",
+            "record_id": ["E1", "E1", "E2", "E1"],
+            "element": "type",
+            "system": "http://snomed.info/sct",
+            "code": ["a", "b", "x", "c"],
+            "batch": batch("2026-09", "2026-09", "2026-09", "2026-10"),
+        }
+    )
+    return {"encounters": encounters, "encounter_diagnoses": diagnoses, "codings": codings}
+
+
+def test_a_corrected_record_withdraws_the_children_its_new_delivery_left_out() -> None:
+    frames = _corrected_encounter()
+    now = Snapshot.of(frames, "2026-10")
+    assert sorted(now["codings"]["code"]) == ["c", "x"]
+    assert sorted(now["encounter_diagnoses"]["condition_id"]) == ["C1", "C3"]
+    # as known at the earlier horizon, both of E1's first children still stand
+    then = Snapshot.of(frames, "2026-09")
+    assert sorted(then["codings"]["code"]) == ["a", "b", "x"]
+    assert sorted(then["encounter_diagnoses"]["condition_id"]) == ["C1", "C2", "C3"]
+    # without the parent table there is nothing to judge by: each child's own latest stands
+    alone = Snapshot.of({"codings": frames["codings"]}, "2026-10")
+    assert sorted(alone["codings"]["code"]) == ["b", "c", "x"]
+    # a child whose parent is not in the snapshot (quarantined, never delivered) is not current
+    orphan = Snapshot.of({**frames, "encounters": frames["encounters"].iloc[[0, 2]]}, "2026-10")
+    assert sorted(orphan["codings"]["code"]) == ["c"]
