@@ -26,7 +26,7 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from pipelines.compute.ecqm.columns import isin
+from pipelines.strings import isin
 
 AGE_BANDS = ((0, "0-17"), (18, "18-44"), (45, "45-64"), (65, "65-74"), (75, "75-84"), (85, "85+"))
 COMORBIDITY_BANDS = ((0, "0"), (1, "1"), (2, "2-3"), (4, "4+"))

@@ -42,9 +42,10 @@ from pipelines.compute.dates import (
 )
 from pipelines.compute.ecqm.retrieve import Retrieve
 from pipelines.compute.registry import BASIS_TABLE
-from pipelines.compute.valuesets import DeclaredValueSets, ValueSetIndex, arrow_strings
+from pipelines.compute.valuesets import DeclaredValueSets, ValueSetIndex
 from pipelines.errors import IndicatorDefinitionError, MissingValueSets
 from pipelines.load.snapshot import Snapshot
+from pipelines.strings import arrow_strings
 from pipelines.tables import INDICATOR_SUBJECTS, TABLES
 from pipelines.workdays import WorkingCalendars
 

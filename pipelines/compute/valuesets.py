@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.errors import MissingValueSets, ValueSetError
+from pipelines.strings import arrow_strings
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +108,6 @@ def _aliases(vs: ValueSet, resource: dict[str, Any]) -> set[str]:
         oids.add(vs.url.rsplit("/", 1)[-1])
     names |= oids | {f"urn:oid:{o}" for o in oids}
     return names
-
-
-def arrow_strings(values: pd.Series) -> pa.Array:
-    """One contiguous Arrow string array (a pandas column may hold several chunks)."""
-    array = pa.array(values.astype("string"), type=pa.large_string())
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def _encode(values: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -304,7 +298,6 @@ __all__ = [
     "DeclaredValueSets",
     "ValueSet",
     "ValueSetIndex",
-    "arrow_strings",
     "coding_keys",
     "load_valuesets",
     "parse_valueset",

@@ -47,7 +47,6 @@ from pipelines.compute.ecqm.columns import (
     days,
     eq,
     events,
-    isin,
     patients_with,
     refine,
     strs,
@@ -76,6 +75,7 @@ from pipelines.compute.ecqm.intervals import (
 )
 from pipelines.compute.ecqm.negation import reasons, recorded
 from pipelines.compute.ecqm.retrieve import ELEMENTS, Retrieve, code_mask
+from pipelines.strings import isin
 
 __all__ = [
     "ACTIVE_LIKE",

@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.compute.ecqm.columns import any_per_row, eq, isin, strs
+from pipelines.compute.ecqm.columns import any_per_row, eq, strs
 from pipelines.compute.ecqm.retrieve import Retrieve
+from pipelines.strings import isin
 from pipelines.tables import POA_SYSTEM
 
 PRINCIPAL_DIAGNOSIS = "principal"  # ex-diagnosistype

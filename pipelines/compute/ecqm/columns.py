@@ -6,16 +6,15 @@ not met, so every helper returns plain booleans with nulls as False.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pandas.api.extensions import ExtensionArray
 
 from pipelines.compute.dates import timestamps as ts
-from pipelines.compute.valuesets import arrow_strings
+from pipelines.strings import arrow_strings, isin
 
 US = "datetime64[us]"
 DAY = np.timedelta64(1, "D")
@@ -29,22 +28,6 @@ def days(values: pd.Series | np.ndarray) -> np.ndarray:
 
 def strs(s: pd.Series) -> pd.Series:
     return s.astype("string")
-
-
-def isin(s: pd.Series, values: Iterable[str] | pd.Series | np.ndarray | ExtensionArray) -> np.ndarray:
-    """Membership of a string column in a (possibly large) set of strings; nulls never match.
-
-    Uses Arrow's hash-based ``is_in``: pandas' own ``isin`` on Arrow strings boxes every
-    candidate value, which dominates when matching ids against ids (and so would listing
-    an Arrow-backed array of candidates, hence arrays are passed through as they are)."""
-    if not isinstance(values, pd.Series | np.ndarray | ExtensionArray):
-        values = list(values)
-    candidates = arrow_strings(pd.Series(values, dtype="string").dropna())
-    if len(s) == 0 or len(candidates) == 0:
-        return np.zeros(len(s), dtype=bool)
-    column = arrow_strings(s)
-    hit = pc.is_in(column, value_set=candidates, skip_nulls=True)
-    return np.array(hit.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def eq(s: pd.Series, value: str) -> np.ndarray:
@@ -115,7 +98,6 @@ __all__ = [
     "days",
     "eq",
     "events",
-    "isin",
     "patients_with",
     "refine",
     "strs",

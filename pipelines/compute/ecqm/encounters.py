@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 
 from pipelines.compute.dates import completed_years
-from pipelines.compute.ecqm.columns import HOUR, eq, isin, strs, ts
+from pipelines.compute.ecqm.columns import HOUR, eq, strs, ts
 from pipelines.compute.ecqm.retrieve import Retrieve
 from pipelines.compute.model import Period
+from pipelines.strings import isin
 
 #: ``encounter_diagnoses.element`` of the rows that carry Encounter.reasonReference.
 REASON_REFERENCE = "reasonReference"

@@ -12,8 +12,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from pipelines.compute.ecqm.columns import US, isin, ts
+from pipelines.compute.ecqm.columns import US, ts
 from pipelines.compute.model import Period
+from pipelines.strings import isin
 
 #: Closed interval boundaries that CQL reads as the beginning / end of time.
 BEGINNING = np.datetime64("0001-01-01T00:00:00", "us")

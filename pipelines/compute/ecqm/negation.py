@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipelines.compute.ecqm.columns import isin
 from pipelines.compute.ecqm.retrieve import Retrieve
+from pipelines.strings import isin
 from pipelines.tables import record_keys
 
 

@@ -22,9 +22,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.compute.ecqm.columns import isin, strs
-from pipelines.compute.valuesets import CodedColumn, DeclaredValueSets, arrow_strings, coding_keys
+from pipelines.compute.ecqm.columns import strs
+from pipelines.compute.valuesets import CodedColumn, DeclaredValueSets, coding_keys
 from pipelines.load.snapshot import Snapshot
+from pipelines.strings import arrow_strings, isin
 from pipelines.tables import TABLES, coding_record_keys, record_keys
 
 #: ``codings.element`` names under which each coded element may arrive: the extractor
