@@ -26,7 +26,7 @@ from pipelines.errors import WarehouseError
 from pipelines.load import schema as S
 from pipelines.load.engine import read_connection, write_transaction
 from pipelines.load.frames import insert_frame, prepare, read_typed
-from pipelines.load.shards import BUCKET, SHARED, assign_buckets
+from pipelines.load.shards import BUCKET, MOVABLE_TABLES, SHARED, assign_buckets
 from pipelines.load.snapshot import lookup_records
 from pipelines.periods import Month
 
@@ -92,6 +92,7 @@ def replace_batch(
             conn.execute(sa.delete(table).where(table.c[S.BATCH] == batch))
             extra = [BUCKET] if name in T.TABLES else []
             written[name] = insert_frame(conn, table, frames[name], [S.BATCH, *extra, *spec.column_names])
+        moved = _record_moves(conn, batch)
         conn.execute(sa.delete(S.load_batches).where(S.load_batches.c[S.BATCH] == batch))
         conn.execute(
             sa.insert(S.load_batches),
@@ -104,7 +105,44 @@ def replace_batch(
             },
         )
     log.info("batch %s loaded: %d rows", batch, sum(written.values()))
+    if moved:
+        log.info("batch %s: %d record(s) moved to another patient shard", batch, moved)
     return written
+
+
+def _record_moves(conn: sa.Connection, batch: str) -> int:
+    """Replace ``moved_records`` of ``batch``: every record this batch delivered in a
+    different bucket from another delivery of it (a patient merge re-sends encounters
+    under the surviving patient), with both deliveries, so each shard the record passed
+    through reads them all (:func:`pipelines.load.snapshot.read_deliveries`). Runs in the
+    load's transaction, after its rows are written; returns how many records moved."""
+    moves = S.moved_records
+    conn.execute(sa.delete(moves).where(moves.c[S.BATCH] == batch))
+    found = 0
+    for name in MOVABLE_TABLES:
+        table = S.SOURCE_TABLES[name]
+        spec = T.TABLES[name]
+        new, old = table.alias("delivered"), table.alias("other")
+        typed = new.c[spec.type_column] if spec.type_column else sa.literal("")
+        stmt = (
+            sa.select(typed.label("record_type"), new.c[spec.key].label("record_id"), old.c[S.BATCH])
+            .select_from(new.join(old, sa.and_(*(old.c[k] == new.c[k] for k in spec.key_columns))))
+            .where(new.c[S.BATCH] == batch, old.c[S.BATCH] != batch, old.c[BUCKET] != new.c[BUCKET])
+        )
+        rows = {(str(t), str(i), str(b)) for t, i, b in conn.execute(stmt)}
+        if not rows:
+            continue
+        records = {(t, i) for t, i, _ in rows}
+        found += len(records)
+        pairs = rows | {(t, i, batch) for t, i in records}
+        conn.execute(
+            sa.insert(moves),
+            [
+                {S.BATCH: batch, "table_name": name, "record_type": t, "record_id": i, "delivery_batch": b}
+                for t, i, b in sorted(pairs)
+            ],
+        )
+    return found
 
 
 def _keep_check_history(conn: sa.Connection, batch: str, new_checks: pd.DataFrame) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from pipelines import tables as T
 from pipelines.errors import WarehouseError
 from pipelines.load.engine import write_transaction
-from pipelines.load.shards import BUCKET, SHARDED_TABLES
+from pipelines.load.shards import BUCKET, MOVABLE_TABLES, SHARDED_TABLES
 
 #: 2: eCQM tables (codings, encounter_locations, encounter_diagnoses, claim_diagnoses,
 #: requests) and new columns on medications, procedures, observations, conditions, locations.
@@ -44,7 +44,9 @@ from pipelines.load.shards import BUCKET, SHARDED_TABLES
 #: daily patient-feedback run).
 #: 6: improvement_actions, spc_phases, pseudonym_keys, validation_check_history (the
 #: committee report: actions, audited SPC re-phasing, the restricted appendix, data-quality history).
-SCHEMA_VERSION = 6
+#: 7: moved_records (records whose deliveries landed in different patient shards) and an
+#: index on the record key of the tables where that can happen.
+SCHEMA_VERSION = 7
 #: Arbitrary constant: PostgreSQL advisory lock serialising concurrent create_schema calls.
 _DDL_LOCK_KEY = 7_140_221_901
 
@@ -120,6 +122,8 @@ def _source_table(spec: T.TableSpec) -> Table:
     indexes += [Index(None, c) for c in DATE_INDEXES.get(spec.name, ())]
     if spec.name in SHARDED_TABLES:
         indexes.append(Index(None, BUCKET))
+    if spec.name in MOVABLE_TABLES:  # finds a record's other deliveries when a batch is loaded
+        indexes.append(Index(None, *spec.key_columns))
     return Table(
         spec.name,
         metadata,
@@ -245,6 +249,24 @@ retired_indicator_subjects = Table(
     *_columns(T.INDICATOR_SUBJECTS, short=("period",)),
     Column("retired_at", sa.DateTime(timezone=False), nullable=False),
     PrimaryKeyConstraint("indicator_id", "period", "subject_id"),
+)
+
+#: Deliveries of a record that sit in different patient buckets (a merged patient's
+#: encounters re-sent under the surviving patient), found when ``batch`` was loaded:
+#: the record's delivery in ``delivery_batch`` is read by every shard the record passed
+#: through (:mod:`pipelines.load.shards`). Replaced with its batch; a row naming a
+#: delivery batch reloaded since only makes a shard read a delivery it then discards.
+moved_records = Table(
+    "moved_records",
+    metadata,
+    _batch_column(),
+    Column("table_name", sa.Text(), nullable=False),
+    # the record's resource type in tables holding several, else ""
+    Column("record_type", sa.Text(), nullable=False),
+    Column("record_id", sa.Text(), nullable=False),
+    Column("delivery_batch", sa.String(7), nullable=False),
+    PrimaryKeyConstraint(BATCH, "table_name", "record_type", "record_id", "delivery_batch"),
+    Index(None, "table_name", "delivery_batch"),
 )
 
 load_batches = Table(

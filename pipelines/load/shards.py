@@ -19,6 +19,12 @@ Where the patient comes from:
 * ``organizations`` and ``locations`` are shared reference data, read by every shard
   (``bucket`` is NULL there, as on the codings of their records).
 
+A record is re-sent under another patient when a source merges two patients: its new
+delivery lands in the surviving patient's bucket while the earlier ones stay where they
+were. The load records such moves, and every shard the record passed through reads
+all of its deliveries and keeps the record only if the latest is its own
+(:data:`MOVABLE_TABLES`), so the record is counted once, where it lives at each horizon.
+
 The hash is BLAKE2b of the UTF-8 id, not Python's ``hash`` (salted per process) nor
 pandas' hashing (an implementation detail): a bucket written today must mean the same
 bucket for every later release reading the warehouse.
@@ -45,6 +51,13 @@ SHARED = -1
 SHARED_TABLES = frozenset({"organizations", "locations"})
 #: Tables partitioned by patient.
 SHARDED_TABLES = tuple(name for name in T.TABLES if name not in SHARED_TABLES)
+#: Tables where two deliveries of one record can land in different buckets: a source
+#: that merges two patients re-sends the one's encounters under the other. A patient or
+#: complaint hashes its own id (it never moves); a child row follows its record (the read
+#: model keeps a record's children of its latest delivery only). The load records each
+#: move (``moved_records``) so every shard the record passed through reads all of its
+#: deliveries and keeps it only where its latest delivery lives.
+MOVABLE_TABLES = tuple(n for n in SHARDED_TABLES if n not in T.CHILD_TABLES and n not in ("patients", "complaints"))
 
 #: Looks up stored encounters' patients: (table, ids, columns) -> frame with the key
 #: and ``columns`` (:func:`pipelines.load.snapshot.lookup_records`).
@@ -138,6 +151,7 @@ def shard_count(patients: int, shard_patients: int) -> int:
 
 __all__ = [
     "BUCKET",
+    "MOVABLE_TABLES",
     "SHARED",
     "SHARDED_TABLES",
     "SHARD_BUCKETS",

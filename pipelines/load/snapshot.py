@@ -29,6 +29,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -37,8 +39,9 @@ from pipelines.errors import WarehouseError
 from pipelines.load import schema as S
 from pipelines.load.engine import read_connection
 from pipelines.load.frames import fetch_typed, read_typed
-from pipelines.load.shards import BUCKET, SHARD_BUCKETS, SHARDED_TABLES, bucket_range
+from pipelines.load.shards import BUCKET, MOVABLE_TABLES, SHARD_BUCKETS, SHARDED_TABLES, bucket_range
 from pipelines.periods import Month
+from pipelines.strings import arrow_strings, positions
 
 #: (system, code) pairs: the ``codings`` rows worth keeping.
 CodingPairs = frozenset[tuple[str, str]]
@@ -87,14 +90,17 @@ def of_latest_parents(children: pd.DataFrame, name: str, parents: Callable[[str]
         groups = {}
         for parent in sorted(set(tables.dropna().unique()) & set(T.TABLES)):
             rows = (tables == parent).to_numpy(dtype=bool, na_value=False)
-            groups[parent] = (rows, T.coding_record_keys(children[rows]))
+            # a record of a table holding one resource type is known by its id alone
+            typed = T.TABLES[parent].type_column is not None
+            groups[parent] = (rows, T.coding_record_keys(children[rows]) if typed else children["record_id"][rows])
     for parent, (rows, keys) in groups.items():
         latest = parents(parent)
         if latest is None or "batch" not in latest.columns:
             continue
-        current = pd.Series(latest["batch"].astype("string").to_numpy(), index=T.record_keys(parent, latest).to_numpy())
-        found = keys.astype("string").map(current).astype("string")
-        keep[rows] = found.eq(batch[rows]).to_numpy(dtype=bool, na_value=False)
+        at = positions(keys, T.record_keys(parent, latest))
+        current = pc.take(arrow_strings(latest["batch"]), pa.array(at, mask=at < 0))
+        same = pc.equal(current, arrow_strings(batch[rows]))
+        keep[rows] = same.fill_null(False).to_numpy(zero_copy_only=False)
     return children if keep.all() else children[keep].reset_index(drop=True)
 
 
@@ -155,7 +161,10 @@ def read_deliveries(
     ``batch`` that delivered each: a record re-sent in three batches appears three times.
     ``columns`` (default: all) are read; ``codings`` (for the ``codings`` table) keeps
     only rows with one of those (system, code) pairs, matched by the database.
-    ``shard`` = (index, count) reads only that patient shard's rows (and shared ones)."""
+    ``shard`` = (index, count) reads only that patient shard's rows (and shared ones),
+    plus every delivery of a record that moved into or out of it (``moved_records``),
+    with each row's ``bucket``: which of those the shard keeps is decided once the
+    latest delivery is known (:class:`Snapshot`)."""
     if name not in T.TABLES:
         raise WarehouseError(f"unknown source table {name!r}; expected one of {', '.join(T.TABLES)}")
     spec = T.TABLES[name]
@@ -168,17 +177,48 @@ def read_deliveries(
     if upto_batch is not None:
         stmt = stmt.where(bcol <= Month.parse(upto_batch).label)
     low, high = bucket_range(*shard) if shard is not None else (0, SHARD_BUCKETS)
+    extra = {S.BATCH: "string"}
+    moved: sa.Select | None = None
     if name in SHARDED_TABLES and (low, high) != (0, SHARD_BUCKETS):  # one shard of all: a plain scan is faster
         bucket = table.c[BUCKET]
         stmt = stmt.where(sa.or_(sa.and_(bucket >= low, bucket < high), bucket.is_(None)))
+        if name in MOVABLE_TABLES:
+            stmt = stmt.add_columns(bucket)
+            extra[BUCKET] = "Int16"
+            moved = _moved_deliveries(name, cols, upto_batch, (low, high))
     sub = _subset(spec, cols)
     with read_connection(engine, f"reading {name}") as conn:
+        if moved is not None:
+            own = read_typed(conn, stmt, sub, extra)
+            others = read_typed(conn, moved, sub, extra)
+            return pd.concat([own, others], ignore_index=True) if len(others) else own
         if codings is None or name != "codings":
-            return read_typed(conn, stmt, sub, {S.BATCH: "string"})
+            return read_typed(conn, stmt, sub, extra)
         keys = _pairs_table(conn, codings)
         stmt = stmt.where(sa.exists().where(keys.c["system"] == table.c["system"], keys.c["code"] == table.c["code"]))
         parts = list(fetch_typed(conn, stmt, sub, {S.BATCH: "string"}, chunk_rows=CHUNK_ROWS))
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _moved_deliveries(name: str, cols: list[str], upto_batch: str | None, buckets: tuple[int, int]) -> sa.Select:
+    """The deliveries outside ``buckets`` of the records of ``name`` that moved between
+    buckets (``moved_records``, found at load), up to ``upto_batch``: a shard holding one
+    delivery of such a record needs the others to tell which one is the latest."""
+    table, moves = S.SOURCE_TABLES[name], S.moved_records
+    spec = T.TABLES[name]
+    wanted = sa.select(moves.c.delivery_batch, moves.c.record_type, moves.c.record_id).where(moves.c.table_name == name)
+    if upto_batch is not None:
+        wanted = wanted.where(moves.c[S.BATCH] <= Month.parse(upto_batch).label)
+    pairs = wanted.distinct().subquery("moved")
+    on = [table.c[S.BATCH] == pairs.c.delivery_batch, table.c[spec.key] == pairs.c.record_id]
+    if spec.type_column:
+        on.append(table.c[spec.type_column] == pairs.c.record_type)
+    bucket, low, high = table.c[BUCKET], *buckets
+    stmt = sa.select(*(table.c[c] for c in cols), table.c[S.BATCH], bucket).select_from(table.join(pairs, sa.and_(*on)))
+    stmt = stmt.where(sa.or_(bucket < low, bucket >= high))
+    if upto_batch is not None:
+        stmt = stmt.where(table.c[S.BATCH] <= Month.parse(upto_batch).label)
+    return stmt.order_by(table.c[S.BATCH], *(table.c[c] for c in spec.key_columns))
 
 
 def _pairs_table(conn: Connection, pairs: CodingPairs) -> sa.Table:
@@ -242,9 +282,15 @@ class Snapshot(Mapping[str, pd.DataFrame]):
     winning; tables are read when first asked for. A table the needs do not name reads
     as an empty frame of the contract."""
 
-    def __init__(self, deliveries: Callable[[str], pd.DataFrame | None], horizon: str | None) -> None:
+    def __init__(
+        self,
+        deliveries: Callable[[str], pd.DataFrame | None],
+        horizon: str | None,
+        buckets: tuple[int, int] | None = None,
+    ) -> None:
         self._deliveries = deliveries
         self._horizon = None if horizon is None else Month.parse(horizon).label
+        self._buckets = buckets
         self._tables: dict[str, pd.DataFrame] = {}
 
     @classmethod
@@ -283,10 +329,23 @@ class Snapshot(Mapping[str, pd.DataFrame]):
                 if later.any():
                     frame = frame[~later]
             frame = latest_per_key(frame, name)
+            if BUCKET in frame.columns:  # a shard's read: records whose latest delivery is its own
+                frame = self._in_shard(frame)
             if name in T.CHILD_TABLES:
                 frame = of_latest_parents(frame, name, self._parent)
             self._tables[name] = frame
         return self._tables[name]
+
+    def _in_shard(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Drop the records whose latest delivery lies in another shard's buckets (read
+        because the record moved), and the bucket column."""
+        bucket = frame[BUCKET]
+        frame = frame.drop(columns=[BUCKET])
+        if self._buckets is None:
+            return frame
+        low, high = self._buckets
+        outside = ((bucket < low) | (bucket >= high)).to_numpy(dtype=bool, na_value=False)
+        return frame[~outside].reset_index(drop=True) if outside.any() else frame
 
     def _parent(self, name: str) -> pd.DataFrame | None:
         """A parent table's latest rows, None when it is not read."""
@@ -325,7 +384,7 @@ class DeliveryReader:
         return self._read[name]
 
     def snapshot(self, horizon: str | None) -> Snapshot:
-        return Snapshot(self.deliveries, horizon)
+        return Snapshot(self.deliveries, horizon, None if self._shard is None else bucket_range(*self._shard))
 
 
 def count_patients(engine: Engine, upto_batch: str | None = None) -> int:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines import tables as T
 from pipelines.load import DeliveryReader, Needs, read_deliveries, replace_batch
+from pipelines.load.shards import bucket_of, bucket_range
 from pipelines.load.snapshot import Snapshot
 from tests.load.test_batches import batch_frames
 
@@ -110,3 +111,67 @@ def test_a_corrected_record_withdraws_the_children_its_new_delivery_left_out() -
     # a child whose parent is not in the snapshot (quarantined, never delivered) is not current
     orphan = Snapshot.of({**frames, "encounters": frames["encounters"].iloc[[0, 2]]}, "2026-10")
     assert sorted(orphan["codings"]["code"]) == ["c"]
+
+
+def _in_shard(shard: int, shards: int, prefix: str) -> str:
+    """The first id ``<prefix><n>`` whose bucket falls in ``shard`` of ``shards``."""
+    low, high = bucket_range(shard, shards)
+    ids = pd.Series([f"{prefix}{n}" for n in range(200)], dtype="string")
+    return str(ids[(bucket_of(ids) >= low) & (bucket_of(ids) < high)].iloc[0])
+
+
+def _load(warehouse: Engine, batch: str, encounters: list[tuple[str, str, str]]) -> None:
+    """One batch: both patients, and (encounter, patient, type code) with one coding and
+    one diagnosis each."""
+    rows = pd.DataFrame(encounters, columns=["encounter_id", "patient_id", "code"])
+    patients = sorted({p for _, p, _ in encounters} | {A, B})
+    tables = {
+        "patients": pd.DataFrame({"patient_id": patients}),
+        "encounters": rows[["encounter_id", "patient_id"]].assign(status="finished"),
+        "encounter_diagnoses": rows.assign(
+            encounter_diagnosis_id=rows["encounter_id"] + "/diagnosis/0", condition_id="C-" + rows["code"]
+        )[["encounter_diagnosis_id", "encounter_id", "patient_id", "condition_id"]].assign(element="diagnosis"),
+        "codings": rows.assign(
+            coding_id="encounters/" + rows["encounter_id"] + "/type/0",
+            table_name="encounters",
+            record_id=rows["encounter_id"],
+            element="type",
+            system="http://snomed.info/sct",
+        )[["coding_id", "table_name", "record_id", "element", "system", "code"]],
+    }
+    empty = {"quarantine": T.QUARANTINE, "reconciliation": T.RECONCILIATION, "checks": T.VALIDATION_CHECKS}
+    replace_batch(warehouse, batch, tables=tables, **{k: T.empty_frame(v) for k, v in empty.items()})
+
+
+A, B = _in_shard(0, 2, "pa-"), _in_shard(1, 2, "pb-")
+
+
+def _views(warehouse: Engine, horizon: str) -> tuple[Snapshot, list[Snapshot]]:
+    needs = Needs({n: None for n in ("patients", "encounters", "encounter_diagnoses", "codings")})
+    whole = DeliveryReader(warehouse, needs).snapshot(horizon)
+    return whole, [DeliveryReader(warehouse, needs, shard=(k, 2)).snapshot(horizon) for k in range(2)]
+
+
+def _assert_partition(whole: Snapshot, shards: list[Snapshot]) -> None:
+    for table in ("encounters", "encounter_diagnoses", "codings"):
+        key = T.TABLES[table].key
+        combined = pd.concat([s[table] for s in shards], ignore_index=True).sort_values(key, ignore_index=True)
+        assert_frame_equal(combined, whole[table].sort_values(key, ignore_index=True), check_exact=True)
+
+
+def test_a_record_moved_to_another_patient_shard_is_counted_once_where_it_now_lives(warehouse: Engine) -> None:
+    # a patient merge: E1 of patient A (shard 0) is re-sent under patient B (shard 1)
+    _load(warehouse, "2026-09", [("E1", A, "111"), ("E2", A, "222")])
+    _load(warehouse, "2026-10", [("E1", B, "333")])
+    for horizon, e1_patient, e1_code in (("2026-09", A, "111"), ("2026-10", B, "333")):
+        whole, shards = _views(warehouse, horizon)
+        _assert_partition(whole, shards)
+        home = shards[0 if e1_patient == A else 1]
+        e1 = home["encounters"].set_index("encounter_id").loc["E1"]
+        assert e1["patient_id"] == e1_patient and e1["batch"] == horizon
+        assert set(home["codings"].query("record_id == 'E1'")["code"]) == {e1_code}
+    # the source undoes the merge: reloading the batch leaves no trace of the move
+    _load(warehouse, "2026-10", [("E1", A, "444")])
+    whole, shards = _views(warehouse, "2026-10")
+    _assert_partition(whole, shards)
+    assert set(shards[0]["codings"]["code"]) == {"444", "222"} and not len(shards[1]["encounters"])
