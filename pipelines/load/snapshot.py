@@ -90,9 +90,8 @@ def of_latest_parents(children: pd.DataFrame, name: str, parents: Callable[[str]
         groups = {}
         for parent in sorted(set(tables.dropna().unique()) & set(T.TABLES)):
             rows = (tables == parent).to_numpy(dtype=bool, na_value=False)
-            # a record of a table holding one resource type is known by its id alone
-            typed = T.TABLES[parent].type_column is not None
-            groups[parent] = (rows, T.coding_record_keys(children[rows]) if typed else children["record_id"][rows])
+            ids = children.loc[rows, [c for c in ("record_type", "record_id") if c in children.columns]]
+            groups[parent] = (rows, T.coding_record_keys(ids))
     for parent, (rows, keys) in groups.items():
         latest = parents(parent)
         if latest is None or "batch" not in latest.columns:
@@ -196,7 +195,7 @@ def read_deliveries(
             return read_typed(conn, stmt, sub, extra)
         keys = _pairs_table(conn, codings)
         stmt = stmt.where(sa.exists().where(keys.c["system"] == table.c["system"], keys.c["code"] == table.c["code"]))
-        parts = list(fetch_typed(conn, stmt, sub, {S.BATCH: "string"}, chunk_rows=CHUNK_ROWS))
+        parts = list(fetch_typed(conn, stmt, sub, extra, chunk_rows=CHUNK_ROWS))
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 

@@ -414,6 +414,8 @@ def coding_record_keys(codings: pd.DataFrame) -> pd.Series:
     if "record_type" not in codings.columns:
         return ids
     typed = codings["record_type"].astype("string")
+    if not typed.notna().any():  # codings of one-type tables: no string to build per row
+        return ids
     return (typed + "/" + ids).fillna(ids)
 
 
