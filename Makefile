@@ -59,7 +59,7 @@ help:
 
 .venv/.careqi-installed: pyproject.toml uv.lock
 	@python3 -m uv --version >/dev/null 2>&1 || command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 install: .venv/.careqi-installed system-deps

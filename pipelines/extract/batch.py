@@ -16,11 +16,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import orjson
 import pandas as pd
+import pyarrow as pa
 
 from pipelines.errors import ExtractError
-from pipelines.extract.collector import Collector
+from pipelines.extract.collector import Block, Collector
 from pipelines.extract.feedback import read_feedback
 from pipelines.extract.fhir_bundle import read_bundle
 from pipelines.extract.fhir_ndjson import read_ndjson
@@ -230,6 +234,95 @@ def survey_places(surveys: pd.DataFrame, encounters: pd.DataFrame | None) -> pd.
     return out
 
 
+#: A run of a table's rows in read order: row lists, or one block read column-wise.
+Piece = list[Any] | Block
+
+
+def _pieces(sink: Collector, name: str, rejected: dict[str, set[int]]) -> list[Piece]:
+    """The table's rows in read order, without the children of parents quarantined
+    when their own table was conformed (those were never read)."""
+    rows = sink.rows.get(name) or []
+    blocks = sink.blocks.get(name, [])
+    parents = sink.parents.get(name, []) if name in CHILD_TABLES else []
+    pieces: list[Piece] = []
+    start = 0
+    for block in [*blocks, None]:
+        end = len(rows) if block is None else block.at
+        part = rows if (start, end) == (0, len(rows)) else rows[start:end]
+        if part and parents and rejected:
+            part = [r for r, (t, pos) in zip(part, parents[start:end], strict=True) if pos not in rejected.get(t, ())]
+        pieces.append(part)
+        if block is not None:
+            pieces.append(_without_rejected(block, rejected))
+        start = end
+    return pieces
+
+
+def _without_rejected(block: Block, rejected: dict[str, set[int]]) -> Block:
+    if block.parent is None or not rejected.get(block.parent[0]):
+        return block
+    table, positions = block.parent
+    keep = ~np.isin(positions, np.fromiter(rejected[table], dtype=np.int64))
+    if keep.all():
+        return block
+    mask = pa.array(keep)
+    return Block(
+        block.at,
+        {k: v.filter(mask) for k, v in block.columns.items()},
+        block.source_file,
+        block.source_lines[keep],
+        (table, positions[keep]),
+        block.rtype,
+        None if block.lines is None else [line for line, k in zip(block.lines, keep, strict=True) if k],
+    )
+
+
+def _block_frame(block: Block, columns: list[str]) -> pd.DataFrame:
+    """A block as the row lists would have given it: text as strings, numbers as numbers."""
+    n = len(block)
+    data: dict[str, Any] = {}
+    for name in columns:
+        if name == "source_file":
+            data[name] = pd.Series([block.source_file] * n, dtype="str")
+        elif name == "source_line":
+            data[name] = block.source_lines
+        elif name in block.columns:
+            data[name] = block.columns[name].to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+        else:
+            data[name] = pd.Series([None] * n, dtype="object")
+    return pd.DataFrame(data, columns=columns)
+
+
+def _frame(pieces: list[Piece], columns: list[str]) -> pd.DataFrame:
+    frames = [
+        _block_frame(p, columns) if isinstance(p, Block) else pd.DataFrame.from_records(p, columns=columns)
+        for p in pieces
+        if len(p)
+    ]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _rows_at(pieces: list[Piece], positions: np.ndarray, columns: list[str]) -> Iterator[dict[str, Any]]:
+    """The rows at ``positions`` of the table as plain values, as a rejected row is
+    described in the quarantine: a resource read column-wise is flattened again from
+    its line, so it is described exactly as the row-wise path describes it."""
+    from pipelines.extract.children import records
+
+    bounds = np.cumsum([0] + [len(p) for p in pieces])
+    for position in positions.tolist():
+        k = int(np.searchsorted(bounds, position, side="right")) - 1
+        piece, j = pieces[k], position - int(bounds[k])
+        if not isinstance(piece, Block):
+            row = piece[j]
+            yield row if isinstance(row, dict) else dict(zip(columns, row, strict=True))
+            continue
+        where = {"source_file": piece.source_file, "source_line": int(piece.source_lines[j])}
+        if piece.lines is not None and piece.rtype is not None:
+            yield {**records(piece.rtype, orjson.loads(piece.lines[j]))[0].row, **where}
+        else:
+            yield {**{c: piece.columns[c][j].as_py() for c in piece.columns}, **where}
+
+
 def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult:
     """Build one DataFrame per table, conform it, and quarantine unreadable rows.
 
@@ -240,7 +333,6 @@ def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult
     """
     clock = _Clock(timezones or TimeZones())
     # Cross-resource rules, now that every resource of the batch has been read.
-    sink.poa.fill(sink.rows.get("conditions", []), TABLES["conditions"].column_names)
     unresolved = sink.link_medications()
     if unresolved:
         log.warning("%d medication record(s) name a Medication that is not in the delivery: quarantined", unresolved)
@@ -249,16 +341,15 @@ def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult
     order = [n for n in TABLES if n not in CHILD_TABLES] + [n for n in CHILD_TABLES if n in TABLES]
     for name in order:
         spec = TABLES[name]
-        rows = sink.rows.get(name) or []
-        if rows and name in CHILD_TABLES and rejected:
-            parents = sink.parents[name]
-            rows = [r for r, (t, pos) in zip(rows, parents, strict=True) if pos not in rejected.get(t, ())]
-        if not rows:
+        pieces = _pieces(sink, name, rejected)
+        if not any(len(p) for p in pieces):
             tables[name] = _empty(name).copy()
             continue
-        frame = pd.DataFrame.from_records(rows, columns=spec.column_names)
+        frame = _frame(pieces, spec.column_names)
         if name == "survey_responses":
             frame = survey_places(frame, tables.get("encounters"))
+        elif name == "conditions":
+            frame = sink.poa.fill(frame)
         typed, failures = conform(frame, spec, zones=clock.zones(name, frame))
         for position, reason in sink.held_back.get(name, {}).items():
             failures.iat[position] = f"{failures.iat[position]}; {reason}" if failures.iat[position] else reason
@@ -266,10 +357,7 @@ def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult
         if bad.any():
             positions = bad.nonzero()[0]
             rejected[name] = set(positions.tolist())
-            for i in positions:
-                row = rows[i]
-                if not isinstance(row, dict):
-                    row = dict(zip(spec.column_names, row, strict=True))
+            for i, row in zip(positions, _rows_at(pieces, positions, spec.column_names), strict=True):
                 kept = {k: v for k, v in row.items() if k not in ("source_file", "source_line")}
                 sink.reject(
                     name, row.get(spec.key), str(failures.iat[i]), kept, row.get("source_file"), row.get("source_line")
@@ -280,7 +368,8 @@ def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult
         # The table's dicts are done with: freed now, so the batch's frames and its
         # remaining dicts are what memory holds, never both in full.
         sink.rows[name] = []
-        del frame, rows
+        sink.blocks.pop(name, None)
+        del frame, pieces
     tables = {name: tables[name] for name in TABLES}
     quarantine = (
         conform(pd.DataFrame.from_records(sink.quarantine, columns=QUARANTINE.column_names), QUARANTINE)[0]

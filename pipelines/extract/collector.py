@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from sys import intern
 from typing import Any
 
+import numpy as np
 import orjson
+import pyarrow as pa
 
 from pipelines.extract.children import CLAIM_WITHOUT_ROWS, CodingTuple, add_codings, records
 from pipelines.extract.flatten import medication_code_columns
@@ -82,6 +84,28 @@ class Layout:
 LAYOUTS: dict[str, Layout] = {name: Layout.of(name) for name in TABLES}
 
 
+@dataclass(frozen=True)
+class Block:
+    """Rows of one table read column-wise (:mod:`~pipelines.extract.columnar`).
+
+    ``at`` places the block in the table's order: after that many of its row lists.
+    ``parent`` is (parent table, position) per row for a child table; ``rtype`` and
+    ``lines`` (the resources as sent) let a row rejected when conformed be described
+    by the tolerant flattener, exactly as the row-wise path describes it.
+    """
+
+    at: int
+    columns: dict[str, pa.Array]
+    source_file: str
+    source_lines: np.ndarray
+    parent: tuple[str, np.ndarray] | None = None
+    rtype: str | None = None
+    lines: list[bytes] | None = None
+
+    def __len__(self) -> int:
+        return len(self.source_lines)
+
+
 def payload_text(value: Any) -> str | None:
     """An allowed-fields record as JSON, truncated for the quarantine table (None: nothing kept).
 
@@ -136,6 +160,10 @@ class Collector:
     #: table -> rows in the table's column order (:data:`LAYOUTS`): lists, except
     #: codings (tuples, see children.py).
     rows: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    #: table -> blocks read column-wise, in read order (:class:`Block`).
+    blocks: dict[str, list[Block]] = field(default_factory=lambda: defaultdict(list))
+    #: table -> rows stored so far (row lists and blocks): the next row's position.
+    size: Counter[str] = field(default_factory=Counter)
     #: child table -> (parent table, parent row position) per child row, so that a
     #: parent quarantined when its frame is conformed takes its children with it.
     parents: dict[str, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
@@ -164,9 +192,28 @@ class Collector:
             v = kept[i]
             if v.__class__ is str:
                 kept[i] = intern(v)
-        rows = self.rows[table]
-        rows.append(kept)
-        return len(rows) - 1
+        self.rows[table].append(kept)
+        self.size[table] += 1
+        return self.size[table] - 1
+
+    def add_block(
+        self,
+        table: str,
+        columns: dict[str, pa.Array],
+        source_file: str,
+        source_lines: np.ndarray,
+        *,
+        parent: tuple[str, np.ndarray] | None = None,
+        rtype: str | None = None,
+        lines: list[bytes] | None = None,
+    ) -> int:
+        """Keep rows read column-wise after the table's rows so far; returns the
+        position of the block's first row."""
+        block = Block(len(self.rows[table]), columns, source_file, source_lines, parent, rtype, lines)
+        self.blocks[table].append(block)
+        first = self.size[table]
+        self.size[table] += len(block)
+        return first
 
     def reject(
         self,
@@ -259,6 +306,7 @@ class Collector:
             if rec.codings:
                 where = (source_file, source_line)
                 self.rows[CODINGS].extend([c + where for c in rec.codings])
+                self.size[CODINGS] += len(rec.codings)
                 self.parents[CODINGS].extend([parent] * len(rec.codings))
             if medication is not None:
                 if medication.target is not None:
@@ -294,6 +342,8 @@ class Collector:
             if not found:
                 self.held_back[table][position] = unresolved_reason(reference or target)
                 continue
+            # Medication tables are only ever read row-wise, so a position is an index
+            # into their row lists.
             row = self.rows[table][position]
             at = LAYOUTS[table].position
             for column, value in medication_code_columns(concept).items():
@@ -306,9 +356,10 @@ class Collector:
             add_codings(codings, table, str(row[at[spec.key]]), MEDICATION_ELEMENT, [concept], typed)
             where = (row[at["source_file"]], row[at["source_line"]])
             self.rows[CODINGS].extend([c + where for c in codings])
+            self.size[CODINGS] += len(codings)
             self.parents[CODINGS].extend([(table, position)] * len(codings))
         self.medication_links.clear()
         return sum(len(rows) for rows in self.held_back.values())
 
 
-__all__ = ["BUNDLE_TABLE", "CODINGS", "LAYOUTS", "MAX_PAYLOAD", "Collector", "Layout", "payload_text"]
+__all__ = ["BUNDLE_TABLE", "CODINGS", "LAYOUTS", "Block", "MAX_PAYLOAD", "Collector", "Layout", "payload_text"]

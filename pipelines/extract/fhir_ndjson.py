@@ -12,6 +12,10 @@ its Medications are read only for the codes medication records reference
 A rejected line is quarantined with its file, line and reason, and only the fields
 its table keeps (:func:`~pipelines.extract.collector.allowed_fields`), never the raw
 line: it may be a Patient with a name and an address.
+
+Files of the high-volume types are read column-wise (:mod:`~pipelines.extract.columnar`)
+with the same result; this module's line reader is the fallback, and handles the lines
+that path passes back (malformed, of another type, sampled for validation).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import orjson
 
 from pipelines.errors import ExtractError
 from pipelines.extract.collector import Collector, allowed_fields
+from pipelines.extract.columnar import READERS, read_columnar
 from pipelines.extract.medication import MEDICATION, UNREADABLE_MEDICATION
 from pipelines.extract.sources import base_name, open_binary
 from pipelines.extract.structure import is_fhir_type
@@ -82,27 +87,41 @@ def read_ndjson(path: Path, rel: str, sink: Collector) -> None:
         with open_binary(path, rel) as fh:
             sink.ignored[rtype] += sum(1 for line in fh if line.strip())
         return
+
+    def read_line(line_no: int, line: bytes) -> None:
+        _read_line(rtype, table, line_no, line, rel, sink)
+
+    if rtype in READERS:
+        with open_binary(path, rel) as fh:
+            data = fh.read()
+        if read_columnar(data, rtype, rel, sink, read_line):
+            return
     for line_no, line in _lines(path, rel):
-        try:
-            resource = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            sink.reject(table, None, f"malformed JSON: {exc}", None, rel, line_no)
-            continue
-        if not isinstance(resource, dict):
-            sink.reject(table, None, f"not a FHIR resource: JSON {type(resource).__name__}", None, rel, line_no)
-            continue
-        found = resource.get("resourceType")
-        if found != rtype:
-            sink.reject(
-                table,
-                resource.get("id"),
-                f"resourceType mismatch: {str(found)[:64]!r} in a {rtype} file",
-                allowed_fields(resource),
-                rel,
-                line_no,
-            )
-            continue
-        sink.add_resource(resource, rel, line_no)
+        read_line(line_no, line)
+
+
+def _read_line(rtype: str, table: str, line_no: int, line: bytes, rel: str, sink: Collector) -> None:
+    """One line of a ``rtype`` file: a resource for ``sink``, or a quarantine row saying why not."""
+    try:
+        resource = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        sink.reject(table, None, f"malformed JSON: {exc}", None, rel, line_no)
+        return
+    if not isinstance(resource, dict):
+        sink.reject(table, None, f"not a FHIR resource: JSON {type(resource).__name__}", None, rel, line_no)
+        return
+    found = resource.get("resourceType")
+    if found != rtype:
+        sink.reject(
+            table,
+            resource.get("id"),
+            f"resourceType mismatch: {str(found)[:64]!r} in a {rtype} file",
+            allowed_fields(resource),
+            rel,
+            line_no,
+        )
+        return
+    sink.add_resource(resource, rel, line_no)
 
 
 __all__ = ["file_resource_type", "read_medications", "read_ndjson"]

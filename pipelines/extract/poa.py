@@ -41,9 +41,10 @@ structure) states nothing; one quarantined later by ``conform`` still has.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import pandas as pd
 
 from pipelines.extract.elements import as_dict, extension_code, find_extension, first_code
 from pipelines.extract.references import ref_id
@@ -98,18 +99,23 @@ class StayPoa:
         for condition, code in encounter_diagnosis_poa(encounter):
             self.codes.setdefault(condition, code)
 
-    def fill(self, conditions: list[list[Any]], columns: Sequence[str]) -> None:
-        """Give each conditions row (a list in ``columns`` order) that states no POA of
-        its own the encounters' code."""
-        if not self.codes:
-            return
-        key, poa = columns.index("condition_id"), columns.index(COLUMN)
-        for row in conditions:
-            condition_id = row[key]
-            if row[poa] is None and isinstance(condition_id, str):
-                code = self.codes.get(condition_id)
-                if code is not None:
-                    row[poa] = code
+    def fill(self, conditions: pd.DataFrame) -> pd.DataFrame:
+        """The conditions rows (as read, before conforming), each that states no POA of
+        its own given the encounters' code."""
+        if not self.codes or not len(conditions):
+            return conditions
+        ids = conditions["condition_id"]
+        missing = conditions[COLUMN].isna() & ids.map(lambda v: isinstance(v, str), na_action="ignore").eq(True)
+        if not missing.any():
+            return conditions
+        found = ids[missing].map(self.codes.get)
+        if not found.notna().any():
+            return conditions
+        out = conditions.copy()
+        column = out[COLUMN].astype("object")
+        column[found.index[found.notna()]] = found[found.notna()]
+        out[COLUMN] = column
+        return out
 
 
 __all__ = [

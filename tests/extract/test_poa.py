@@ -135,10 +135,12 @@ def test_stay_poa_fills_only_conditions_that_state_nothing_and_first_stay_wins()
     stays = StayPoa()
     stays.add({"diagnosis": [_diag("Condition/c1", _poa("N")), _diag("Condition/c1", _poa("Y"))]})
     stays.add({"diagnosis": [_diag("Condition/c1", _poa("U")), _diag("Condition/c2", _poa("W"))]})
-    columns = ["condition_id", "present_on_admission"]
-    rows: list[list[object]] = [["c1", None], ["c2", "Y"], ["c3", None], [None, None]]
-    stays.fill(rows, columns)
-    assert [r[1] for r in rows] == ["N", "Y", None, None]
+    rows = pd.DataFrame(
+        {"condition_id": ["c1", "c2", "c3", None], "present_on_admission": [None, "Y", None, None]}, dtype="object"
+    )
+    filled = stays.fill(rows)
+    assert filled["present_on_admission"].tolist() == ["N", "Y", None, None]
+    assert rows["present_on_admission"].tolist() == [None, "Y", None, None]  # the rows as read are left alone
 
 
 # ---------------------------------------------------------------- through the batch

@@ -1,0 +1,180 @@
+"""The FHIR element readers of :mod:`~pipelines.extract.elements`, over Arrow columns.
+
+Each function here gives, for a whole column of resources at once, exactly what its
+namesake in ``elements`` / ``references`` / ``children`` gives for one resource, on the
+shapes an explicit pyarrow JSON schema admits (:mod:`~pipelines.extract.columnar`: an
+element of another shape makes pyarrow refuse the file, and a file with a JSON null is
+never read here, so "absent" and "null" are the same thing). Anything rarer than the
+common case (a reference that is not ``Type/id``) is handed to the per-resource function
+itself, value by value, so there is one rule and two speeds, never two rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.extract.references import ref_display, ref_id
+
+STRING = pa.string()
+CODING = pa.struct([("system", STRING), ("code", STRING)])
+#: A CodeableConcept, or a bare Coding where R4 puts one (elements.first_coding reads both).
+CONCEPT = pa.struct([("coding", pa.list_(CODING)), ("system", STRING), ("code", STRING)])
+REFERENCE = pa.struct([("reference", STRING), ("identifier", pa.struct([("value", STRING)])), ("display", STRING)])
+PERIOD = pa.struct([("start", STRING), ("end", STRING)])
+
+#: The common reference spelling, ``Type/id`` with a FHIR id: its id is its last segment.
+_SIMPLE_REFERENCE = r"^[A-Za-z]+/[A-Za-z0-9\-.]+$"
+
+
+def field(array: Any, *path: str) -> pa.Array:
+    """``array.a.b``: null wherever any step is absent."""
+    for name in path:
+        array = pc.struct_field(array, name)
+    return array
+
+
+def first(lists: pa.Array) -> pa.Array:
+    """Item 0 of each list (elements.first_item): null for a null or an empty list."""
+    lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    starts = np.asarray(lists.offsets)[:-1].astype(np.int64)
+    index = pa.array(starts, mask=lengths == 0)
+    return lists.values.take(index)
+
+
+def first_coding(concept: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(code, system) of coding[0]; a concept without ``coding`` is read as a bare Coding."""
+    codings = field(concept, "coding")
+    bare = pc.is_null(codings)
+    item = first(codings)
+    code = pc.if_else(bare, field(concept, "code"), field(item, "code"))
+    system = pc.if_else(bare, field(concept, "system"), field(item, "system"))
+    return code, system
+
+
+def first_code(concept: pa.Array) -> pa.Array:
+    return first_coding(concept)[0]
+
+
+def ref_ids(reference: pa.Array) -> pa.Array:
+    """references.ref_id of every Reference: ``Type/id`` by a kernel, any other spelling
+    (``urn:uuid:``, absolute, conditional, identifier-only, blank) by ref_id itself."""
+    text = field(reference, "reference")
+    simple = pc.fill_null(pc.match_substring_regex(text, _SIMPLE_REFERENCE), False)
+    ids = pc.if_else(simple, pc.replace_substring_regex(text, r"^[A-Za-z]+/", ""), pa.scalar(None, STRING))
+    others = np.flatnonzero(
+        ~simple.to_numpy(zero_copy_only=False) & reference.is_valid().to_numpy(zero_copy_only=False)
+    )
+    if not len(others):
+        return ids
+    texts = text.take(pa.array(others)).to_pylist()
+    values = field(reference, "identifier", "value").take(pa.array(others)).to_pylist()
+    found = [ref_id({"reference": t, "identifier": {"value": v}}) for t, v in zip(texts, values, strict=True)]
+    out = ids.to_pylist()
+    for i, value in zip(others.tolist(), found, strict=True):
+        out[i] = value
+    return pa.array(out, STRING)
+
+
+def ref_displays(reference: pa.Array) -> pa.Array:
+    """references.ref_display of every Reference: the display unless it is blank (text
+    without a letter or digit is judged by ref_display itself: Python's whitespace)."""
+    display = field(reference, "display")
+    plain = pc.fill_null(pc.match_substring_regex(display, r"[A-Za-z0-9]"), False).to_numpy(zero_copy_only=False)
+    others = np.flatnonzero(~plain & display.is_valid().to_numpy(zero_copy_only=False))
+    if not len(others):
+        return display
+    out = display.to_pylist()
+    for i in others.tolist():
+        out[i] = ref_display({"display": out[i]})
+    return pa.array(out, STRING)
+
+
+def numbered(owner: np.ndarray) -> np.ndarray:
+    """1, 2, ... within each run of equal owners (owners in order)."""
+    if not len(owner):
+        return np.zeros(0, dtype=np.int64)
+    start = np.ones(len(owner), dtype=bool)
+    start[1:] = owner[1:] != owner[:-1]
+    group = np.flatnonzero(start)
+    return np.arange(len(owner)) - np.repeat(group, np.diff(np.append(group, len(owner)))) + 1
+
+
+def extension_code(extensions: pa.Array, url: str) -> pa.Array:
+    """elements.extension_code(elements.find_extension(r, url)) for every resource: the
+    first extension with this url decides, by its first value[x] present."""
+    flat = pc.list_flatten(extensions)
+    owner = pc.list_parent_indices(extensions).to_numpy()
+    match = pc.fill_null(pc.equal(field(flat, "url"), url), False).to_numpy(zero_copy_only=False)
+    n = len(extensions)
+    if not match.any():
+        return pa.nulls(n, STRING)
+    owners, at = np.unique(owner[match], return_index=True)
+    chosen = flat.take(pa.array(np.flatnonzero(match)[at]))
+    concept = field(chosen, "valueCodeableConcept")
+    coding = field(chosen, "valueCoding")
+    code = pc.if_else(
+        concept.is_valid(),
+        first_code(concept),
+        pc.if_else(coding.is_valid(), field(coding, "code"), field(chosen, "valueCode")),
+    )
+    out = np.full(n, -1, dtype=np.int64)
+    out[owners] = np.arange(len(owners))
+    return code.take(pa.array(out, mask=out < 0))
+
+
+#: Extension elements as read here: the url and the value[x] forms extension_code reads.
+EXTENSION = pa.struct(
+    [("url", STRING), ("valueCodeableConcept", CONCEPT), ("valueCoding", CODING), ("valueCode", STRING)]
+)
+
+
+def concept_codings(concepts: pa.Array, owner: np.ndarray) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Every coding of ``concepts`` (CodeableConcepts, owner[i] the record of concept i),
+    in order (children._codings_of): the ``coding`` list, else the concept itself when it
+    is a bare Coding. Returns (record of each coding, system, code)."""
+    codings = field(concepts, "coding")
+    listed_owner = owner[pc.list_parent_indices(codings).to_numpy()]
+    listed = pc.list_flatten(codings)
+    listed_concept = pc.list_parent_indices(codings).to_numpy()
+    bare = (
+        pc.is_null(codings).to_numpy(zero_copy_only=False)
+        & (field(concepts, "code").is_valid().to_numpy(zero_copy_only=False)
+           | field(concepts, "system").is_valid().to_numpy(zero_copy_only=False))
+        & concepts.is_valid().to_numpy(zero_copy_only=False)
+    )  # fmt: skip
+    bare_concept = np.flatnonzero(bare)
+    if not len(bare_concept):
+        return listed_owner, field(listed, "system"), field(listed, "code")
+    which = pa.array(bare_concept)
+    order = np.argsort(np.concatenate([listed_concept, bare_concept]), kind="stable")
+    records = np.concatenate([listed_owner, owner[bare_concept]])[order]
+    system = pa.concat_arrays(
+        [field(listed, "system").combine_chunks() if isinstance(listed, pa.ChunkedArray) else field(listed, "system"),
+         field(concepts, "system").take(which)]
+    ).take(pa.array(order))  # fmt: skip
+    code = pa.concat_arrays([field(listed, "code"), field(concepts, "code").take(which)]).take(pa.array(order))
+    return records, system, code
+
+
+__all__ = [
+    "CODING",
+    "CONCEPT",
+    "EXTENSION",
+    "PERIOD",
+    "REFERENCE",
+    "STRING",
+    "concept_codings",
+    "extension_code",
+    "field",
+    "first",
+    "first_code",
+    "first_coding",
+    "numbered",
+    "ref_displays",
+    "ref_ids",
+]

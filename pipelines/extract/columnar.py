@@ -1,0 +1,501 @@
+"""Bulk NDJSON files of the high-volume resource types, read column-wise.
+
+Why: the tolerant reader (:mod:`~pipelines.extract.fhir_ndjson`) flattens one resource
+at a time in Python, about ten times what parsing the line costs; the types that make
+up most of a month (Observation, Condition, Patient) are read here instead, in one
+pass of compiled code per file, with the same result.
+
+How a file is read:
+
+1. msgspec checks every line is a JSON object of the file's type without building it.
+   Lines that are not (malformed JSON, another type, an array), and the first lines
+   the structural-validation sample takes, go through the tolerant per-line code, in
+   file order, exactly as before.
+2. The other lines go to pyarrow's JSON reader in one call, with an explicit schema of
+   the elements the table reads; every other element (names, addresses, narrative) is
+   skipped unparsed.
+3. Rows and codings are computed with Arrow kernels (:mod:`~pipelines.extract.arrow_fhir`)
+   and handed to the collector as one block, which the batch conforms with the rest.
+
+The path declines a file (the tolerant reader then reads all of it) whenever it could
+give another result: a JSON ``null`` anywhere (FHIR forbids them, and Arrow cannot tell
+a null from an absent element, which the tolerant reader sometimes does), or any element
+in another shape than the schema's (pyarrow refuses a list where an object belongs, a
+number where text belongs, a key given twice). ``tests/extract/test_columnar.py``
+compares both readers table by table.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from pipelines.extract import arrow_fhir as A
+from pipelines.extract.children import CODED_ELEMENTS
+from pipelines.extract.collector import CODINGS, Collector
+from pipelines.extract.flatten import LOINC_DIASTOLIC, LOINC_SYSTOLIC
+from pipelines.tables import POA_EXTENSION, RESOURCE_TABLES, TABLES
+
+#: UTF-8 byte-order mark (also stripped by the tolerant reader).
+BOM = b"\xef\xbb\xbf"
+#: A JSON null: a value position (after ``:``, ``[`` or ``,``) holding ``null``. Text that
+#: merely looks like one inside a string only sends the file to the tolerant reader.
+_NULL = re.compile(rb"[:\[,]\s*null\b")
+#: Lines of one pyarrow read block; a longer line gets a block of its own size.
+_BLOCK_BYTES = 1 << 22
+
+
+class _Head(msgspec.Struct):
+    """All that is decoded of a line in step 1: the rest is checked, not built."""
+
+    resourceType: Any = None
+
+
+_HEAD = msgspec.json.Decoder(_Head)
+
+#: (line number, line) -> None: the tolerant reader's handling of one line.
+LineReader = Callable[[int, bytes], None]
+
+Columns = dict[str, pa.Array]
+
+
+#: Child rows of a block: (child table, its columns, the record each row belongs to).
+Children = list[tuple[str, Columns, np.ndarray]]
+
+
+def _no_children(t: pa.Table, rows: Columns) -> Children:
+    return []
+
+
+@dataclass(frozen=True)
+class Reader:
+    """What one resource type reads: its explicit schema, its row builder and the
+    builder of its child rows (children.records: only for a record with an id)."""
+
+    schema: pa.Schema
+    rows: Callable[[pa.Table], Columns]
+    children: Callable[[pa.Table, Columns], Children] = _no_children
+
+
+def _timing(t: pa.Table, element: str) -> tuple[pa.Array, pa.Array]:
+    return A.field(t.column(f"{element}Period"), "start"), A.field(t.column(f"{element}Period"), "end")
+
+
+def _observation_rows(t: pa.Table) -> Columns:
+    code, system = A.first_coding(t.column("code"))
+    quantity = t.column("valueQuantity")
+    period_start, period_end = _timing(t, "effective")
+    systolic, diastolic = _blood_pressure(t.column("component"))
+    return {
+        "observation_id": t.column("id"),
+        "patient_id": A.ref_ids(t.column("subject")),
+        "encounter_id": A.ref_ids(t.column("encounter")),
+        "code": code,
+        "code_system": system,
+        "status": t.column("status"),
+        "effective_at": pc.coalesce(t.column("effectiveDateTime"), t.column("effectiveInstant"), period_start),
+        "effective_end": period_end,
+        "issued_at": t.column("issued"),
+        "category": A.first_code(A.first(t.column("category"))),
+        "value_num": A.field(quantity, "value"),
+        "value_unit": pc.coalesce(A.field(quantity, "unit"), A.field(quantity, "code")),
+        "value_code": A.first_code(t.column("valueCodeableConcept")),
+        "systolic": systolic,
+        "diastolic": diastolic,
+    }
+
+
+def _blood_pressure(components: Any) -> tuple[pa.Array, pa.Array]:
+    """flatten._blood_pressure for every Observation: the value of the first component
+    whose code has each LOINC code among its codings."""
+    components = components.combine_chunks() if isinstance(components, pa.ChunkedArray) else components
+    n = len(components)
+    flat = pc.list_flatten(components)
+    owner = pc.list_parent_indices(components).to_numpy()
+    codings = A.field(flat, "code", "coding")
+    codes = A.field(pc.list_flatten(codings), "code")
+    coding_component = pc.list_parent_indices(codings).to_numpy()
+    value = A.field(flat, "valueQuantity", "value")
+    out = []
+    for loinc in (LOINC_SYSTOLIC, LOINC_DIASTOLIC):
+        hit = pc.fill_null(pc.equal(codes, loinc), False).to_numpy(zero_copy_only=False)
+        has = np.zeros(len(flat), dtype=bool)
+        has[coding_component[hit]] = True
+        owners, at = np.unique(owner[has], return_index=True)
+        pick = np.full(n, -1, dtype=np.int64)
+        pick[owners] = np.flatnonzero(has)[at]
+        out.append(value.take(pa.array(pick, mask=pick < 0)))
+    return out[0], out[1]
+
+
+def _condition_rows(t: pa.Table) -> Columns:
+    code, system = A.first_coding(t.column("code"))
+    onset_start, onset_end = _timing(t, "onset")
+    abatement_start, _ = _timing(t, "abatement")
+    return {
+        "condition_id": t.column("id"),
+        "patient_id": A.ref_ids(t.column("subject")),
+        "encounter_id": A.ref_ids(t.column("encounter")),
+        "code": code,
+        "code_system": system,
+        "clinical_status": A.first_code(t.column("clinicalStatus")),
+        "verification_status": A.first_code(t.column("verificationStatus")),
+        "category": A.first_code(A.first(t.column("category"))),
+        "onset_at": pc.coalesce(t.column("onsetDateTime"), onset_start),
+        "onset_end": onset_end,
+        "abatement_at": pc.coalesce(t.column("abatementDateTime"), abatement_start),
+        "recorded_at": t.column("recordedDate"),
+        "present_on_admission": A.extension_code(t.column("extension"), POA_EXTENSION),
+    }
+
+
+def _patient_rows(t: pa.Table) -> Columns:
+    return {
+        "patient_id": t.column("id"),
+        "birth_date": t.column("birthDate"),
+        "gender": t.column("gender"),
+        "deceased_at": t.column("deceasedDateTime"),
+        "organization_id": A.ref_ids(t.column("managingOrganization")),
+    }
+
+
+def _encounter_rows(t: pa.Table) -> Columns:
+    hospitalization = t.column("hospitalization")
+    period = t.column("period")
+    provider = t.column("serviceProvider")
+    ward = A.field(A.first(t.column("location")), "location")
+    type_code, type_system = A.first_coding(A.first(t.column("type")))
+    return {
+        "encounter_id": t.column("id"),
+        "patient_id": A.ref_ids(t.column("subject")),
+        "status": t.column("status"),
+        "class_code": A.first_code(t.column("class")),
+        "type_code": type_code,
+        "type_system": type_system,
+        "service": A.first_code(t.column("serviceType")),
+        "priority": A.first_code(t.column("priority")),
+        "admit_source": A.first_code(A.field(hospitalization, "admitSource")),
+        "discharge_disposition": A.first_code(A.field(hospitalization, "dischargeDisposition")),
+        "start_at": A.field(period, "start"),
+        "end_at": A.field(period, "end"),
+        "facility_id": A.ref_ids(provider),
+        "facility_name": A.ref_displays(provider),
+        "ward_id": A.ref_ids(ward),
+        "ward_name": A.ref_displays(ward),
+    }
+
+
+def _items(t: pa.Table, name: str) -> tuple[pa.Array, np.ndarray]:
+    """Every item of a list element, and the record it belongs to."""
+    column = _whole(t.column(name))
+    return pc.list_flatten(column), pc.list_parent_indices(column).to_numpy()
+
+
+def _whole(column: Any) -> Any:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _child_ids(ids: pa.Array, owner: np.ndarray, middle: str) -> pa.Array:
+    """``<encounter_id><middle><n>``, n 1.. within each encounter."""
+    number = pa.array(A.numbered(owner)).cast(A.STRING)
+    return pc.binary_join_element_wise(ids.take(pa.array(owner)), pa.scalar(middle), number, "")
+
+
+def _encounter_children(t: pa.Table, rows: Columns) -> Children:
+    """children.encounter_locations and children.encounter_diagnoses for every Encounter."""
+    ids, patients = rows["encounter_id"], rows["patient_id"]
+    valid = ids.is_valid().to_numpy(zero_copy_only=False)
+    out: Children = []
+    entries, owner = _items(t, "location")
+    keep = valid[owner]
+    entries, owner = entries.filter(pa.array(keep)), owner[keep]
+    place, period = A.field(entries, "location"), A.field(entries, "period")
+    out.append(
+        (
+            "encounter_locations",
+            {
+                "encounter_location_id": _child_ids(ids, owner, "/"),
+                "encounter_id": ids.take(pa.array(owner)),
+                "patient_id": patients.take(pa.array(owner)),
+                "location_id": A.ref_ids(place),
+                "location_name": A.ref_displays(place),
+                "start_at": A.field(period, "start"),
+                "end_at": A.field(period, "end"),
+            },
+            owner,
+        )
+    )
+    diagnoses, d_owner = _items(t, "diagnosis")
+    reasons, r_owner = _items(t, "reasonReference")
+    d_keep, r_keep = valid[d_owner], valid[r_owner]
+    diagnoses, d_owner = diagnoses.filter(pa.array(d_keep)), d_owner[d_keep]
+    reasons, r_owner = reasons.filter(pa.array(r_keep)), r_owner[r_keep]
+    nd, nr = len(d_owner), len(r_owner)
+    stated = [
+        (
+            {
+                "encounter_diagnosis_id": _child_ids(ids, d_owner, "/diagnosis/"),
+                "encounter_id": ids.take(pa.array(d_owner)),
+                "patient_id": patients.take(pa.array(d_owner)),
+                "element": pa.array(np.full(nd, "diagnosis", dtype=object), A.STRING),
+                "condition_id": A.ref_ids(A.field(diagnoses, "condition")),
+                "use_code": A.first_code(A.field(diagnoses, "use")),
+                "rank": A.field(diagnoses, "rank"),
+                "present_on_admission": A.extension_code(A.field(diagnoses, "extension"), POA_EXTENSION),
+            },
+            d_owner,
+        ),
+        (
+            {
+                "encounter_diagnosis_id": _child_ids(ids, r_owner, "/reasonReference/"),
+                "encounter_id": ids.take(pa.array(r_owner)),
+                "patient_id": patients.take(pa.array(r_owner)),
+                "element": pa.array(np.full(nr, "reasonReference", dtype=object), A.STRING),
+                "condition_id": A.ref_ids(reasons),
+                "use_code": pa.nulls(nr, A.STRING),
+                "rank": pa.nulls(nr, pa.int64()),
+                "present_on_admission": pa.nulls(nr, A.STRING),
+            },
+            r_owner,
+        ),
+    ]
+    # An encounter's diagnoses, then its reasons; encounter by encounter.
+    owner_all = np.concatenate([d_owner, r_owner])
+    order = pa.array(np.lexsort((np.r_[np.zeros(nd), np.ones(nr)], owner_all)))
+    merged = {k: pa.concat_arrays([_whole(stated[0][0][k]), _whole(stated[1][0][k])]).take(order) for k in stated[0][0]}
+    out.append(("encounter_diagnoses", merged, owner_all[order.to_numpy()]))
+    return out
+
+
+def _encounter_poa(t: pa.Table) -> list[tuple[str, str]]:
+    """poa.encounter_diagnosis_poa of every Encounter, in read order (ids or not)."""
+    diagnoses, _ = _items(t, "diagnosis")
+    condition = A.ref_ids(A.field(diagnoses, "condition"))
+    code = A.extension_code(A.field(diagnoses, "extension"), POA_EXTENSION)
+    both = pc.and_(condition.is_valid(), code.is_valid())
+    return list(zip(condition.filter(both).to_pylist(), code.filter(both).to_pylist(), strict=True))
+
+
+def _schema(**fields: pa.DataType) -> pa.Schema:
+    return pa.schema([("id", A.STRING), *fields.items()])
+
+
+_CONCEPTS = pa.list_(A.CONCEPT)
+_COMPONENT = pa.struct(
+    [("code", pa.struct([("coding", pa.list_(A.CODING))])), ("valueQuantity", pa.struct([("value", pa.float64())]))]
+)
+
+READERS: dict[str, Reader] = {
+    "Observation": Reader(
+        _schema(
+            subject=A.REFERENCE,
+            encounter=A.REFERENCE,
+            code=A.CONCEPT,
+            status=A.STRING,
+            effectiveDateTime=A.STRING,
+            effectiveInstant=A.STRING,
+            effectivePeriod=A.PERIOD,
+            issued=A.STRING,
+            category=_CONCEPTS,
+            valueQuantity=pa.struct([("value", pa.float64()), ("unit", A.STRING), ("code", A.STRING)]),
+            valueCodeableConcept=A.CONCEPT,
+            component=pa.list_(_COMPONENT),
+        ),
+        _observation_rows,
+    ),
+    "Condition": Reader(
+        _schema(
+            subject=A.REFERENCE,
+            encounter=A.REFERENCE,
+            code=A.CONCEPT,
+            clinicalStatus=A.CONCEPT,
+            verificationStatus=A.CONCEPT,
+            category=_CONCEPTS,
+            onsetDateTime=A.STRING,
+            onsetPeriod=A.PERIOD,
+            abatementDateTime=A.STRING,
+            abatementPeriod=A.PERIOD,
+            recordedDate=A.STRING,
+            extension=pa.list_(A.EXTENSION),
+        ),
+        _condition_rows,
+    ),
+    "Encounter": Reader(
+        _schema(
+            status=A.STRING,
+            subject=A.REFERENCE,
+            type=_CONCEPTS,
+            serviceType=A.CONCEPT,
+            priority=A.CONCEPT,
+            hospitalization=pa.struct([("admitSource", A.CONCEPT), ("dischargeDisposition", A.CONCEPT)]),
+            period=A.PERIOD,
+            serviceProvider=A.REFERENCE,
+            location=pa.list_(pa.struct([("location", A.REFERENCE), ("period", A.PERIOD)])),
+            reasonCode=_CONCEPTS,
+            diagnosis=pa.list_(
+                pa.struct(
+                    [
+                        ("condition", A.REFERENCE),
+                        ("use", A.CONCEPT),
+                        ("rank", pa.int64()),
+                        ("extension", pa.list_(A.EXTENSION)),
+                    ]
+                )
+            ),
+            reasonReference=pa.list_(A.REFERENCE),
+            **{"class": A.CONCEPT},
+        ),
+        _encounter_rows,
+        _encounter_children,
+    ),
+    "Patient": Reader(
+        _schema(
+            birthDate=A.STRING,
+            gender=A.STRING,
+            deceasedDateTime=A.STRING,
+            managingOrganization=A.REFERENCE,
+        ),
+        _patient_rows,
+    ),
+}
+
+
+def _codings(rtype: str, table: str, t: pa.Table, ids: pa.Array) -> Columns:
+    """children.resource_codings for every record of the block, in the same order:
+    record by record, element by element (CODED_ELEMENTS), numbered 1.. within each."""
+    n = len(ids)
+    valid = ids.is_valid().to_numpy(zero_copy_only=False)
+    records: list[np.ndarray] = []
+    rank: list[np.ndarray] = []
+    systems: list[pa.Array] = []
+    codes: list[pa.Array] = []
+    names: list[str] = []
+    for k, (element, path) in enumerate(CODED_ELEMENTS.get(rtype, ())):
+        # The types read here reach their coded elements through objects only
+        # (hospitalization.dischargeDisposition), never through a list.
+        column = _whole(t.column(path[0]))
+        for step in path[1:]:
+            column = A.field(column, step)
+        if pa.types.is_list(column.type):
+            concepts, owner = pc.list_flatten(column), pc.list_parent_indices(column).to_numpy()
+        else:
+            concepts, owner = column, np.arange(n)
+        record, system, code = A.concept_codings(concepts, owner)
+        keep = valid[record]
+        records.append(record[keep])
+        rank.append(np.full(int(keep.sum()), k))
+        systems.append(system.filter(pa.array(keep)))
+        codes.append(code.filter(pa.array(keep)))
+        names.append(element)
+    record = np.concatenate(records) if records else np.zeros(0, dtype=np.int64)
+    element_rank = np.concatenate(rank) if rank else np.zeros(0, dtype=np.int64)
+    order = np.lexsort((element_rank, record))  # stable: a concept's codings keep their order
+    record, element_rank = record[order], element_rank[order]
+    take = pa.array(order)
+    start = np.ones(len(record), dtype=bool)
+    start[1:] = (record[1:] != record[:-1]) | (element_rank[1:] != element_rank[:-1])
+    group = np.flatnonzero(start)
+    number = np.arange(len(record)) - np.repeat(group, np.diff(np.append(group, len(record)))) + 1
+    record_ids = ids.take(pa.array(record))
+    element = pa.array(np.array(names, dtype=object)[element_rank] if names else [], A.STRING)
+    coding_id = pc.binary_join_element_wise(
+        pa.scalar(f"{table}/"), record_ids, pa.scalar("/"), element, pa.scalar("/"), pa.array(number).cast(A.STRING), ""
+    )
+    return {
+        "coding_id": coding_id,
+        "table_name": pa.array(np.full(len(record), table, dtype=object), A.STRING),
+        "record_id": record_ids,
+        "record_type": pa.nulls(len(record), A.STRING),
+        "element": element,
+        "system": (pa.concat_arrays(systems) if systems else pa.array([], A.STRING)).take(take),
+        "code": (pa.concat_arrays(codes) if codes else pa.array([], A.STRING)).take(take),
+        "_parent": pa.array(record),
+    }
+
+
+def _parse(lines: list[bytes], schema: pa.Schema) -> pa.Table | None:
+    """The lines as one table of ``schema``, or None when pyarrow refuses any of them."""
+    payload = b"\n".join(lines)
+    block = max(_BLOCK_BYTES, max(map(len, lines)) + 1)
+    try:
+        table = pj.read_json(
+            io.BytesIO(payload),
+            read_options=pj.ReadOptions(block_size=block),
+            parse_options=pj.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=False
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    return table if table.num_rows == len(lines) else None
+
+
+def read_columnar(data: bytes, rtype: str, rel: str, sink: Collector, read_line: LineReader) -> bool:
+    """Read one NDJSON file of ``rtype`` into ``sink``; False (and ``sink`` untouched)
+    when this path declines it and the tolerant reader must read it instead."""
+    reader = READERS.get(rtype)
+    if reader is None or (b"null" in data and _NULL.search(data)):
+        return False
+    budget = max(0, sink.validate_sample - sink.sampled[rtype])
+    tolerant: list[tuple[int, bytes]] = []
+    clean: list[bytes] = []
+    numbers: list[int] = []
+    segments = data.split(b"\n")
+    last = len(segments)
+    for line_no, line in enumerate(segments, 1):
+        if line.startswith(BOM):
+            line = line[len(BOM) :]
+        if not line.strip():
+            continue
+        try:
+            same = _HEAD.decode(line).resourceType == rtype
+        except msgspec.DecodeError:
+            same = False
+        if not same or budget:
+            budget -= same
+            # As the tolerant reader sees it, newline included (orjson's messages differ).
+            tolerant.append((line_no, line if line_no == last else line + b"\n"))
+        else:
+            clean.append(line)
+            numbers.append(line_no)
+    table = _parse(clean, reader.schema) if clean else None
+    if clean and table is None:
+        return False
+    for line_no, line in tolerant:
+        read_line(line_no, line)
+    if table is not None:
+        _add(sink, rtype, reader, table, rel, np.asarray(numbers, dtype=np.int64), clean)
+    return True
+
+
+def _add(
+    sink: Collector, rtype: str, reader: Reader, t: pa.Table, rel: str, lines: np.ndarray, raw: list[bytes]
+) -> None:
+    table = RESOURCE_TABLES[rtype]
+    columns = reader.rows(t)
+    columns = {k: v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v for k, v in columns.items()}
+    spec = TABLES[table]
+    ids = columns[spec.key]
+    first = sink.add_block(table, columns, rel, lines, rtype=rtype, lines=raw)
+    if rtype == "Encounter":
+        for condition, code in _encounter_poa(t):
+            sink.poa.codes.setdefault(condition, code)
+    for child, child_columns, owner in reader.children(t, columns):
+        if len(owner):
+            sink.add_block(child, child_columns, rel, lines[owner], parent=(table, first + owner))
+    codings = _codings(rtype, table, t, ids)
+    parent = codings.pop("_parent").to_numpy()
+    if len(parent):
+        sink.add_block(CODINGS, codings, rel, lines[parent], parent=(table, first + parent))
+
+
+__all__ = ["READERS", "Reader", "read_columnar"]

@@ -1,0 +1,270 @@
+"""The column-wise NDJSON reader gives exactly what the tolerant row-wise reader gives.
+
+Every test reads the same files both ways (the row-wise way by switching the column-wise
+readers off) and compares every table, the quarantine, the counts and what was ignored;
+and checks the column-wise path really read the files it should (a comparison of the
+tolerant reader with itself would pass whatever the column-wise code did).
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+import pytest
+
+import pipelines.extract.fhir_ndjson as fhir_ndjson
+from pipelines.extract import ExtractResult, extract_paths
+from pipelines.extract.collector import Collector
+from pipelines.extract.columnar import READERS, read_columnar
+from pipelines.generate import generate
+from pipelines.tables import POA_EXTENSION
+
+
+@pytest.fixture
+def columnar_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+    """Counts, per resource type, the files the column-wise path read (did not decline)."""
+    seen: Counter[str] = Counter()
+
+    def counted(data: bytes, rtype: str, rel: str, sink: Collector, read_line: Any) -> bool:
+        used = read_columnar(data, rtype, rel, sink, read_line)
+        seen[rtype] += used
+        return used
+
+    monkeypatch.setattr(fhir_ndjson, "read_columnar", counted)
+    yield seen
+
+
+def _both(folder: Path, monkeypatch: pytest.MonkeyPatch, **options: Any) -> tuple[ExtractResult, ExtractResult]:
+    fast = extract_paths([folder], **options)
+    with monkeypatch.context() as m:
+        m.setattr(fhir_ndjson, "READERS", {})
+        slow = extract_paths([folder], **options)
+    return fast, slow
+
+
+def _assert_same(fast: ExtractResult, slow: ExtractResult) -> None:
+    assert fast.tables.keys() == slow.tables.keys()
+    for name in slow.tables:
+        pd.testing.assert_frame_equal(fast.tables[name], slow.tables[name], obj=name)
+    pd.testing.assert_frame_equal(fast.quarantine, slow.quarantine, obj="quarantine")
+    assert fast.rows_read == slow.rows_read
+    assert fast.ignored == slow.ignored
+
+
+def test_a_generated_month_with_its_defects_reads_the_same_both_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columnar_reads: Counter[str]
+) -> None:
+    generate(tmp_path / "in", patients=3000, months=1, seed=11, end_period="2026-10")
+    (batch,) = (tmp_path / "in").iterdir()
+    fast, slow = _both(batch, monkeypatch)
+    _assert_same(fast, slow)
+    assert columnar_reads == Counter(dict.fromkeys(READERS, 1))
+    # The month's defects (malformed lines, unreadable dates) are in both readers' quarantine.
+    assert len(slow.quarantine) >= 5
+    assert set(slow.quarantine["table_name"]) >= {"observations", "encounters", "conditions"}
+
+
+@pytest.mark.shared_data
+def test_synthea_resources_read_the_same_both_ways(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columnar_reads: Counter[str]
+) -> None:
+    """Synthea's SMART Bundles, written out as Bulk NDJSON (one file per type, here only):
+    real shapes, ``urn:uuid:`` references, blood-pressure panels, coded values."""
+    lines: dict[str, list[bytes]] = {}
+    for path in sorted((shared_data / "synthea-smart-r4" / "bundles").glob("*.json*")):
+        raw = path.read_bytes()
+        bundle = orjson.loads(gzip.decompress(raw) if path.name.endswith(".gz") else raw)
+        for entry in bundle["entry"]:
+            resource = entry["resource"]
+            lines.setdefault(resource["resourceType"], []).append(orjson.dumps(resource))
+    folder = tmp_path / "ndjson"
+    folder.mkdir()
+    for rtype in READERS:
+        (folder / f"{rtype}.ndjson").write_bytes(b"\n".join(lines[rtype]) + b"\n")
+    fast, slow = _both(folder, monkeypatch)
+    _assert_same(fast, slow)
+    assert columnar_reads == Counter(dict.fromkeys(READERS, 1))
+    assert len(slow.tables["observations"]) > 10_000
+    assert slow.tables["observations"]["systolic"].notna().any()
+
+
+def _ref(text: str) -> dict[str, Any]:
+    return {"reference": text}
+
+
+CODING = {"system": "http://snomed.info/sct", "code": "1234"}
+
+ODD_OBSERVATIONS: list[Any] = [
+    "\ufeff"
+    + orjson.dumps(
+        {"resourceType": "Observation", "id": "o1", "subject": _ref("Patient/p1"), "code": {"coding": [CODING]}}
+    ).decode(),
+    "",
+    "   ",
+    {
+        "resourceType": "Observation",
+        "id": "o2",
+        "subject": _ref("urn:uuid:p2"),
+        "encounter": _ref("https://ehr.example/fhir/Encounter/e1/_history/3"),
+        "code": {"text": "no coding at all"},
+        "category": [],
+        "effectivePeriod": {"start": "2026-10-01T10:00:00+02:00", "end": "2026-10-01T11:00:00Z"},
+        "valueQuantity": {"value": 7, "code": "mmol/L"},
+    },
+    {
+        "resourceType": "Observation",
+        "id": "o3",
+        "subject": {"identifier": {"value": "  p3 "}},
+        "code": {"system": "http://loinc.org", "code": "85354-9"},  # a bare Coding
+        "category": [{"coding": [{"code": "vital-signs"}, {"code": "second"}]}, {"coding": [{"code": "third"}]}],
+        "effectiveInstant": "2026-10-02T08:00:00Z",
+        "component": [
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}},
+            {"code": {"coding": [{"code": "8480-6"}]}, "valueQuantity": {"value": 150}},
+            {"code": {"coding": [{"code": "x"}, {"code": "8462-4"}]}, "valueQuantity": {"value": 85.5}},
+        ],
+    },
+    {
+        "resourceType": "Observation",
+        "subject": _ref("Patient?identifier=http://mrn|p4"),
+        "code": {"coding": []},
+        "valueCodeableConcept": {"coding": [{"code": "a"}, {"system": "s", "code": "b"}]},
+    },  # no id: a row, no codings
+    {"resourceType": "Observation", "id": "", "subject": _ref("  "), "code": {"coding": [CODING]}},
+    "{not json",
+    [1, 2],
+    {"resourceType": "Condition", "id": "c-in-the-wrong-file"},
+    {
+        "resourceType": "Observation",
+        "id": "o6",
+        "subject": _ref("#contained"),
+        "code": {"coding": [{"code": "a\u0001b"}]},
+    },
+    '{"resourceType":"Observation","id":"o7","status":"final","issued":"10/10/2026"}\r',
+    {"resourceType": "Observation", "id": "o8", "effectiveDateTime": "2026-10-03", "valueQuantity": {"value": 1.25}},
+]
+
+ODD_ENCOUNTERS: list[Any] = [
+    {"resourceType": "Encounter", "id": "e0", "class": {"code": "IMP"}},
+    {
+        "resourceType": "Encounter",
+        "id": "e1",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "type": [{"coding": [{"system": "s", "code": "t1"}, {"code": "t2"}]}, {"coding": [{"code": "t3"}]}],
+        "subject": _ref("Patient/p1"),
+        "period": {"start": "2026-10-01T10:00:00+01:00", "end": "2026-10-05"},
+        "hospitalization": {"dischargeDisposition": {"coding": [{"code": "home"}, {"code": "01"}]}},
+        "serviceProvider": {"reference": "Organization?identifier=https://ids|org1", "display": "   "},
+        "location": [
+            {"location": {"reference": "Location/w1", "display": "Ward\u00a01"}, "period": {"start": "2026-10-01"}},
+            {"location": {"identifier": {"value": "w2"}, "display": "\u2003"}},
+        ],
+        "reasonCode": [{"coding": [{"code": "r1"}]}],
+        "diagnosis": [
+            {
+                "condition": _ref("Condition/c1"),
+                "use": {"coding": [{"code": "AD"}]},
+                "rank": 1,
+                "extension": [
+                    {"url": "http://example.org/other", "valueCode": "zz"},
+                    {"url": POA_EXTENSION, "valueCoding": {"code": "N"}},
+                    {"url": POA_EXTENSION, "valueCode": "Y"},
+                ],
+            },
+            {"condition": _ref("Condition/c2"), "extension": [{"url": POA_EXTENSION, "valueCode": "W"}]},
+        ],
+        "reasonReference": [_ref("Condition/c3"), _ref("urn:uuid:c4")],
+    },
+    {  # no id: no children, but its POA statements still count for the conditions
+        "resourceType": "Encounter",
+        "diagnosis": [{"condition": _ref("Condition/c5"), "extension": [{"url": POA_EXTENSION, "valueCode": "U"}]}],
+        "location": [{"location": _ref("Location/w9")}],
+    },
+    {
+        "resourceType": "Encounter",
+        "id": "e3",
+        "diagnosis": [{"condition": _ref("Condition/c1"), "extension": [{"url": POA_EXTENSION, "valueCode": "Y"}]}],
+        "period": {"start": "2026-13-45"},
+    },
+]
+
+ODD_CONDITIONS: list[Any] = [
+    {"resourceType": "Condition", "id": "c0", "subject": _ref("Patient/p1")},
+    {"resourceType": "Condition", "id": "c1", "subject": _ref("Patient/p1"), "code": {"coding": [CODING]}},
+    {
+        "resourceType": "Condition",
+        "id": "c2",
+        "extension": [{"url": POA_EXTENSION, "valueCodeableConcept": {"coding": [{"code": "1"}]}}],
+        "onsetPeriod": {"start": "2026-09-01", "end": "2026-09-30"},
+        "abatementPeriod": {"start": "2026-10-10"},
+        "category": [{"coding": [{"code": "problem-list-item"}]}],
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+    },
+    {"resourceType": "Condition", "id": "c5", "onsetDateTime": "2026-10-01", "recordedDate": "2026-10-02T00:00:00Z"},
+]
+
+ODD_PATIENTS: list[Any] = [
+    {"resourceType": "Patient", "id": "p0"},
+    {
+        "resourceType": "Patient",
+        "id": "p1",
+        "name": [{"family": "Never", "given": ["Read"]}],
+        "birthDate": "1950-02-03",
+        "gender": "female",
+        "deceasedDateTime": "2026-10-20T12:00:00+00:00",
+        "managingOrganization": {"reference": "Organization/org1", "display": "Riverside"},
+    },
+    {"resourceType": "Patient", "id": "p2", "birthDate": "1950", "deceasedBoolean": True},
+]
+
+
+def test_odd_but_readable_shapes_read_the_same_both_ways(
+    write_ndjson: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columnar_reads: Counter[str]
+) -> None:
+    folder = tmp_path / "odd"
+    write_ndjson("Observation.ndjson", ODD_OBSERVATIONS, folder)
+    write_ndjson("Encounter.000.ndjson.gz", ODD_ENCOUNTERS, folder)
+    write_ndjson("Condition.ndjson", ODD_CONDITIONS, folder)
+    write_ndjson("Patient.ndjson", ODD_PATIENTS, folder)
+    fast, slow = _both(folder, monkeypatch, validate_sample=1)
+    _assert_same(fast, slow)
+    assert columnar_reads == Counter(dict.fromkeys(READERS, 1))
+    # The shapes were really there to be read (a quiet mistake in the fixture would
+    # compare two empty tables).
+    codings = set(slow.tables["codings"]["coding_id"])
+    assert {"encounters/e1/dischargeDisposition/2", "observations/o3/category/3", "observations/o3/code/1"} <= codings
+    o3 = slow.tables["observations"].set_index("observation_id").loc["o3"]
+    assert pd.isna(o3["systolic"]) and o3["diastolic"] == 85.5  # the first 8480-6 component has no value
+    assert len(slow.tables["encounter_diagnoses"]) == 4
+    assert slow.tables["conditions"].set_index("condition_id")["present_on_admission"].to_dict()["c5"] == "U"
+    assert set(slow.quarantine["reasons"].str.split(":").str[0]) >= {"malformed JSON", "not a FHIR resource"}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"resourceType": "Observation", "id": "o1", "status": None},  # a JSON null
+        {"resourceType": "Observation", "id": 5},  # a number where text belongs
+        {"resourceType": "Observation", "id": "o1", "code": [{"coding": []}]},  # a list where an object belongs
+        '{"resourceType":"Observation","id":"o1","id":"o2"}',  # a key given twice
+    ],
+    ids=["null", "number-id", "list-concept", "duplicate-key"],
+)
+def test_a_file_the_columnar_path_could_read_differently_is_read_row_wise(
+    line: Any, write_ndjson: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = {"resourceType": "Observation", "id": "o0", "code": {"coding": [CODING]}}
+    path = write_ndjson("Observation.ndjson", [good, line, good])
+    sink = Collector(validate_sample=0)
+    calls: list[int] = []
+    assert not read_columnar(path.read_bytes(), "Observation", "Observation.ndjson", sink, lambda n, _: calls.append(n))
+    assert not calls and not sink.blocks and not sink.quarantine
+    fast, slow = _both(tmp_path, monkeypatch, validate_sample=0)
+    _assert_same(fast, slow)
