@@ -11,6 +11,7 @@ itself, value by value, so there is one rule and two speeds, never two rules.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -104,32 +105,41 @@ def numbered(owner: np.ndarray) -> np.ndarray:
     return np.arange(len(owner)) - np.repeat(group, np.diff(np.append(group, len(owner)))) + 1
 
 
+def first_extension(extensions: pa.Array, matches: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """Per resource, its first extension whose url ``matches`` (null when none does)."""
+    extensions = extensions.combine_chunks() if isinstance(extensions, pa.ChunkedArray) else extensions
+    flat = pc.list_flatten(extensions)
+    owner = pc.list_parent_indices(extensions).to_numpy()
+    hit = pc.fill_null(matches(field(flat, "url")), False).to_numpy(zero_copy_only=False)
+    pick = np.full(len(extensions), -1, dtype=np.int64)
+    if hit.any():
+        owners, at = np.unique(owner[hit], return_index=True)
+        pick[owners] = np.flatnonzero(hit)[at]
+    return flat.take(pa.array(pick, mask=pick < 0))
+
+
 def extension_code(extensions: pa.Array, url: str) -> pa.Array:
     """elements.extension_code(elements.find_extension(r, url)) for every resource: the
     first extension with this url decides, by its first value[x] present."""
-    flat = pc.list_flatten(extensions)
-    owner = pc.list_parent_indices(extensions).to_numpy()
-    match = pc.fill_null(pc.equal(field(flat, "url"), url), False).to_numpy(zero_copy_only=False)
-    n = len(extensions)
-    if not match.any():
-        return pa.nulls(n, STRING)
-    owners, at = np.unique(owner[match], return_index=True)
-    chosen = flat.take(pa.array(np.flatnonzero(match)[at]))
+    chosen = first_extension(extensions, lambda urls: pc.equal(urls, url))
     concept = field(chosen, "valueCodeableConcept")
     coding = field(chosen, "valueCoding")
-    code = pc.if_else(
+    return pc.if_else(
         concept.is_valid(),
         first_code(concept),
         pc.if_else(coding.is_valid(), field(coding, "code"), field(chosen, "valueCode")),
     )
-    out = np.full(n, -1, dtype=np.int64)
-    out[owners] = np.arange(len(owners))
-    return code.take(pa.array(out, mask=out < 0))
 
 
 #: Extension elements as read here: the url and the value[x] forms extension_code reads.
 EXTENSION = pa.struct(
-    [("url", STRING), ("valueCodeableConcept", CONCEPT), ("valueCoding", CODING), ("valueCode", STRING)]
+    [
+        ("url", STRING),
+        ("valueCodeableConcept", CONCEPT),
+        ("valueCoding", CODING),
+        ("valueCode", STRING),
+        ("valueDateTime", STRING),
+    ]
 )
 
 
@@ -170,6 +180,7 @@ __all__ = [
     "STRING",
     "concept_codings",
     "extension_code",
+    "first_extension",
     "field",
     "first",
     "first_code",

@@ -176,9 +176,10 @@ class Collector:
     poa: StayPoa = field(default_factory=StayPoa)
     #: codes of the Medication resources read, by scope and key.
     medications: MedicationCodes = field(default_factory=MedicationCodes)
-    #: (resource type, table, row position, Bundle or None, Medication key, reference as
-    #: sent) of each row whose medicationReference points outside its resource.
-    medication_links: list[tuple[str, str, int, str | None, str, str | None]] = field(default_factory=list)
+    #: (resource type, table, row position, index in the table's row lists, Bundle or
+    #: None, Medication key, reference as sent) of each row whose medicationReference
+    #: points outside its resource (such rows are always read row-wise).
+    medication_links: list[tuple[str, str, int, int, str | None, str, str | None]] = field(default_factory=list)
     #: table -> row position -> why the row cannot be accepted, decided once the whole
     #: batch is read (a medicationReference that named nothing); batch.finish quarantines them.
     held_back: dict[str, dict[int, str]] = field(default_factory=lambda: defaultdict(dict))
@@ -310,7 +311,8 @@ class Collector:
                 self.parents[CODINGS].extend([parent] * len(rec.codings))
             if medication is not None:
                 if medication.target is not None:
-                    link = (rtype, rec.table, parent[1], bundle, medication.target, medication.reference)
+                    index = len(self.rows[rec.table]) - 1
+                    link = (rtype, rec.table, parent[1], index, bundle, medication.target, medication.reference)
                     self.medication_links.append(link)
                 elif medication.dangling:
                     self.held_back[rec.table][parent[1]] = unresolved_reason(medication.reference)
@@ -337,14 +339,12 @@ class Collector:
         medicationReference names a Medication read anywhere in its scope (before or
         after it); hold the rest back for quarantine (:attr:`held_back`). Returns how
         many references stayed unresolved (dangling ones included)."""
-        for rtype, table, position, bundle, target, reference in self.medication_links:
+        for rtype, table, position, index, bundle, target, reference in self.medication_links:
             found, concept = self.medications.find(target, bundle)
             if not found:
                 self.held_back[table][position] = unresolved_reason(reference or target)
                 continue
-            # Medication tables are only ever read row-wise, so a position is an index
-            # into their row lists.
-            row = self.rows[table][position]
+            row = self.rows[table][index]
             at = LAYOUTS[table].position
             for column, value in medication_code_columns(concept).items():
                 row[at[column]] = value

@@ -42,7 +42,8 @@ import pyarrow.json as pj
 from pipelines.extract import arrow_fhir as A
 from pipelines.extract.children import CODED_ELEMENTS
 from pipelines.extract.collector import CODINGS, Collector
-from pipelines.extract.flatten import LOINC_DIASTOLIC, LOINC_SYSTOLIC
+from pipelines.extract.flatten import LOINC_DIASTOLIC, LOINC_SYSTOLIC, RECORDED_SUFFIX
+from pipelines.extract.medication import MEDICATION_ELEMENT, MEDICATION_RESOURCES
 from pipelines.tables import POA_EXTENSION, RESOURCE_TABLES, TABLES
 
 #: UTF-8 byte-order mark (also stripped by the tolerant reader).
@@ -84,6 +85,8 @@ class Reader:
     schema: pa.Schema
     rows: Callable[[pa.Table], Columns]
     children: Callable[[pa.Table, Columns], Children] = _no_children
+    #: False: the file holds what only the row-wise path reads (the block is not used).
+    accept: Callable[[pa.Table], bool] = lambda t: True
 
 
 def _timing(t: pa.Table, element: str) -> tuple[pa.Array, pa.Array]:
@@ -285,6 +288,93 @@ def _encounter_poa(t: pa.Table) -> list[tuple[str, str]]:
     return list(zip(condition.filter(both).to_pylist(), code.filter(both).to_pylist(), strict=True))
 
 
+def _timing_of(t: pa.Table, element: str) -> tuple[pa.Array, pa.Array]:
+    """flatten._timing: ``<element>DateTime`` is a start without an end, else the Period."""
+    moment = t.column(f"{element}DateTime")
+    start, end = _timing(t, element)
+    return pc.coalesce(moment, start), pc.if_else(pc.is_valid(moment), pa.scalar(None, A.STRING), end)
+
+
+def _recorded(t: pa.Table) -> pa.Array:
+    """flatten._recorded: valueDateTime of the first QI-Core recorded extension."""
+    chosen = A.first_extension(t.column("extension"), lambda urls: pc.ends_with(urls, RECORDED_SUFFIX))
+    return A.field(chosen, "valueDateTime")
+
+
+def _procedure_rows(t: pa.Table) -> Columns:
+    code, system = A.first_coding(t.column("code"))
+    start, end = _timing_of(t, "performed")
+    reason_code, reason_system = A.first_coding(t.column("statusReason"))
+    return {
+        "procedure_id": t.column("id"),
+        "patient_id": A.ref_ids(t.column("subject")),
+        "encounter_id": A.ref_ids(t.column("encounter")),
+        "code": code,
+        "code_system": system,
+        "status": t.column("status"),
+        "performed_start": start,
+        "performed_end": end,
+        "status_reason_code": reason_code,
+        "status_reason_system": reason_system,
+        "recorded_at": _recorded(t),
+    }
+
+
+def _medication_columns(t: pa.Table, rtype: str) -> Columns:
+    """What every medication row holds, whichever resource it is."""
+    code, system = A.first_coding(t.column("medicationCodeableConcept"))
+    reason_code, reason_system = A.first_coding(_concept(t.column("statusReason")))
+    why_code, why_system = A.first_coding(_concept(t.column("reasonCode")))
+    return {
+        "medication_id": t.column("id"),
+        "resource_type": pa.array(np.full(t.num_rows, rtype, dtype=object), A.STRING),
+        "patient_id": A.ref_ids(t.column("subject")),
+        "code": code,
+        "code_system": system,
+        "status": t.column("status"),
+        "status_reason_code": reason_code,
+        "status_reason_system": reason_system,
+        "reason_code": why_code,
+        "reason_system": why_system,
+        "recorded_at": _recorded(t),
+    }
+
+
+def _administration_rows(t: pa.Table) -> Columns:
+    start, end = _timing_of(t, "effective")
+    return {
+        **_medication_columns(t, "MedicationAdministration"),
+        "encounter_id": A.ref_ids(t.column("context")),  # R4: MedicationAdministration.context
+        "effective_start": start,
+        "effective_end": end,
+        "route_code": A.first_code(A.field(t.column("dosage"), "route")),
+    }
+
+
+def _request_rows(t: pa.Table) -> Columns:
+    return {
+        **_medication_columns(t, "MedicationRequest"),
+        "encounter_id": A.ref_ids(t.column("encounter")),
+        "effective_start": t.column("authoredOn"),
+        "intent": t.column("intent"),
+        "do_not_perform": t.column("doNotPerform"),
+        "route_code": A.first_code(A.field(A.first(t.column("dosageInstruction")), "route")),
+    }
+
+
+def _concept(column: Any) -> pa.Array:
+    """The first concept of an element that is a list in one resource type and a single
+    CodeableConcept in another (elements.first_coding reads both)."""
+    column = _whole(column)
+    return A.first(column) if pa.types.is_list(column.type) else column
+
+
+def _drug_in_hand(t: pa.Table) -> bool:
+    """A medicationReference is resolved against the whole delivery (medication.py), so
+    a file with any is read row-wise."""
+    return t.column("medicationReference").null_count == t.num_rows
+
+
 def _schema(**fields: pa.DataType) -> pa.Schema:
     return pa.schema([("id", A.STRING), *fields.items()])
 
@@ -293,6 +383,16 @@ _CONCEPTS = pa.list_(A.CONCEPT)
 _COMPONENT = pa.struct(
     [("code", pa.struct([("coding", pa.list_(A.CODING))])), ("valueQuantity", pa.struct([("value", pa.float64())]))]
 )
+
+#: Elements every medication resource is read for.
+_MEDICATION: dict[str, pa.DataType] = {
+    "subject": A.REFERENCE,
+    "status": A.STRING,
+    "medicationCodeableConcept": A.CONCEPT,
+    "medicationReference": A.REFERENCE,
+    "reasonCode": _CONCEPTS,
+    "extension": pa.list_(A.EXTENSION),
+}
 
 READERS: dict[str, Reader] = {
     "Observation": Reader(
@@ -357,6 +457,47 @@ READERS: dict[str, Reader] = {
         _encounter_rows,
         _encounter_children,
     ),
+    "Procedure": Reader(
+        _schema(
+            subject=A.REFERENCE,
+            encounter=A.REFERENCE,
+            code=A.CONCEPT,
+            category=A.CONCEPT,
+            status=A.STRING,
+            performedDateTime=A.STRING,
+            performedPeriod=A.PERIOD,
+            statusReason=A.CONCEPT,
+            extension=pa.list_(A.EXTENSION),
+        ),
+        _procedure_rows,
+    ),
+    "MedicationAdministration": Reader(
+        _schema(
+            **_MEDICATION,
+            context=A.REFERENCE,
+            category=A.CONCEPT,
+            statusReason=_CONCEPTS,
+            effectiveDateTime=A.STRING,
+            effectivePeriod=A.PERIOD,
+            dosage=pa.struct([("route", A.CONCEPT)]),
+        ),
+        _administration_rows,
+        accept=_drug_in_hand,
+    ),
+    "MedicationRequest": Reader(
+        _schema(
+            **_MEDICATION,
+            encounter=A.REFERENCE,
+            category=_CONCEPTS,
+            statusReason=A.CONCEPT,
+            authoredOn=A.STRING,
+            intent=A.STRING,
+            doNotPerform=pa.bool_(),
+            dosageInstruction=pa.list_(pa.struct([("route", A.CONCEPT)])),
+        ),
+        _request_rows,
+        accept=_drug_in_hand,
+    ),
     "Patient": Reader(
         _schema(
             birthDate=A.STRING,
@@ -369,26 +510,37 @@ READERS: dict[str, Reader] = {
 }
 
 
+def _at(t: pa.Table, path: tuple[str, ...]) -> tuple[pa.Array, np.ndarray]:
+    """children._at for every record: the values at ``path`` (a step that meets a list
+    continues into every item) and the record each belongs to."""
+    column = _whole(t.column(path[0]))
+    owner = np.arange(len(column))
+    for step in (*path[1:], None):
+        if pa.types.is_list(column.type):
+            owner = owner[pc.list_parent_indices(column).to_numpy()]
+            column = pc.list_flatten(column)
+        if step is not None:
+            column = A.field(column, step)
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    if not valid.all():
+        column, owner = column.filter(pa.array(valid)), owner[valid]
+    return column, owner
+
+
 def _codings(rtype: str, table: str, t: pa.Table, ids: pa.Array) -> Columns:
     """children.resource_codings for every record of the block, in the same order:
     record by record, element by element (CODED_ELEMENTS), numbered 1.. within each."""
-    n = len(ids)
     valid = ids.is_valid().to_numpy(zero_copy_only=False)
     records: list[np.ndarray] = []
     rank: list[np.ndarray] = []
     systems: list[pa.Array] = []
     codes: list[pa.Array] = []
     names: list[str] = []
-    for k, (element, path) in enumerate(CODED_ELEMENTS.get(rtype, ())):
-        # The types read here reach their coded elements through objects only
-        # (hospitalization.dischargeDisposition), never through a list.
-        column = _whole(t.column(path[0]))
-        for step in path[1:]:
-            column = A.field(column, step)
-        if pa.types.is_list(column.type):
-            concepts, owner = pc.list_flatten(column), pc.list_parent_indices(column).to_numpy()
-        else:
-            concepts, owner = column, np.arange(n)
+    elements = CODED_ELEMENTS.get(rtype, ())
+    if rtype in MEDICATION_RESOURCES:
+        elements = ((MEDICATION_ELEMENT, (MEDICATION_ELEMENT,)), *elements)
+    for k, (element, path) in enumerate(elements):
+        concepts, owner = _at(t, path)
         record, system, code = A.concept_codings(concepts, owner)
         keep = valid[record]
         records.append(record[keep])
@@ -401,20 +553,22 @@ def _codings(rtype: str, table: str, t: pa.Table, ids: pa.Array) -> Columns:
     order = np.lexsort((element_rank, record))  # stable: a concept's codings keep their order
     record, element_rank = record[order], element_rank[order]
     take = pa.array(order)
-    start = np.ones(len(record), dtype=bool)
-    start[1:] = (record[1:] != record[:-1]) | (element_rank[1:] != element_rank[:-1])
-    group = np.flatnonzero(start)
-    number = np.arange(len(record)) - np.repeat(group, np.diff(np.append(group, len(record)))) + 1
+    number = A.numbered(record * len(elements) + element_rank)
     record_ids = ids.take(pa.array(record))
     element = pa.array(np.array(names, dtype=object)[element_rank] if names else [], A.STRING)
+    prefix = f"{table}/{rtype}/" if TABLES[table].type_column else f"{table}/"
     coding_id = pc.binary_join_element_wise(
-        pa.scalar(f"{table}/"), record_ids, pa.scalar("/"), element, pa.scalar("/"), pa.array(number).cast(A.STRING), ""
+        pa.scalar(prefix), record_ids, pa.scalar("/"), element, pa.scalar("/"), pa.array(number).cast(A.STRING), ""
     )
     return {
         "coding_id": coding_id,
         "table_name": pa.array(np.full(len(record), table, dtype=object), A.STRING),
         "record_id": record_ids,
-        "record_type": pa.nulls(len(record), A.STRING),
+        "record_type": (
+            pa.array(np.full(len(record), rtype, dtype=object), A.STRING)
+            if TABLES[table].type_column
+            else pa.nulls(len(record), A.STRING)
+        ),
         "element": element,
         "system": (pa.concat_arrays(systems) if systems else pa.array([], A.STRING)).take(take),
         "code": (pa.concat_arrays(codes) if codes else pa.array([], A.STRING)).take(take),
@@ -468,7 +622,7 @@ def read_columnar(data: bytes, rtype: str, rel: str, sink: Collector, read_line:
             clean.append(line)
             numbers.append(line_no)
     table = _parse(clean, reader.schema) if clean else None
-    if clean and table is None:
+    if clean and (table is None or not reader.accept(table)):
         return False
     for line_no, line in tolerant:
         read_line(line_no, line)

@@ -42,7 +42,7 @@ DO_NOT_PERFORM_REASON_EXTENSION = "http://hl7.org/fhir/us/qicore/StructureDefini
 #: Matched on the URL's last segment (``/qicore-recorded``), so that a sender using a
 #: versioned or mirrored canonical base is still read.
 RECORDED_EXTENSION = "http://hl7.org/fhir/us/qicore/StructureDefinition/qicore-recorded"
-_RECORDED_SUFFIX = "/" + RECORDED_EXTENSION.rsplit("/", 1)[-1]
+RECORDED_SUFFIX = "/" + RECORDED_EXTENSION.rsplit("/", 1)[-1]
 #: The R5 DeviceRequest.doNotPerform element carried in R4 as a modifier extension.
 DEVICE_REQUEST_DO_NOT_PERFORM = "http://hl7.org/fhir/5.0/StructureDefinition/extension-DeviceRequest.doNotPerform"
 
@@ -74,7 +74,7 @@ def _recorded(resource: dict[str, Any]) -> Any:
     exts = resource.get("extension")
     if isinstance(exts, list):
         for ext in exts:
-            if isinstance(ext, dict) and isinstance(ext.get("url"), str) and ext["url"].endswith(_RECORDED_SUFFIX):
+            if isinstance(ext, dict) and isinstance(ext.get("url"), str) and ext["url"].endswith(RECORDED_SUFFIX):
                 return scalar(ext.get("valueDateTime"))
     return None
 
@@ -485,6 +485,7 @@ __all__ = [
     "FLATTENERS",
     "OUTCOME_HARM",
     "RECORDED_EXTENSION",
+    "RECORDED_SUFFIX",
     "SEVERITY_HARM",
     "encounter_diagnosis_poa",  # lives in poa.py; re-exported for existing callers
     "flatten_adverse_event",

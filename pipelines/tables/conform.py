@@ -12,6 +12,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipelines.tables.spec import TS, TableSpec
 
@@ -33,15 +34,70 @@ def clean_text(col: pd.Series) -> pd.Series:
     FHIR forbids empty strings ("" is not a value), and a whitespace-only id or code
     would otherwise count as a real one; a NUL would store on SQLite and fail the
     whole month on PostgreSQL.
+
+    Both checks look at the column's bytes first (:func:`_text_bytes`): a control
+    character is a byte below 0x20 or 0x7F in UTF-8, and a blank string is empty or
+    starts with whitespace; only the strings that could be either are matched as text.
     """
     if not len(col):
         return col
-    if col.str.contains(CONTROL_CHARACTERS, regex=True).any():
-        col = col.str.replace(CONTROL_CHARACTERS, REPLACEMENT, regex=True)
-    blank = col.str.strip().eq("").fillna(False)
+    arrow = _text_bytes(col)
+    if arrow is None or arrow.may_hold_control:
+        if col.str.contains(CONTROL_CHARACTERS, regex=True).any():
+            col = col.str.replace(CONTROL_CHARACTERS, REPLACEMENT, regex=True)
+            arrow = _text_bytes(col)
+    if arrow is None:
+        blank = col.str.strip().eq("").fillna(False)
+    else:
+        candidates = arrow.may_be_blank
+        blank = pd.Series(False, index=col.index)
+        if candidates.any():
+            blank[candidates] = col[candidates].str.strip().eq("").fillna(False).to_numpy(dtype=bool)
     if blank.any():
         col = col.mask(blank)
     return col
+
+
+#: First bytes a blank string can start with: ASCII whitespace (and the separators
+#: Python counts as whitespace), or any non-ASCII character (Unicode spaces).
+_MAY_START_BLANK = np.zeros(256, dtype=bool)
+_MAY_START_BLANK[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+_MAY_START_BLANK[128:] = True
+
+
+class _TextBytes:
+    """The UTF-8 bytes of an Arrow-backed string column."""
+
+    def __init__(self, array: pa.Array) -> None:
+        self.array = array
+        data = array.buffers()[2]
+        self.data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+
+    @property
+    def may_hold_control(self) -> bool:
+        """False only when no value can hold a control character (the buffer may
+        hold bytes of no value, which can only say yes wrongly)."""
+        return bool((self.data < 0x20).any() or (self.data == 0x7F).any())
+
+    @property
+    def may_be_blank(self) -> np.ndarray:
+        """Per value: empty, or starting with a byte a blank string can start with."""
+        a = self.array
+        width = np.int64 if pa.types.is_large_string(a.type) else np.int32
+        offsets = np.frombuffer(a.buffers()[1], dtype=width)[a.offset : a.offset + len(a) + 1].astype(np.int64)
+        starts, empty = offsets[:-1], offsets[1:] == offsets[:-1]
+        first = np.zeros(len(a), dtype=np.uint8)
+        if len(self.data):
+            first = self.data[np.minimum(starts, len(self.data) - 1)]
+        valid = a.is_valid().to_numpy(zero_copy_only=False)
+        return valid & (empty | _MAY_START_BLANK[first])
+
+
+def _text_bytes(col: pd.Series) -> _TextBytes | None:
+    if not isinstance(col.array, pd.arrays.ArrowStringArray):
+        return None
+    array = pa.array(col.array)
+    return _TextBytes(array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array)
 
 
 def _timestamps(raw: pd.Series, zones: pd.Series | str) -> tuple[pd.Series, pd.Series]:
@@ -140,7 +196,10 @@ def conform(
         if bad.any():
             failures[bad] = failures[bad] + f"unreadable {dtype} value in {name}; "
         out[name] = col
-    return out.reset_index(drop=True), failures.str.rstrip("; ").reset_index(drop=True)
+    said = failures.ne("")
+    if said.any():
+        failures[said] = failures[said].str.rstrip("; ")
+    return out.reset_index(drop=True), failures.reset_index(drop=True)
 
 
 __all__ = ["CONTROL_CHARACTERS", "ISO_TIMESTAMP", "REPLACEMENT", "clean_text", "conform"]
