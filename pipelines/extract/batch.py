@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from pipelines.extract.collector import Block, Collector
 from pipelines.extract.feedback import read_feedback
 from pipelines.extract.fhir_bundle import read_bundle
 from pipelines.extract.fhir_ndjson import read_ndjson
-from pipelines.extract.sources import base_name
+from pipelines.extract.sources import base_name, open_binary
 from pipelines.localtime import TimeZones
 from pipelines.surveys import Surveys
 from pipelines.tables import CHILD_TABLES, FEEDBACK_FILES, QUARANTINE, TABLES, conform, empty_frame
@@ -273,7 +273,7 @@ def _without_rejected(block: Block, rejected: dict[str, set[int]]) -> Block:
         block.source_lines[keep],
         (table, positions[keep]),
         block.rtype,
-        None if block.lines is None else [line for line, k in zip(block.lines, keep, strict=True) if k],
+        None if block.origin is None else replace(block.origin, spans=block.origin.spans[keep]),
     )
 
 
@@ -309,6 +309,7 @@ def _rows_at(pieces: list[Piece], positions: np.ndarray, columns: list[str]) -> 
     from pipelines.extract.children import records
 
     bounds = np.cumsum([0] + [len(p) for p in pieces])
+    files: dict[Path, bytes] = {}
     for position in positions.tolist():
         k = int(np.searchsorted(bounds, position, side="right")) - 1
         piece, j = pieces[k], position - int(bounds[k])
@@ -317,8 +318,13 @@ def _rows_at(pieces: list[Piece], positions: np.ndarray, columns: list[str]) -> 
             yield row if isinstance(row, dict) else dict(zip(columns, row, strict=True))
             continue
         where = {"source_file": piece.source_file, "source_line": int(piece.source_lines[j])}
-        if piece.lines is not None and piece.rtype is not None:
-            yield {**records(piece.rtype, orjson.loads(piece.lines[j]))[0].row, **where}
+        origin = piece.origin
+        if origin is not None and piece.rtype is not None:
+            if origin.path not in files:
+                with open_binary(origin.path, origin.rel) as fh:
+                    files[origin.path] = fh.read()
+            resource = orjson.loads(origin.text(files[origin.path], j))
+            yield {**records(piece.rtype, resource)[0].row, **where}
         else:
             yield {**{c: piece.columns[c][j].as_py() for c in piece.columns}, **where}
 

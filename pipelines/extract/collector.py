@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from sys import intern
 from typing import Any
 
@@ -85,13 +86,29 @@ LAYOUTS: dict[str, Layout] = {name: Layout.of(name) for name in TABLES}
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where resources read column-wise are in their file: (start, end) byte offsets of
+    each one's text, in the file as read (decompressed)."""
+
+    path: Path
+    rel: str
+    spans: np.ndarray
+
+    def text(self, data: bytes, j: int) -> bytes:
+        start, end = self.spans[j]
+        return data[int(start) : int(end)]
+
+
+@dataclass(frozen=True)
 class Block:
     """Rows of one table read column-wise (:mod:`~pipelines.extract.columnar`).
 
     ``at`` places the block in the table's order: after that many of its row lists.
     ``parent`` is (parent table, position) per row for a child table; ``rtype`` and
-    ``lines`` (the resources as sent) let a row rejected when conformed be described
-    by the tolerant flattener, exactly as the row-wise path describes it.
+    ``origin`` (where each resource's text is in its file) let a row rejected when
+    conformed be described by the tolerant flattener, exactly as the row-wise path
+    describes it (the file is read again for those rows only: holding every line until
+    the batch is conformed would double extraction's memory).
     """
 
     at: int
@@ -100,7 +117,7 @@ class Block:
     source_lines: np.ndarray
     parent: tuple[str, np.ndarray] | None = None
     rtype: str | None = None
-    lines: list[bytes] | None = None
+    origin: Origin | None = None
 
     def __len__(self) -> int:
         return len(self.source_lines)
@@ -206,11 +223,11 @@ class Collector:
         *,
         parent: tuple[str, np.ndarray] | None = None,
         rtype: str | None = None,
-        lines: list[bytes] | None = None,
+        origin: Origin | None = None,
     ) -> int:
         """Keep rows read column-wise after the table's rows so far; returns the
         position of the block's first row."""
-        block = Block(len(self.rows[table]), columns, source_file, source_lines, parent, rtype, lines)
+        block = Block(len(self.rows[table]), columns, source_file, source_lines, parent, rtype, origin)
         self.blocks[table].append(block)
         first = self.size[table]
         self.size[table] += len(block)
@@ -362,4 +379,14 @@ class Collector:
         return sum(len(rows) for rows in self.held_back.values())
 
 
-__all__ = ["BUNDLE_TABLE", "CODINGS", "LAYOUTS", "Block", "MAX_PAYLOAD", "Collector", "Layout", "payload_text"]
+__all__ = [
+    "BUNDLE_TABLE",
+    "CODINGS",
+    "LAYOUTS",
+    "Block",
+    "Origin",
+    "MAX_PAYLOAD",
+    "Collector",
+    "Layout",
+    "payload_text",
+]

@@ -27,10 +27,10 @@ compares both readers table by table.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -41,7 +41,7 @@ import pyarrow.json as pj
 
 from pipelines.extract import arrow_fhir as A
 from pipelines.extract.children import CODED_ELEMENTS
-from pipelines.extract.collector import CODINGS, Collector
+from pipelines.extract.collector import CODINGS, Collector, Origin
 from pipelines.extract.flatten import LOINC_DIASTOLIC, LOINC_SYSTOLIC, RECORDED_SUFFIX
 from pipelines.extract.medication import MEDICATION_ELEMENT, MEDICATION_RESOURCES
 from pipelines.tables import POA_EXTENSION, RESOURCE_TABLES, TABLES
@@ -576,70 +576,120 @@ def _codings(rtype: str, table: str, t: pa.Table, ids: pa.Array) -> Columns:
     }
 
 
-def _parse(lines: list[bytes], schema: pa.Schema) -> pa.Table | None:
-    """The lines as one table of ``schema``, or None when pyarrow refuses any of them."""
-    payload = b"\n".join(lines)
-    block = max(_BLOCK_BYTES, max(map(len, lines)) + 1)
+def _spans(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) byte offsets of every line, newline excluded and a leading BOM
+    skipped, found by array operations rather than one bytes object per line."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    # In slices that stay in the CPU cache: ten times faster than one pass over the file.
+    step = 1 << 22
+    found = [np.flatnonzero(buf[at : at + step] == 0x0A) + at for at in range(0, len(buf), step)]
+    newlines = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    starts = np.concatenate(([0], newlines + 1)).astype(np.int64)
+    ends = np.concatenate((newlines, [len(data)])).astype(np.int64)
+    room = np.flatnonzero(ends - starts >= len(BOM))
+    if len(room):
+        at = starts[room]
+        bom = (buf[at] == BOM[0]) & (buf[at + 1] == BOM[1]) & (buf[at + 2] == BOM[2])
+        starts[room[bom]] += len(BOM)
+    return starts, ends
+
+
+#: First bytes of a line that may hold only whitespace (bytes.strip's set).
+_MAY_BE_BLANK = np.zeros(256, dtype=bool)
+_MAY_BE_BLANK[list(b" \t\n\r\x0b\x0c")] = True
+
+
+def _parse(payload: Any, schema: pa.Schema, expected: int) -> pa.Table | None:
+    """The non-blank lines of ``payload`` as one table of ``schema``, or None when
+    pyarrow refuses any of them."""
     try:
         table = pj.read_json(
-            io.BytesIO(payload),
-            read_options=pj.ReadOptions(block_size=block),
+            pa.BufferReader(pa.py_buffer(payload)),
+            read_options=pj.ReadOptions(block_size=_BLOCK_BYTES),
             parse_options=pj.ParseOptions(
                 explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=False
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
-    return table if table.num_rows == len(lines) else None
+    return table if table.num_rows == expected else None
 
 
-def read_columnar(data: bytes, rtype: str, rel: str, sink: Collector, read_line: LineReader) -> bool:
+#: What _head gives for a line that is not a JSON object: equal to no resource type.
+_NOT_AN_OBJECT = object()
+
+
+def _head(line: Any) -> Any:
+    """The resourceType of a line that is a JSON object, else :data:`_NOT_AN_OBJECT`."""
+    try:
+        return _HEAD.decode(line).resourceType
+    except msgspec.DecodeError:
+        return _NOT_AN_OBJECT
+
+
+def read_columnar(
+    data: bytes, rtype: str, rel: str, sink: Collector, read_line: LineReader, *, path: Path | None = None
+) -> bool:
     """Read one NDJSON file of ``rtype`` into ``sink``; False (and ``sink`` untouched)
-    when this path declines it and the tolerant reader must read it instead."""
+    when this path declines it and the tolerant reader must read it instead. ``path``
+    is where the file can be read again (a row rejected later is described from it)."""
     reader = READERS.get(rtype)
-    if reader is None or (b"null" in data and _NULL.search(data)):
+    if reader is None or not data or (b"null" in data and _NULL.search(data)):
         return False
+    starts, ends = _spans(data)
+    lengths = ends - starts
+    present = lengths > 0
+    buf = np.frombuffer(data, dtype=np.uint8)
+    view = memoryview(data)
+    first_byte = buf[np.minimum(starts, len(data) - 1)]
+    for i in np.flatnonzero(present & _MAY_BE_BLANK[first_byte]).tolist():
+        present[i] = bool(bytes(view[starts[i] : ends[i]]).strip())
+    lines = np.flatnonzero(present)
+    heads = np.empty(len(lines), dtype=object)
+    heads[:] = [_head(view[a:b]) for a, b in zip(starts[lines].tolist(), ends[lines].tolist(), strict=True)]
+    same = heads == rtype
+    # The first lines of the type feed the structural-validation sample, row-wise.
     budget = max(0, sink.validate_sample - sink.sampled[rtype])
-    tolerant: list[tuple[int, bytes]] = []
-    clean: list[bytes] = []
-    numbers: list[int] = []
-    segments = data.split(b"\n")
-    last = len(segments)
-    for line_no, line in enumerate(segments, 1):
-        if line.startswith(BOM):
-            line = line[len(BOM) :]
-        if not line.strip():
-            continue
-        try:
-            same = _HEAD.decode(line).resourceType == rtype
-        except msgspec.DecodeError:
-            same = False
-        if not same or budget:
-            budget -= same
-            # As the tolerant reader sees it, newline included (orjson's messages differ).
-            tolerant.append((line_no, line if line_no == last else line + b"\n"))
-        else:
-            clean.append(line)
-            numbers.append(line_no)
-    table = _parse(clean, reader.schema) if clean else None
-    if clean and (table is None or not reader.accept(table)):
-        return False
-    for line_no, line in tolerant:
-        read_line(line_no, line)
+    sampled = np.zeros(len(lines), dtype=bool)
+    sampled[np.flatnonzero(same)[:budget]] = True
+    clean = same & ~sampled
+    tolerant, chosen = lines[~clean], lines[clean]
+    table = None
+    if len(chosen):
+        line_starts = np.concatenate(([0], ends[:-1] + 1))
+        boms = np.flatnonzero(starts != line_starts)
+        payload: Any = data
+        if len(tolerant) or len(boms):
+            # Lines read row-wise, and BOMs, become spaces: pyarrow skips blank lines.
+            copy = bytearray(data)
+            for i in tolerant.tolist():
+                copy[starts[i] : ends[i]] = b" " * int(lengths[i])
+            for i in boms.tolist():
+                copy[line_starts[i] : starts[i]] = b" " * int(starts[i] - line_starts[i])
+            payload = copy
+        table = _parse(payload, reader.schema, len(chosen))
+        if table is None or not reader.accept(table):
+            return False
+    last = len(starts) - 1
+    for i in tolerant.tolist():
+        # As the tolerant reader sees it, newline included (orjson's messages differ).
+        line = bytes(view[starts[i] : ends[i]])
+        read_line(i + 1, line if i == last else line + b"\n")
     if table is not None:
-        _add(sink, rtype, reader, table, rel, np.asarray(numbers, dtype=np.int64), clean)
+        origin = Origin(path, rel, np.stack([starts[chosen], ends[chosen]], axis=1)) if path is not None else None
+        _add(sink, rtype, reader, table, rel, chosen + 1, origin)
     return True
 
 
 def _add(
-    sink: Collector, rtype: str, reader: Reader, t: pa.Table, rel: str, lines: np.ndarray, raw: list[bytes]
+    sink: Collector, rtype: str, reader: Reader, t: pa.Table, rel: str, lines: np.ndarray, origin: Origin | None
 ) -> None:
     table = RESOURCE_TABLES[rtype]
     columns = reader.rows(t)
     columns = {k: v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v for k, v in columns.items()}
     spec = TABLES[table]
     ids = columns[spec.key]
-    first = sink.add_block(table, columns, rel, lines, rtype=rtype, lines=raw)
+    first = sink.add_block(table, columns, rel, lines, rtype=rtype, origin=origin)
     if rtype == "Encounter":
         for condition, code in _encounter_poa(t):
             sink.poa.codes.setdefault(condition, code)

@@ -94,7 +94,7 @@ def read_ndjson(path: Path, rel: str, sink: Collector) -> None:
     if rtype in READERS:
         with open_binary(path, rel) as fh:
             data = fh.read()
-        if read_columnar(data, rtype, rel, sink, read_line):
+        if read_columnar(data, rtype, rel, sink, read_line, path=path):
             return
     for line_no, line in _lines(path, rel):
         read_line(line_no, line)
