@@ -27,8 +27,10 @@ CONCEPT = pa.struct([("coding", pa.list_(CODING)), ("system", STRING), ("code", 
 REFERENCE = pa.struct([("reference", STRING), ("identifier", pa.struct([("value", STRING)])), ("display", STRING)])
 PERIOD = pa.struct([("start", STRING), ("end", STRING)])
 
-#: The common reference spelling, ``Type/id`` with a FHIR id: its id is its last segment.
-_SIMPLE_REFERENCE = r"^[A-Za-z]+/[A-Za-z0-9\-.]+$"
+
+def whole(array: Any) -> Any:
+    """One contiguous array (pyarrow's reader gives a table's columns in chunks)."""
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def field(array: Any, *path: str) -> pa.Array:
@@ -40,7 +42,7 @@ def field(array: Any, *path: str) -> pa.Array:
 
 def first(lists: pa.Array) -> pa.Array:
     """Item 0 of each list (elements.first_item): null for a null or an empty list."""
-    lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+    lists = whole(lists)
     lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
     starts = np.asarray(lists.offsets)[:-1].astype(np.int64)
     index = pa.array(starts, mask=lengths == 0)
@@ -61,24 +63,50 @@ def first_code(concept: pa.Array) -> pa.Array:
     return first_coding(concept)[0]
 
 
+def _simple_ids(text: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Which references are plainly ``Type/id`` (a type of letters, an id without ``/``,
+    ``?`` or surrounding whitespace, so references._id_from_text gives the id as it
+    stands), and those ids. Found by splitting at the first ``/``, no regular expression."""
+    text = whole(text)
+    n = len(text)
+    parts = pc.split_pattern(text, "/", max_splits=1)
+    two = pc.fill_null(pc.equal(pc.list_value_length(parts), 2), False).to_numpy(zero_copy_only=False)
+    starts = np.asarray(parts.offsets)[:-1].astype(np.int64)
+    values = parts.values
+    kind = values.take(pa.array(starts, mask=~two))
+    ident = values.take(pa.array(starts + 1, mask=~two))
+    types = [t for t in pc.unique(kind).to_pylist() if t is not None and t.isascii() and t.isalpha()]
+    ok = two & pc.fill_null(pc.is_in(kind, pa.array(types, STRING)), False).to_numpy(zero_copy_only=False)
+    for mark in ("?", "/"):
+        ok &= pc.fill_null(pc.equal(pc.find_substring(ident, mark), -1), False).to_numpy(zero_copy_only=False)
+    ok &= pc.fill_null(pc.greater(pc.binary_length(ident), 0), False).to_numpy(zero_copy_only=False)
+    # The last byte must be plain ASCII that is not whitespace (strip would change it).
+    chunk = whole(ident)
+    data = chunk.buffers()[2]
+    if data is not None and ok.any():
+        raw = np.frombuffer(data, dtype=np.uint8)
+        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
+        ends = offsets[1:].astype(np.int64)
+        last = raw[np.clip(ends - 1, 0, len(raw) - 1)]
+        ok &= (last > 0x20) & (last < 0x7F)
+    return ok, pc.if_else(pa.array(ok), ident, pa.scalar(None, STRING)) if n else ident
+
+
 def ref_ids(reference: pa.Array) -> pa.Array:
-    """references.ref_id of every Reference: ``Type/id`` by a kernel, any other spelling
+    """references.ref_id of every Reference: ``Type/id`` by kernels, any other spelling
     (``urn:uuid:``, absolute, conditional, identifier-only, blank) by ref_id itself."""
     text = field(reference, "reference")
-    simple = pc.fill_null(pc.match_substring_regex(text, _SIMPLE_REFERENCE), False)
-    ids = pc.if_else(simple, pc.replace_substring_regex(text, r"^[A-Za-z]+/", ""), pa.scalar(None, STRING))
-    others = np.flatnonzero(
-        ~simple.to_numpy(zero_copy_only=False) & reference.is_valid().to_numpy(zero_copy_only=False)
-    )
+    simple, ids = _simple_ids(text)
+    others = np.flatnonzero(~simple & reference.is_valid().to_numpy(zero_copy_only=False))
     if not len(others):
         return ids
     texts = text.take(pa.array(others)).to_pylist()
     values = field(reference, "identifier", "value").take(pa.array(others)).to_pylist()
     found = [ref_id({"reference": t, "identifier": {"value": v}}) for t, v in zip(texts, values, strict=True)]
-    out = ids.to_pylist()
-    for i, value in zip(others.tolist(), found, strict=True):
-        out[i] = value
-    return pa.array(out, STRING)
+    mask = np.zeros(len(text), dtype=bool)
+    mask[others] = True
+    return pc.replace_with_mask(ids, pa.array(mask), pa.array(found, STRING))
 
 
 def ref_displays(reference: pa.Array) -> pa.Array:
@@ -107,7 +135,7 @@ def numbered(owner: np.ndarray) -> np.ndarray:
 
 def first_extension(extensions: pa.Array, matches: Callable[[pa.Array], pa.Array]) -> pa.Array:
     """Per resource, its first extension whose url ``matches`` (null when none does)."""
-    extensions = extensions.combine_chunks() if isinstance(extensions, pa.ChunkedArray) else extensions
+    extensions = whole(extensions)
     flat = pc.list_flatten(extensions)
     owner = pc.list_parent_indices(extensions).to_numpy()
     hit = pc.fill_null(matches(field(flat, "url")), False).to_numpy(zero_copy_only=False)
@@ -164,7 +192,7 @@ def concept_codings(concepts: pa.Array, owner: np.ndarray) -> tuple[np.ndarray, 
     order = np.argsort(np.concatenate([listed_concept, bare_concept]), kind="stable")
     records = np.concatenate([listed_owner, owner[bare_concept]])[order]
     system = pa.concat_arrays(
-        [field(listed, "system").combine_chunks() if isinstance(listed, pa.ChunkedArray) else field(listed, "system"),
+        [whole(field(listed, "system")),
          field(concepts, "system").take(which)]
     ).take(pa.array(order))  # fmt: skip
     code = pa.concat_arrays([field(listed, "code"), field(concepts, "code").take(which)]).take(pa.array(order))
@@ -188,4 +216,5 @@ __all__ = [
     "numbered",
     "ref_displays",
     "ref_ids",
+    "whole",
 ]

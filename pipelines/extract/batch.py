@@ -259,10 +259,16 @@ def _pieces(sink: Collector, name: str, rejected: dict[str, set[int]]) -> list[P
 
 
 def _without_rejected(block: Block, rejected: dict[str, set[int]]) -> Block:
-    if block.parent is None or not rejected.get(block.parent[0]):
+    if block.parent is None:
         return block
-    table, positions = block.parent
-    keep = ~np.isin(positions, np.fromiter(rejected[table], dtype=np.int64))
+    tables, positions = block.parent
+    names = [tables] if isinstance(tables, str) else sorted(set(tables.tolist()))
+    keep = np.ones(len(block), dtype=bool)
+    for name in names:
+        gone = rejected.get(name)
+        if gone:
+            mine = keep if isinstance(tables, str) else tables == name
+            keep &= ~(mine & np.isin(positions, np.fromiter(gone, dtype=np.int64)))
     if keep.all():
         return block
     mask = pa.array(keep)
@@ -271,9 +277,10 @@ def _without_rejected(block: Block, rejected: dict[str, set[int]]) -> Block:
         {k: v.filter(mask) for k, v in block.columns.items()},
         block.source_file,
         block.source_lines[keep],
-        (table, positions[keep]),
+        (tables if isinstance(tables, str) else tables[keep], positions[keep]),
         block.rtype,
         None if block.origin is None else replace(block.origin, spans=block.origin.spans[keep]),
+        None if block.record is None else block.record[keep],
     )
 
 
@@ -324,7 +331,8 @@ def _rows_at(pieces: list[Piece], positions: np.ndarray, columns: list[str]) -> 
                 with open_binary(origin.path, origin.rel) as fh:
                     files[origin.path] = fh.read()
             resource = orjson.loads(origin.text(files[origin.path], j))
-            yield {**records(piece.rtype, resource)[0].row, **where}
+            which = 0 if piece.record is None else int(piece.record[j])
+            yield {**records(piece.rtype, resource)[which].row, **where}
         else:
             yield {**{c: piece.columns[c][j].as_py() for c in piece.columns}, **where}
 

@@ -104,7 +104,7 @@ class Block:
     """Rows of one table read column-wise (:mod:`~pipelines.extract.columnar`).
 
     ``at`` places the block in the table's order: after that many of its row lists.
-    ``parent`` is (parent table, position) per row for a child table; ``rtype`` and
+    ``parent`` is (parent table, or one per row; position) per row for a child table; ``rtype`` and
     ``origin`` (where each resource's text is in its file) let a row rejected when
     conformed be described by the tolerant flattener, exactly as the row-wise path
     describes it (the file is read again for those rows only: holding every line until
@@ -115,9 +115,11 @@ class Block:
     columns: dict[str, pa.Array]
     source_file: str
     source_lines: np.ndarray
-    parent: tuple[str, np.ndarray] | None = None
+    parent: tuple[str | np.ndarray, np.ndarray] | None = None
     rtype: str | None = None
     origin: Origin | None = None
+    #: Per row, which of its resource's records it is (children.records; a Claim has several).
+    record: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.source_lines)
@@ -221,13 +223,14 @@ class Collector:
         source_file: str,
         source_lines: np.ndarray,
         *,
-        parent: tuple[str, np.ndarray] | None = None,
+        parent: tuple[str | np.ndarray, np.ndarray] | None = None,
         rtype: str | None = None,
         origin: Origin | None = None,
+        record: np.ndarray | None = None,
     ) -> int:
         """Keep rows read column-wise after the table's rows so far; returns the
         position of the block's first row."""
-        block = Block(len(self.rows[table]), columns, source_file, source_lines, parent, rtype, origin)
+        block = Block(len(self.rows[table]), columns, source_file, source_lines, parent, rtype, origin, record)
         self.blocks[table].append(block)
         first = self.size[table]
         self.size[table] += len(block)

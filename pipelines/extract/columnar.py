@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from pipelines.extract import arrow_fhir as A
-from pipelines.extract.children import CODED_ELEMENTS
+from pipelines.extract.children import CLAIM_WITHOUT_ROWS, CODED_ELEMENTS
 from pipelines.extract.collector import CODINGS, Collector, Origin
 from pipelines.extract.flatten import LOINC_DIASTOLIC, LOINC_SYSTOLIC, RECORDED_SUFFIX
 from pipelines.extract.medication import MEDICATION_ELEMENT, MEDICATION_RESOURCES
@@ -83,10 +83,12 @@ class Reader:
     builder of its child rows (children.records: only for a record with an id)."""
 
     schema: pa.Schema
-    rows: Callable[[pa.Table], Columns]
+    rows: Callable[[pa.Table], Columns] | None
     children: Callable[[pa.Table, Columns], Children] = _no_children
     #: False: the file holds what only the row-wise path reads (the block is not used).
     accept: Callable[[pa.Table], bool] = lambda t: True
+    #: Stores the block itself (Claim: rows of two tables), instead of rows/children.
+    add: Callable[[Collector, pa.Table, str, np.ndarray, Origin | None], None] | None = None
 
 
 def _timing(t: pa.Table, element: str) -> tuple[pa.Array, pa.Array]:
@@ -120,7 +122,7 @@ def _observation_rows(t: pa.Table) -> Columns:
 def _blood_pressure(components: Any) -> tuple[pa.Array, pa.Array]:
     """flatten._blood_pressure for every Observation: the value of the first component
     whose code has each LOINC code among its codings."""
-    components = components.combine_chunks() if isinstance(components, pa.ChunkedArray) else components
+    components = A.whole(components)
     n = len(components)
     flat = pc.list_flatten(components)
     owner = pc.list_parent_indices(components).to_numpy()
@@ -199,12 +201,8 @@ def _encounter_rows(t: pa.Table) -> Columns:
 
 def _items(t: pa.Table, name: str) -> tuple[pa.Array, np.ndarray]:
     """Every item of a list element, and the record it belongs to."""
-    column = _whole(t.column(name))
+    column = A.whole(t.column(name))
     return pc.list_flatten(column), pc.list_parent_indices(column).to_numpy()
-
-
-def _whole(column: Any) -> Any:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
 def _child_ids(ids: pa.Array, owner: np.ndarray, middle: str) -> pa.Array:
@@ -274,7 +272,9 @@ def _encounter_children(t: pa.Table, rows: Columns) -> Children:
     # An encounter's diagnoses, then its reasons; encounter by encounter.
     owner_all = np.concatenate([d_owner, r_owner])
     order = pa.array(np.lexsort((np.r_[np.zeros(nd), np.ones(nr)], owner_all)))
-    merged = {k: pa.concat_arrays([_whole(stated[0][0][k]), _whole(stated[1][0][k])]).take(order) for k in stated[0][0]}
+    merged = {
+        k: pa.concat_arrays([A.whole(stated[0][0][k]), A.whole(stated[1][0][k])]).take(order) for k in stated[0][0]
+    }
     out.append(("encounter_diagnoses", merged, owner_all[order.to_numpy()]))
     return out
 
@@ -365,7 +365,7 @@ def _request_rows(t: pa.Table) -> Columns:
 def _concept(column: Any) -> pa.Array:
     """The first concept of an element that is a list in one resource type and a single
     CodeableConcept in another (elements.first_coding reads both)."""
-    column = _whole(column)
+    column = A.whole(column)
     return A.first(column) if pa.types.is_list(column.type) else column
 
 
@@ -373,6 +373,169 @@ def _drug_in_hand(t: pa.Table) -> bool:
     """A medicationReference is resolved against the whole delivery (medication.py), so
     a file with any is read row-wise."""
     return t.column("medicationReference").null_count == t.num_rows
+
+
+#: (sequence element, claim, sequence) -> encounter, and per claim its first item encounter.
+Pointers = tuple[dict[tuple[str, int, int], str], list[str | None]]
+
+
+def _claim_encounters(t: pa.Table) -> Pointers:
+    """children._claim_encounters for every Claim: the encounter of the first item (with
+    an encounter) naming each diagnosis / procedure sequence, and each claim's first
+    item encounter."""
+    items, owner = _items(t, "item")
+    encounter = A.ref_ids(A.first(A.field(items, "encounter"))).to_pylist()
+    first: list[str | None] = [None] * t.num_rows
+    for claim, enc in zip(owner.tolist(), encounter, strict=True):
+        if enc is not None and first[claim] is None:
+            first[claim] = enc
+    named: dict[tuple[str, int, int], str] = {}
+    for element in ("diagnosisSequence", "procedureSequence"):
+        sequences = A.whole(A.field(items, element))
+        item = pc.list_parent_indices(sequences).to_numpy()
+        for i, seq in zip(item.tolist(), pc.list_flatten(sequences).to_pylist(), strict=True):
+            if encounter[i] is not None and seq is not None:
+                named.setdefault((element, int(owner[i]), seq), encounter[i])
+    return named, first
+
+
+def _claim_rows(t: pa.Table, element: str, pointers: Pointers) -> tuple[pa.Array, np.ndarray, Columns]:
+    """The entries of Claim.<element> (diagnosis or procedure): the entries, the claim
+    each belongs to, and the columns every claim row has (children.claim_records)."""
+    named, first = pointers
+    entries, owner = _items(t, element)
+    take = pa.array(owner)
+    claim_id = t.column("id").take(take)
+    number = pa.array(A.numbered(owner)).cast(A.STRING)
+    sequence = A.field(entries, "sequence")
+    pointer = f"{element}Sequence"
+    encounter = [
+        first[claim] if seq is None else named.get((pointer, claim, seq), first[claim])
+        for claim, seq in zip(owner.tolist(), sequence.to_pylist(), strict=True)
+    ]
+    columns = {
+        "claim_id": claim_id,
+        "patient_id": A.ref_ids(t.column("patient")).take(take),
+        "encounter_id": pa.array(encounter, A.STRING),
+        "status": t.column("status").take(take),
+        "use": t.column("use").take(take),
+        "sequence": sequence,
+        "_key": pc.binary_join_element_wise(claim_id, pa.scalar("/"), number, ""),
+    }
+    return entries, owner, columns
+
+
+def _add_claims(sink: Collector, t: pa.Table, rel: str, lines: np.ndarray, origin: Origin | None) -> None:
+    """children.claim_records for every Claim: a claim_diagnoses row per diagnosis, then
+    a claim_procedures row per procedure, and their codings, claim by claim."""
+    t = pa.table({name: A.whole(t.column(name)) for name in t.column_names})
+    pointers = _claim_encounters(t)
+    diagnoses, d_owner, d = _claim_rows(t, "diagnosis", pointers)
+    procedures, p_owner, p = _claim_rows(t, "procedure", pointers)
+    counts = np.bincount(d_owner, minlength=t.num_rows) + np.bincount(p_owner, minlength=t.num_rows)
+    if (counts == 0).any():
+        sink.ignored[CLAIM_WITHOUT_ROWS] += int((counts == 0).sum())
+    billable = t.column("billablePeriod")
+    d_code, d_system = A.first_coding(A.field(diagnoses, "diagnosisCodeableConcept"))
+    p_code, p_system = A.first_coding(A.field(procedures, "procedureCodeableConcept"))
+    d_key, p_key = d.pop("_key"), p.pop("_key")
+    tables = {
+        "claim_diagnoses": {
+            "claim_diagnosis_id": d_key,
+            **d,
+            "diagnosis_type": A.first_code(A.first(A.field(diagnoses, "type"))),
+            "code": d_code,
+            "code_system": d_system,
+            "condition_id": A.ref_ids(A.field(diagnoses, "diagnosisReference")),
+            "present_on_admission": A.first_code(A.field(diagnoses, "onAdmission")),
+            "billable_start": A.field(billable, "start").take(pa.array(d_owner)),
+            "billable_end": A.field(billable, "end").take(pa.array(d_owner)),
+        },
+        "claim_procedures": {
+            "claim_procedure_id": p_key,
+            **p,
+            "procedure_type": A.first_code(A.first(A.field(procedures, "type"))),
+            "code": p_code,
+            "code_system": p_system,
+            "procedure_id": A.ref_ids(A.field(procedures, "procedureReference")),
+            "performed_at": A.field(procedures, "date"),
+        },
+    }
+    n_diagnoses = np.bincount(d_owner, minlength=t.num_rows)
+    first_rows: dict[str, int] = {}
+    for name, owner, record in (
+        ("claim_diagnoses", d_owner, A.numbered(d_owner) - 1),
+        ("claim_procedures", p_owner, n_diagnoses[p_owner] + A.numbered(p_owner) - 1),
+    ):
+        if len(owner):
+            where = None if origin is None else replace(origin, spans=origin.spans[owner])
+            first_rows[name] = sink.add_block(
+                name, tables[name], rel, lines[owner], rtype="Claim", origin=where, record=record
+            )
+    # Codings, claim by claim: each diagnosis's (its code, then its type), then each procedure's.
+    d_concept = A.field(diagnoses, "diagnosisCodeableConcept")
+    p_concept = A.field(procedures, "procedureCodeableConcept")
+    parts = [
+        ("claim_diagnoses", d_key, d_owner, 0, 0, "diagnosisCodeableConcept", d_concept),
+        ("claim_diagnoses", d_key, d_owner, 0, 1, "type", A.field(diagnoses, "type")),
+        ("claim_procedures", p_key, p_owner, 1, 0, "procedureCodeableConcept", p_concept),
+    ]
+    sort_keys: list[np.ndarray] = []
+    pieces: list[dict[str, Any]] = []
+    for name, key, owner, kind, rank, element, column in parts:
+        column = A.whole(column)
+        if pa.types.is_list(column.type):
+            concepts, row = pc.list_flatten(column), pc.list_parent_indices(column).to_numpy()
+        else:
+            concepts, row = column, np.arange(len(column))
+        record, system, code = A.concept_codings(concepts, row)
+        keep = A.whole(key).is_valid().to_numpy(zero_copy_only=False)[record]
+        record = record[keep]
+        sort_keys.append(np.stack([owner[record], np.full(len(record), kind), record, np.full(len(record), rank)]))
+        pieces.append(
+            {
+                "table": name,
+                "record": record,
+                "key": A.whole(key).take(pa.array(record)),
+                "element": element,
+                "system": A.whole(system).filter(pa.array(keep)),
+                "code": A.whole(code).filter(pa.array(keep)),
+            }
+        )
+    keys = np.concatenate(sort_keys, axis=1)
+    if not keys.shape[1]:
+        return
+    order = np.lexsort(keys[::-1])  # claim, diagnoses before procedures, entry, element
+    keys = keys[:, order]
+    take = pa.array(order)
+    table_name = np.concatenate([np.full(len(q["record"]), q["table"], dtype=object) for q in pieces])[order]
+    element = np.concatenate([np.full(len(q["record"]), q["element"], dtype=object) for q in pieces])[order]
+    record_id = pa.concat_arrays([q["key"] for q in pieces]).take(take)
+    group = (keys[1] * (keys[2].max() + 1) + keys[2]) * 2 + keys[3]
+    number = pa.array(A.numbered(group)).cast(A.STRING)
+    element_arr = pa.array(element, A.STRING)
+    table_arr = pa.array(table_name, A.STRING)
+    coding_id = pc.binary_join_element_wise(
+        table_arr, pa.scalar("/"), record_id, pa.scalar("/"), element_arr, pa.scalar("/"), number, ""
+    )
+    positions = keys[2] + np.where(
+        table_name == "claim_diagnoses", first_rows.get("claim_diagnoses", 0), first_rows.get("claim_procedures", 0)
+    )
+    sink.add_block(
+        CODINGS,
+        {
+            "coding_id": coding_id,
+            "table_name": table_arr,
+            "record_id": record_id,
+            "record_type": pa.nulls(len(order), A.STRING),
+            "element": element_arr,
+            "system": pa.concat_arrays([q["system"] for q in pieces]).take(take),
+            "code": pa.concat_arrays([q["code"] for q in pieces]).take(take),
+        },
+        rel,
+        lines[keys[0]],
+        parent=(table_name, positions),
+    )
 
 
 def _schema(**fields: pa.DataType) -> pa.Schema:
@@ -498,6 +661,47 @@ READERS: dict[str, Reader] = {
         _request_rows,
         accept=_drug_in_hand,
     ),
+    "Claim": Reader(
+        _schema(
+            status=A.STRING,
+            use=A.STRING,
+            patient=A.REFERENCE,
+            billablePeriod=A.PERIOD,
+            diagnosis=pa.list_(
+                pa.struct(
+                    [
+                        ("sequence", pa.int64()),
+                        ("diagnosisCodeableConcept", A.CONCEPT),
+                        ("diagnosisReference", A.REFERENCE),
+                        ("type", _CONCEPTS),
+                        ("onAdmission", A.CONCEPT),
+                    ]
+                )
+            ),
+            procedure=pa.list_(
+                pa.struct(
+                    [
+                        ("sequence", pa.int64()),
+                        ("type", _CONCEPTS),
+                        ("procedureCodeableConcept", A.CONCEPT),
+                        ("procedureReference", A.REFERENCE),
+                        ("date", A.STRING),
+                    ]
+                )
+            ),
+            item=pa.list_(
+                pa.struct(
+                    [
+                        ("encounter", pa.list_(A.REFERENCE)),
+                        ("diagnosisSequence", pa.list_(pa.int64())),
+                        ("procedureSequence", pa.list_(pa.int64())),
+                    ]
+                )
+            ),
+        ),
+        None,
+        add=_add_claims,
+    ),
     "Patient": Reader(
         _schema(
             birthDate=A.STRING,
@@ -513,7 +717,7 @@ READERS: dict[str, Reader] = {
 def _at(t: pa.Table, path: tuple[str, ...]) -> tuple[pa.Array, np.ndarray]:
     """children._at for every record: the values at ``path`` (a step that meets a list
     continues into every item) and the record each belongs to."""
-    column = _whole(t.column(path[0]))
+    column = A.whole(t.column(path[0]))
     owner = np.arange(len(column))
     for step in (*path[1:], None):
         if pa.types.is_list(column.type):
@@ -677,7 +881,10 @@ def read_columnar(
         read_line(i + 1, line if i == last else line + b"\n")
     if table is not None:
         origin = Origin(path, rel, np.stack([starts[chosen], ends[chosen]], axis=1)) if path is not None else None
-        _add(sink, rtype, reader, table, rel, chosen + 1, origin)
+        if reader.add is not None:
+            reader.add(sink, table, rel, chosen + 1, origin)
+        else:
+            _add(sink, rtype, reader, table, rel, chosen + 1, origin)
     return True
 
 
@@ -685,8 +892,9 @@ def _add(
     sink: Collector, rtype: str, reader: Reader, t: pa.Table, rel: str, lines: np.ndarray, origin: Origin | None
 ) -> None:
     table = RESOURCE_TABLES[rtype]
+    assert reader.rows is not None
     columns = reader.rows(t)
-    columns = {k: v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v for k, v in columns.items()}
+    columns = {k: A.whole(v) for k, v in columns.items()}
     spec = TABLES[table]
     ids = columns[spec.key]
     first = sink.add_block(table, columns, rel, lines, rtype=rtype, origin=origin)

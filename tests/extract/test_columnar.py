@@ -202,6 +202,11 @@ ODD_ENCOUNTERS: list[Any] = [
     },
 ]
 
+#: Spellings of a reference, common and not: each is read as references.ref_id reads it.
+REFERENCES = ["Patient/p1", "Patient/p1 ", " Patient/p1", "Patient/p1?x=1", "Patient/", "Pat1ent/x", "Patient//x",
+              "Patient/a/b", "Patiënt/x", "Patient/\u00e9", "Patient/x\u3000", "/x", "Patient",
+              "Patient?identifier=s|v", "urn:uuid:u1", "urn:oid:1.2", "#c1", "Patient/p1/_history/2", "\t"]  # fmt: skip
+
 ODD_CONDITIONS: list[Any] = [
     {"resourceType": "Condition", "id": "c0", "subject": _ref("Patient/p1")},
     {"resourceType": "Condition", "id": "c1", "subject": _ref("Patient/p1"), "code": {"coding": [CODING]}},
@@ -215,6 +220,7 @@ ODD_CONDITIONS: list[Any] = [
         "clinicalStatus": {"coding": [{"code": "active"}]},
     },
     {"resourceType": "Condition", "id": "c5", "onsetDateTime": "2026-10-01", "recordedDate": "2026-10-02T00:00:00Z"},
+    *({"resourceType": "Condition", "id": f"r{n}", "subject": _ref(text)} for n, text in enumerate(REFERENCES)),
 ]
 
 ODD_PATIENTS: list[Any] = [
@@ -297,6 +303,43 @@ ODD_PROCEDURES: list[Any] = [
 ]
 
 
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+ODD_CLAIMS: list[Any] = [
+    {"resourceType": "Claim", "id": "k0", "status": "active"},
+    {
+        "resourceType": "Claim",
+        "id": "k1",
+        "status": "active",
+        "use": "claim",
+        "patient": _ref("Patient/p1"),
+        "billablePeriod": {"start": "2026-10-01", "end": "2026-10-05"},
+        "diagnosis": [
+            {
+                "sequence": 1,
+                "diagnosisCodeableConcept": {"coding": [{"system": ICD, "code": "W19"}, {"code": "second"}]},
+                "type": [{"coding": [{"code": "principal"}]}, {"coding": [{"code": "admitting"}]}],
+                "onAdmission": {"coding": [{"code": "N"}]},
+            },
+            {"sequence": 2, "diagnosisReference": _ref("Condition/c1")},
+            {"sequence": 7, "diagnosisCodeableConcept": {"coding": [{"code": "L89"}]}},  # no item names 7
+            {"diagnosisCodeableConcept": {"system": ICD, "code": "I10"}},  # no sequence; a bare Coding
+        ],
+        "procedure": [
+            {"sequence": 1, "procedureCodeableConcept": {"coding": [{"code": "0BH17EZ"}]}, "date": "2026-10-02"},
+            {"sequence": 2, "type": [{"coding": [{"code": "principal"}]}], "date": "02/10/2026"},  # unreadable
+        ],
+        "item": [
+            {"sequence": 1, "encounter": [_ref("Encounter/e1")]},
+            {"sequence": 2, "diagnosisSequence": [2, 1]},  # no encounter: names nothing
+            {"sequence": 3, "diagnosisSequence": [2], "procedureSequence": [2], "encounter": [_ref("Encounter/e3")]},
+            {"sequence": 4, "diagnosisSequence": [2], "encounter": [_ref("Encounter/e4")]},  # 2 is taken
+        ],
+    },
+    {"resourceType": "Claim", "id": "k2", "item": [{"encounter": [_ref("Encounter/e1")]}]},  # no rows
+    {"resourceType": "Claim", "diagnosis": [{"sequence": 1, "diagnosisCodeableConcept": {"coding": [CODING]}}]},
+]
+
+
 def test_odd_but_readable_shapes_read_the_same_both_ways(
     write_ndjson: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columnar_reads: Counter[str]
 ) -> None:
@@ -308,6 +351,7 @@ def test_odd_but_readable_shapes_read_the_same_both_ways(
     write_ndjson("MedicationAdministration.ndjson", ODD_ADMINISTRATIONS, folder)
     write_ndjson("MedicationRequest.000.ndjson", ODD_REQUESTS, folder)
     write_ndjson("Procedure.ndjson", ODD_PROCEDURES, folder)
+    write_ndjson("Claim.ndjson", ODD_CLAIMS, folder)
     # A reference to a Medication elsewhere in the delivery: this file is read row-wise.
     write_ndjson(
         "MedicationRequest.001.ndjson",
@@ -334,7 +378,18 @@ def test_odd_but_readable_shapes_read_the_same_both_ways(
         "medications/MedicationRequest/mr1/route/2",
         "medications/MedicationRequest/mr6/medicationCodeableConcept/1",
         "procedures/pr1/code/2",
+        "claim_diagnoses/k1/1/type/2",
+        "claim_diagnoses/k1/4/diagnosisCodeableConcept/1",
     } <= codings
+    diagnoses = slow.tables["claim_diagnoses"].dropna(subset=["claim_diagnosis_id"])
+    assert dict(zip(diagnoses["claim_diagnosis_id"], diagnoses["encounter_id"], strict=True)) == {
+        "k1/1": "e1",  # item 2 names it but has no encounter: the claim's first
+        "k1/2": "e3",  # the first item with an encounter naming it
+        "k1/3": "e1",
+        "k1/4": "e1",
+    }
+    assert "k1/2" in set(slow.quarantine["record_id"])  # the second procedure's date: described from the file
+    assert slow.ignored.get("Claim without diagnosis or procedure") == 1
     assert {"o2", "o8"} <= set(slow.tables["observations"]["observation_id"].dropna())
     assert "o7" in set(slow.quarantine["record_id"])  # unreadable issued: described from the file again
     o3 = slow.tables["observations"].set_index("observation_id").loc["o3"]
