@@ -509,11 +509,11 @@ def _add_claims(sink: Collector, t: pa.Table, rel: str, lines: np.ndarray, origi
     keys = keys[:, order]
     take = pa.array(order)
     table_name = np.concatenate([np.full(len(q["record"]), q["table"], dtype=object) for q in pieces])[order]
-    element = np.concatenate([np.full(len(q["record"]), q["element"], dtype=object) for q in pieces])[order]
+    names = np.concatenate([np.full(len(q["record"]), q["element"], dtype=object) for q in pieces])[order]
     record_id = pa.concat_arrays([q["key"] for q in pieces]).take(take)
     group = (keys[1] * (keys[2].max() + 1) + keys[2]) * 2 + keys[3]
     number = pa.array(A.numbered(group)).cast(A.STRING)
-    element_arr = pa.array(element, A.STRING)
+    element_arr = pa.array(names, A.STRING)
     table_arr = pa.array(table_name, A.STRING)
     coding_id = pc.binary_join_element_wise(
         table_arr, pa.scalar("/"), record_id, pa.scalar("/"), element_arr, pa.scalar("/"), number, ""
