@@ -12,11 +12,11 @@ import gc
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
@@ -284,28 +284,42 @@ def _without_rejected(block: Block, rejected: dict[str, set[int]]) -> Block:
     )
 
 
+#: Text read column-wise stays in Arrow (no Python string per value).
+_TEXT = pd.StringDtype("pyarrow")
+
+
 def _block_frame(block: Block, columns: list[str]) -> pd.DataFrame:
     """A block as the row lists would have given it: text as strings, numbers as numbers."""
     n = len(block)
     data: dict[str, Any] = {}
     for name in columns:
         if name == "source_file":
-            data[name] = pd.Series([block.source_file] * n, dtype="str")
+            data[name] = pd.Series(pd.arrays.ArrowStringArray(pa.repeat(pa.scalar(block.source_file), n)))
         elif name == "source_line":
             data[name] = block.source_lines
         elif name in block.columns:
-            data[name] = block.columns[name].to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+            data[name] = block.columns[name].to_pandas(types_mapper={pa.string(): _TEXT}.get)
         else:
             data[name] = pd.Series([None] * n, dtype="object")
     return pd.DataFrame(data, columns=columns)
 
 
 def _frame(pieces: list[Piece], columns: list[str]) -> pd.DataFrame:
-    frames = [
-        _block_frame(p, columns) if isinstance(p, Block) else pd.DataFrame.from_records(p, columns=columns)
-        for p in pieces
-        if len(p)
-    ]
+    blocks = [_block_frame(p, columns) if isinstance(p, Block) else None for p in pieces]
+    text = {c for f in blocks if f is not None for c in f.columns if f[c].dtype == _TEXT}
+    frames = []
+    for piece, block in zip(pieces, blocks, strict=True):
+        if block is not None:
+            frames.append(block)
+        elif len(piece):
+            frame = pd.DataFrame.from_records(piece, columns=columns)
+            # Rows read row-wise beside a block: their all-text columns as the block's,
+            # so that the table stays Arrow text (pandas would make one mixed column).
+            for c in text:
+                if pd.api.types.infer_dtype(frame[c], skipna=True) in ("string", "empty"):
+                    frame[c] = frame[c].astype(_TEXT)
+            frames.append(frame)
+    frames = [f for f in frames if len(f)]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
@@ -316,25 +330,26 @@ def _rows_at(pieces: list[Piece], positions: np.ndarray, columns: list[str]) -> 
     from pipelines.extract.children import records
 
     bounds = np.cumsum([0] + [len(p) for p in pieces])
-    files: dict[Path, bytes] = {}
-    for position in positions.tolist():
-        k = int(np.searchsorted(bounds, position, side="right")) - 1
-        piece, j = pieces[k], position - int(bounds[k])
-        if not isinstance(piece, Block):
-            row = piece[j]
-            yield row if isinstance(row, dict) else dict(zip(columns, row, strict=True))
-            continue
-        where = {"source_file": piece.source_file, "source_line": int(piece.source_lines[j])}
-        origin = piece.origin
-        if origin is not None and piece.rtype is not None:
-            if origin.path not in files:
-                with open_binary(origin.path, origin.rel) as fh:
-                    files[origin.path] = fh.read()
-            resource = orjson.loads(origin.text(files[origin.path], j))
-            which = 0 if piece.record is None else int(piece.record[j])
-            yield {**records(piece.rtype, resource)[which].row, **where}
-        else:
-            yield {**{c: piece.columns[c][j].as_py() for c in piece.columns}, **where}
+    with ExitStack() as files:
+        handles: dict[Path, BinaryIO] = {}
+        for position in positions.tolist():
+            k = int(np.searchsorted(bounds, position, side="right")) - 1
+            piece, j = pieces[k], position - int(bounds[k])
+            if not isinstance(piece, Block):
+                row = piece[j]
+                yield row if isinstance(row, dict) else dict(zip(columns, row, strict=True))
+                continue
+            where = {"source_file": piece.source_file, "source_line": int(piece.source_lines[j])}
+            origin = piece.origin
+            if origin is not None and piece.rtype is not None:
+                if origin.path not in handles:
+                    handles[origin.path] = files.enter_context(open_binary(origin.path, origin.rel))
+                # Positions ascend within a file: a compressed one is read through once.
+                resource = orjson.loads(origin.read(handles[origin.path], j))
+                which = 0 if piece.record is None else int(piece.record[j])
+                yield {**records(piece.rtype, resource)[which].row, **where}
+            else:
+                yield {**{c: piece.columns[c][j].as_py() for c in piece.columns}, **where}
 
 
 def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult:

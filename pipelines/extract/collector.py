@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from sys import intern
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
@@ -94,9 +94,11 @@ class Origin:
     rel: str
     spans: np.ndarray
 
-    def text(self, data: bytes, j: int) -> bytes:
+    def read(self, file: BinaryIO, j: int) -> bytes:
+        """Resource ``j``'s text, from the file opened again (sources.open_binary)."""
         start, end = self.spans[j]
-        return data[int(start) : int(end)]
+        file.seek(int(start))
+        return file.read(int(end - start))
 
 
 @dataclass(frozen=True)

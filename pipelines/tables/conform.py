@@ -66,38 +66,52 @@ _MAY_START_BLANK[128:] = True
 
 
 class _TextBytes:
-    """The UTF-8 bytes of an Arrow-backed string column."""
+    """The UTF-8 bytes of an Arrow-backed string column, chunk by chunk (no copy)."""
 
-    def __init__(self, array: pa.Array) -> None:
-        self.array = array
-        data = array.buffers()[2]
-        self.data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    def __init__(self, chunks: list[pa.Array]) -> None:
+        self.chunks = chunks
+
+    @staticmethod
+    def _data(chunk: pa.Array) -> np.ndarray:
+        data = chunk.buffers()[2]
+        return np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
 
     @property
     def may_hold_control(self) -> bool:
-        """False only when no value can hold a control character (the buffer may
-        hold bytes of no value, which can only say yes wrongly)."""
-        return bool((self.data < 0x20).any() or (self.data == 0x7F).any())
+        """False only when no value can hold a control character (a buffer may hold
+        bytes of no value, which can only say yes wrongly). Scanned in cache-sized
+        slices, stopping at the first."""
+        step = 1 << 22
+        for chunk in self.chunks:
+            data = self._data(chunk)
+            for at in range(0, len(data), step):
+                part = data[at : at + step]
+                if (part < 0x20).any() or (part == 0x7F).any():
+                    return True
+        return False
 
     @property
     def may_be_blank(self) -> np.ndarray:
         """Per value: empty, or starting with a byte a blank string can start with."""
-        a = self.array
-        width = np.int64 if pa.types.is_large_string(a.type) else np.int32
-        offsets = np.frombuffer(a.buffers()[1], dtype=width)[a.offset : a.offset + len(a) + 1].astype(np.int64)
-        starts, empty = offsets[:-1], offsets[1:] == offsets[:-1]
-        first = np.zeros(len(a), dtype=np.uint8)
-        if len(self.data):
-            first = self.data[np.minimum(starts, len(self.data) - 1)]
-        valid = a.is_valid().to_numpy(zero_copy_only=False)
-        return valid & (empty | _MAY_START_BLANK[first])
+        masks = [np.zeros(0, dtype=bool)]
+        for a in self.chunks:
+            data = self._data(a)
+            width = np.int64 if pa.types.is_large_string(a.type) else np.int32
+            offsets = np.frombuffer(a.buffers()[1], dtype=width)[a.offset : a.offset + len(a) + 1].astype(np.int64)
+            starts, empty = offsets[:-1], offsets[1:] == offsets[:-1]
+            first = np.zeros(len(a), dtype=np.uint8)
+            if len(data):
+                first = data[np.minimum(starts, len(data) - 1)]
+            valid = a.is_valid().to_numpy(zero_copy_only=False)
+            masks.append(valid & (empty | _MAY_START_BLANK[first]))
+        return np.concatenate(masks)
 
 
 def _text_bytes(col: pd.Series) -> _TextBytes | None:
     if not isinstance(col.array, pd.arrays.ArrowStringArray):
         return None
-    array = pa.array(col.array)
-    return _TextBytes(array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array)
+    array = col.array.__arrow_array__()
+    return _TextBytes(list(array.chunks) if isinstance(array, pa.ChunkedArray) else [array])
 
 
 def _timestamps(raw: pd.Series, zones: pd.Series | str) -> tuple[pd.Series, pd.Series]:

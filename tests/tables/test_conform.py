@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from pipelines.tables.conform import CONTROL_CHARACTERS, REPLACEMENT, clean_text
@@ -36,3 +37,13 @@ def test_clean_text_gives_what_its_rule_gives_for_any_mix_of_characters(dtype: s
 def test_clean_text_nulls_blank_and_keeps_text() -> None:
     col = pd.Series(["", "  ", "\u3000", "a b", " x", None, "n\x00l"], dtype="string")
     assert clean_text(col).tolist() == [pd.NA, pd.NA, pd.NA, "a b", " x", pd.NA, "n\ufffdl"]
+
+
+def test_clean_text_reads_every_chunk_of_an_arrow_column_sliced_or_not() -> None:
+    sliced = pa.array(["x", "\x02", " ", "y"])[1:]
+    chunks = pa.chunked_array([pa.array(["a", " "]), sliced, pa.array(["", "b\x01"]), pa.array([None, "\u3000"])])
+    col = pd.Series(pd.arrays.ArrowStringArray(chunks))
+    assert clean_text(col).tolist() == [
+        "a", pd.NA, "\ufffd", pd.NA, "y", pd.NA, "b\ufffd", pd.NA, pd.NA
+    ]  # fmt: skip
+    pd.testing.assert_series_equal(clean_text(col), _by_the_rule(col))
