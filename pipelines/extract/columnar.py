@@ -247,7 +247,7 @@ def _encounter_children(t: pa.Table, rows: Columns) -> Children:
                 "encounter_diagnosis_id": _child_ids(ids, d_owner, "/diagnosis/"),
                 "encounter_id": ids.take(pa.array(d_owner)),
                 "patient_id": patients.take(pa.array(d_owner)),
-                "element": pa.array(np.full(nd, "diagnosis", dtype=object), A.STRING),
+                "element": _repeat("diagnosis", nd),
                 "condition_id": A.ref_ids(A.field(diagnoses, "condition")),
                 "use_code": A.first_code(A.field(diagnoses, "use")),
                 "rank": A.field(diagnoses, "rank"),
@@ -260,7 +260,7 @@ def _encounter_children(t: pa.Table, rows: Columns) -> Children:
                 "encounter_diagnosis_id": _child_ids(ids, r_owner, "/reasonReference/"),
                 "encounter_id": ids.take(pa.array(r_owner)),
                 "patient_id": patients.take(pa.array(r_owner)),
-                "element": pa.array(np.full(nr, "reasonReference", dtype=object), A.STRING),
+                "element": _repeat("reasonReference", nr),
                 "condition_id": A.ref_ids(reasons),
                 "use_code": pa.nulls(nr, A.STRING),
                 "rank": pa.nulls(nr, pa.int64()),
@@ -327,7 +327,7 @@ def _medication_columns(t: pa.Table, rtype: str) -> Columns:
     why_code, why_system = A.first_coding(_concept(t.column("reasonCode")))
     return {
         "medication_id": t.column("id"),
-        "resource_type": pa.array(np.full(t.num_rows, rtype, dtype=object), A.STRING),
+        "resource_type": _repeat(rtype, t.num_rows),
         "patient_id": A.ref_ids(t.column("subject")),
         "code": code,
         "code_system": system,
@@ -536,6 +536,11 @@ def _add_claims(sink: Collector, t: pa.Table, rel: str, lines: np.ndarray, origi
         lines[keys[0]],
         parent=(table_name, positions),
     )
+
+
+def _repeat(text: str, n: int) -> pa.Array:
+    """``text`` n times, without a Python string per row."""
+    return pa.repeat(pa.scalar(text, A.STRING), n)
 
 
 def _schema(**fields: pa.DataType) -> pa.Schema:
@@ -759,17 +764,17 @@ def _codings(rtype: str, table: str, t: pa.Table, ids: pa.Array) -> Columns:
     take = pa.array(order)
     number = A.numbered(record * len(elements) + element_rank)
     record_ids = ids.take(pa.array(record))
-    element = pa.array(np.array(names, dtype=object)[element_rank] if names else [], A.STRING)
+    element = pa.array(names, A.STRING).take(pa.array(element_rank))
     prefix = f"{table}/{rtype}/" if TABLES[table].type_column else f"{table}/"
     coding_id = pc.binary_join_element_wise(
         pa.scalar(prefix), record_ids, pa.scalar("/"), element, pa.scalar("/"), pa.array(number).cast(A.STRING), ""
     )
     return {
         "coding_id": coding_id,
-        "table_name": pa.array(np.full(len(record), table, dtype=object), A.STRING),
+        "table_name": _repeat(table, len(record)),
         "record_id": record_ids,
         "record_type": (
-            pa.array(np.full(len(record), rtype, dtype=object), A.STRING)
+            _repeat(rtype, len(record))
             if TABLES[table].type_column
             else pa.nulls(len(record), A.STRING)
         ),
@@ -831,6 +836,30 @@ def _head(line: Any) -> Any:
         return _NOT_AN_OBJECT
 
 
+#: Lines checked by one msgspec call (a run holding a bad line is checked line by line).
+_RUN = 64
+
+
+def _heads(view: memoryview, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The resourceType of each (non-blank) line, :data:`_NOT_AN_OBJECT` for a line that
+    is not a JSON object. Runs of lines are decoded as NDJSON in one call; a run that
+    fails (or holds a line msgspec counts differently, such as a BOM) line by line."""
+    heads = np.empty(len(starts), dtype=object)
+    first, last = starts.tolist(), ends.tolist()
+    decode_lines = _HEAD.decode_lines
+    for at in range(0, len(first), _RUN):
+        stop = min(at + _RUN, len(first))
+        try:
+            run = decode_lines(view[first[at] : last[stop - 1]])
+        except msgspec.DecodeError:
+            run = None
+        if run is not None and len(run) == stop - at:
+            heads[at:stop] = [h.resourceType for h in run]
+        else:
+            heads[at:stop] = [_head(view[a:b]) for a, b in zip(first[at:stop], last[at:stop], strict=True)]
+    return heads
+
+
 def read_columnar(
     data: bytes, rtype: str, rel: str, sink: Collector, read_line: LineReader, *, path: Path | None = None
 ) -> bool:
@@ -849,9 +878,7 @@ def read_columnar(
     for i in np.flatnonzero(present & _MAY_BE_BLANK[first_byte]).tolist():
         present[i] = bool(bytes(view[starts[i] : ends[i]]).strip())
     lines = np.flatnonzero(present)
-    heads = np.empty(len(lines), dtype=object)
-    heads[:] = [_head(view[a:b]) for a, b in zip(starts[lines].tolist(), ends[lines].tolist(), strict=True)]
-    same = heads == rtype
+    same = _heads(view, starts[lines], ends[lines]) == rtype
     # The first lines of the type feed the structural-validation sample, row-wise.
     budget = max(0, sink.validate_sample - sink.sampled[rtype])
     sampled = np.zeros(len(lines), dtype=bool)

@@ -142,6 +142,7 @@ ODD_OBSERVATIONS: list[Any] = [
     },  # no id: a row, no codings
     {"resourceType": "Observation", "id": "", "subject": _ref("  "), "code": {"coding": [CODING]}},
     "{not json",
+    '{"resourceType":"Observation","id":"two"} {"resourceType":"Observation","id":"on-one-line"}',
     [1, 2],
     {"resourceType": "Condition", "id": "c-in-the-wrong-file"},
     {
