@@ -773,11 +773,7 @@ def _codings(rtype: str, table: str, t: pa.Table, ids: pa.Array) -> Columns:
         "coding_id": coding_id,
         "table_name": _repeat(table, len(record)),
         "record_id": record_ids,
-        "record_type": (
-            _repeat(rtype, len(record))
-            if TABLES[table].type_column
-            else pa.nulls(len(record), A.STRING)
-        ),
+        "record_type": (_repeat(rtype, len(record)) if TABLES[table].type_column else pa.nulls(len(record), A.STRING)),
         "element": element,
         "system": (pa.concat_arrays(systems) if systems else pa.array([], A.STRING)).take(take),
         "code": (pa.concat_arrays(codes) if codes else pa.array([], A.STRING)).take(take),
