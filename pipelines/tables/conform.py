@@ -160,6 +160,16 @@ def _timestamps(raw: pd.Series, zones: pd.Series | str) -> tuple[pd.Series, pd.S
     return col, pd.Series(bad, index=raw.index)
 
 
+def _unreadable(raw: pd.Series, col: pd.Series) -> pd.Series:
+    """Values present in ``raw`` (not blank text) that ``col`` could not hold. Only the
+    values that became null are looked at as text."""
+    lost = raw.notna().to_numpy(dtype=bool) & col.isna().to_numpy(dtype=bool)
+    bad = pd.Series(False, index=raw.index)
+    if lost.any():
+        bad[lost] = ~raw[lost].astype("string").str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+    return bad
+
+
 def conform(
     df: pd.DataFrame, spec: TableSpec, *, zones: pd.Series | str | None = None, clean: bool = True
 ) -> tuple[pd.DataFrame, pd.Series]:
@@ -197,7 +207,7 @@ def conform(
                 frac = col.notna() & (col != col.round())
                 col = col.mask(frac)
             col = col.astype(dtype)
-            bad = raw.notna() & ~raw.astype("string").str.strip().eq("").fillna(False) & col.isna()
+            bad = _unreadable(raw, col)
         elif dtype == "string":
             col = raw.astype(dtype)
             if clean:
@@ -205,7 +215,7 @@ def conform(
             bad = pd.Series(False, index=df.index)
         else:
             col = raw.astype(dtype)
-            bad = raw.notna() & ~raw.astype("string").str.strip().eq("").fillna(False) & col.isna()
+            bad = _unreadable(raw, col)
         bad = bad.fillna(False).astype(bool)
         if bad.any():
             failures[bad] = failures[bad] + f"unreadable {dtype} value in {name}; "
