@@ -142,7 +142,47 @@ def _record_moves(conn: sa.Connection, batch: str) -> int:
                 for t, i, b in sorted(pairs)
             ],
         )
+    found += _record_apart_surveys(conn, batch)
     return found
+
+
+def _record_apart_surveys(conn: sa.Connection, batch: str) -> int:
+    """An encounter that a survey response about it is not stored beside (the response
+    arrived first and was stamped by the encounter id, or was stamped before a merge
+    moved the encounter) is recorded as moved, with its deliveries: every shard then
+    reads it, and the responses about it follow it to its shard when read
+    (:class:`pipelines.load.snapshot.Snapshot`)."""
+    moves = S.moved_records
+    survey, encounter = S.SOURCE_TABLES["survey_responses"].alias("s"), S.SOURCE_TABLES["encounters"].alias("e")
+    rows: set[tuple[str, str]] = set()
+    for delivered in (survey, encounter):  # one side in this batch: each read through an index
+        stmt = (
+            sa.select(encounter.c["encounter_id"], encounter.c[S.BATCH])
+            .select_from(survey.join(encounter, survey.c["encounter_id"] == encounter.c["encounter_id"]))
+            .where(delivered.c[S.BATCH] == batch, survey.c[BUCKET] != encounter.c[BUCKET])
+            .distinct()
+        )
+        rows |= {(str(i), str(b)) for i, b in conn.execute(stmt)}
+    if not rows:
+        return 0
+    recorded = {
+        (str(i), str(b))
+        for i, b in conn.execute(
+            sa.select(moves.c.record_id, moves.c.delivery_batch).where(
+                moves.c[S.BATCH] == batch, moves.c.table_name == "encounters"
+            )
+        )
+    }
+    new = sorted(rows - recorded)
+    if new:
+        conn.execute(
+            sa.insert(moves),
+            [
+                {S.BATCH: batch, "table_name": "encounters", "record_type": "", "record_id": i, "delivery_batch": b}
+                for i, b in new
+            ],
+        )
+    return len({i for i, _ in new})
 
 
 def _keep_check_history(conn: sa.Connection, batch: str, new_checks: pd.DataFrame) -> None:

@@ -14,7 +14,10 @@ Where the patient comes from:
   still belongs to exactly one shard);
 * ``codings``: the patient of the record they code (always delivered with it);
 * ``survey_responses``: the patient of the surveyed encounter (in this delivery or
-  loaded earlier), else the encounter id itself;
+  loaded earlier), else the encounter id itself. When a response and its encounter end
+  up apart (the response came first, or a merge later moved the encounter), the load
+  records the encounter as moved and a shard reads the response where the encounter
+  lives at the horizon (:class:`pipelines.load.snapshot.Snapshot`);
 * ``complaints``: their own id (complaints name no patient);
 * ``organizations`` and ``locations`` are shared reference data, read by every shard
   (``bucket`` is NULL there, as on the codings of their records).

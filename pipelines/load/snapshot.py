@@ -52,6 +52,9 @@ CHUNK_ROWS = 250_000
 _SEP = "\x1f"
 
 
+SURVEYS = "survey_responses"
+
+
 def latest_per_key(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """One row per record of table ``name``: the latest ``batch`` wins (rows without a
     ``batch`` column count as one delivery; within one, the last row in source order)."""
@@ -177,20 +180,22 @@ def read_deliveries(
         stmt = stmt.where(bcol <= Month.parse(upto_batch).label)
     low, high = bucket_range(*shard) if shard is not None else (0, SHARD_BUCKETS)
     extra = {S.BATCH: "string"}
-    moved: sa.Select | None = None
+    moved: list[sa.Select] = []
     if name in SHARDED_TABLES and (low, high) != (0, SHARD_BUCKETS):  # one shard of all: a plain scan is faster
         bucket = table.c[BUCKET]
         stmt = stmt.where(sa.or_(sa.and_(bucket >= low, bucket < high), bucket.is_(None)))
         if name in MOVABLE_TABLES:
             stmt = stmt.add_columns(bucket)
             extra[BUCKET] = "Int16"
-            moved = _moved_deliveries(name, cols, upto_batch, (low, high))
+            moved.append(_moved_deliveries(name, cols, upto_batch, (low, high)))
+            if name == SURVEYS and "encounter_id" in cols:
+                moved.append(_surveys_of_moved_encounters(cols, upto_batch, (low, high)))
     sub = _subset(spec, cols)
     with read_connection(engine, f"reading {name}") as conn:
-        if moved is not None:
+        if moved:
             own = read_typed(conn, stmt, sub, extra)
-            others = read_typed(conn, moved, sub, extra)
-            return pd.concat([own, others], ignore_index=True) if len(others) else own
+            others = [frame for frame in (read_typed(conn, m, sub, extra) for m in moved) if len(frame)]
+            return pd.concat([own, *others], ignore_index=True) if others else own
         if codings is None or name != "codings":
             return read_typed(conn, stmt, sub, extra)
         keys = _pairs_table(conn, codings)
@@ -218,6 +223,24 @@ def _moved_deliveries(name: str, cols: list[str], upto_batch: str | None, bucket
     if upto_batch is not None:
         stmt = stmt.where(table.c[S.BATCH] <= Month.parse(upto_batch).label)
     return stmt.order_by(table.c[S.BATCH], *(table.c[c] for c in spec.key_columns))
+
+
+def _surveys_of_moved_encounters(cols: list[str], upto_batch: str | None, buckets: tuple[int, int]) -> sa.Select:
+    """The survey responses outside ``buckets`` about encounters that moved between
+    buckets (or were stored apart from a response about them): such a response belongs
+    where its encounter lives, which the shard decides once it knows that
+    (:meth:`Snapshot._in_shard`)."""
+    table, moves = S.SOURCE_TABLES[SURVEYS], S.moved_records
+    wanted = sa.select(moves.c.record_id).where(moves.c.table_name == "encounters")
+    if upto_batch is not None:
+        wanted = wanted.where(moves.c[S.BATCH] <= Month.parse(upto_batch).label)
+    bucket, low, high = table.c[BUCKET], *buckets
+    stmt = sa.select(*(table.c[c] for c in cols), table.c[S.BATCH], bucket).where(
+        table.c["encounter_id"].in_(wanted.distinct()), sa.or_(bucket < low, bucket >= high)
+    )
+    if upto_batch is not None:
+        stmt = stmt.where(table.c[S.BATCH] <= Month.parse(upto_batch).label)
+    return stmt
 
 
 def _pairs_table(conn: Connection, pairs: CodingPairs) -> sa.Table:
@@ -291,6 +314,8 @@ class Snapshot(Mapping[str, pd.DataFrame]):
         self._horizon = None if horizon is None else Month.parse(horizon).label
         self._buckets = buckets
         self._tables: dict[str, pd.DataFrame] = {}
+        #: encounter id -> bucket of its latest delivery (a shard's read of encounters).
+        self._homes = pd.Series(dtype="Int16")
 
     @classmethod
     def of(cls, frames: Mapping[str, pd.DataFrame], horizon: str | None = None, needs: Needs | None = None) -> Snapshot:
@@ -329,16 +354,23 @@ class Snapshot(Mapping[str, pd.DataFrame]):
                     frame = frame[~later]
             frame = latest_per_key(frame, name)
             if BUCKET in frame.columns:  # a shard's read: records whose latest delivery is its own
-                frame = self._in_shard(frame)
+                frame = self._in_shard(name, frame)
             if name in T.CHILD_TABLES:
                 frame = of_latest_parents(frame, name, self._parent)
             self._tables[name] = frame
         return self._tables[name]
 
-    def _in_shard(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def _in_shard(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
         """Drop the records whose latest delivery lies in another shard's buckets (read
-        because the record moved), and the bucket column."""
+        because the record moved), and the bucket column. A survey response lives where
+        its encounter's latest delivery does, when the shard read that encounter."""
         bucket = frame[BUCKET]
+        if name == "encounters":
+            self._homes = pd.Series(bucket.to_numpy(), index=frame["encounter_id"].to_numpy())
+        elif name == SURVEYS and "encounter_id" in frame.columns and self._deliveries("encounters") is not None:
+            self["encounters"]
+            followed = frame["encounter_id"].map(self._homes).astype("Int16")
+            bucket = followed.fillna(bucket)
         frame = frame.drop(columns=[BUCKET])
         if self._buckets is None:
             return frame

@@ -120,9 +120,14 @@ def _in_shard(shard: int, shards: int, prefix: str) -> str:
     return str(ids[(bucket_of(ids) >= low) & (bucket_of(ids) < high)].iloc[0])
 
 
-def _load(warehouse: Engine, batch: str, encounters: list[tuple[str, str, str]]) -> None:
+def _load(
+    warehouse: Engine,
+    batch: str,
+    encounters: list[tuple[str, str, str]],
+    surveys: list[tuple[str, str]] = (),  # type: ignore[assignment]
+) -> None:
     """One batch: both patients, and (encounter, patient, type code) with one coding and
-    one diagnosis each."""
+    one diagnosis each; and (response, encounter) survey returns."""
     rows = pd.DataFrame(encounters, columns=["encounter_id", "patient_id", "code"])
     patients = sorted({p for _, p, _ in encounters} | {A, B})
     tables = {
@@ -139,6 +144,10 @@ def _load(warehouse: Engine, batch: str, encounters: list[tuple[str, str, str]])
             system="http://snomed.info/sct",
         )[["coding_id", "table_name", "record_id", "element", "system", "code"]],
     }
+    if surveys:
+        tables["survey_responses"] = pd.DataFrame(list(surveys), columns=["response_id", "encounter_id"]).assign(
+            facility_id="F1", recommend=1
+        )
     empty = {"quarantine": T.QUARANTINE, "reconciliation": T.RECONCILIATION, "checks": T.VALIDATION_CHECKS}
     replace_batch(warehouse, batch, tables=tables, **{k: T.empty_frame(v) for k, v in empty.items()})
 
@@ -147,13 +156,13 @@ A, B = _in_shard(0, 2, "pa-"), _in_shard(1, 2, "pb-")
 
 
 def _views(warehouse: Engine, horizon: str) -> tuple[Snapshot, list[Snapshot]]:
-    needs = Needs({n: None for n in ("patients", "encounters", "encounter_diagnoses", "codings")})
+    needs = Needs({n: None for n in ("patients", "encounters", "encounter_diagnoses", "codings", "survey_responses")})
     whole = DeliveryReader(warehouse, needs).snapshot(horizon)
     return whole, [DeliveryReader(warehouse, needs, shard=(k, 2)).snapshot(horizon) for k in range(2)]
 
 
 def _assert_partition(whole: Snapshot, shards: list[Snapshot]) -> None:
-    for table in ("encounters", "encounter_diagnoses", "codings"):
+    for table in ("encounters", "encounter_diagnoses", "codings", "survey_responses"):
         key = T.TABLES[table].key
         combined = pd.concat([s[table] for s in shards], ignore_index=True).sort_values(key, ignore_index=True)
         assert_frame_equal(combined, whole[table].sort_values(key, ignore_index=True), check_exact=True)
@@ -175,3 +184,19 @@ def test_a_record_moved_to_another_patient_shard_is_counted_once_where_it_now_li
     whole, shards = _views(warehouse, "2026-10")
     _assert_partition(whole, shards)
     assert set(shards[0]["codings"]["code"]) == {"444", "222"} and not len(shards[1]["encounters"])
+
+
+def test_a_survey_response_is_read_in_the_shard_where_its_encounter_lives(warehouse: Engine) -> None:
+    # S1 is about E1 before a merge moves E1 from patient A (shard 0) to B (shard 1);
+    # S2 arrives before its encounter E9, stamped by E9's own id (shard 0), and E9 then
+    # arrives under B. Neither response is sent again.
+    e9 = _in_shard(0, 2, "e9-")
+    _load(warehouse, "2026-09", [("E1", A, "111")], surveys=[("S1", "E1"), ("S2", e9)])
+    _load(warehouse, "2026-10", [("E1", B, "333"), (e9, B, "999")])
+    for horizon, home in (("2026-09", 0), ("2026-10", 1)):
+        whole, shards = _views(warehouse, horizon)
+        _assert_partition(whole, shards)
+        assert "S1" in set(shards[home]["survey_responses"]["response_id"])
+    whole, shards = _views(warehouse, "2026-10")
+    assert set(shards[1]["survey_responses"]["response_id"]) == {"S1", "S2"}
+    assert set(shards[1]["encounters"]["encounter_id"]) == {"E1", e9}
