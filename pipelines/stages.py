@@ -18,6 +18,7 @@ import json
 import logging
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -107,9 +108,14 @@ def batch_dir(settings: Settings, period: str) -> Path:
 
 
 def _write_frames(folder: Path, frames: dict[str, pd.DataFrame]) -> None:
+    """One parquet file per table, two at a time: Arrow encodes and compresses without
+    holding the GIL, so both cores work."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, df in frames.items():
-        df.to_parquet(folder / f"{name}.parquet", index=False)
+    with ThreadPoolExecutor(2) as pool:
+        for done in [
+            pool.submit(df.to_parquet, folder / f"{name}.parquet", index=False) for name, df in frames.items()
+        ]:
+            done.result()
 
 
 def _read_frame(path: Path, fallback: pd.DataFrame) -> pd.DataFrame:
@@ -138,14 +144,18 @@ def extract_stage(period: str, settings: Settings | None = None, *, input_dir: P
             f"no input for {period}: {source} does not exist (run `careqi generate`, or point "
             "CAREQI_INCOMING_DIR / --input at the folder holding the monthly extract)"
         )
-    result = extract_batch(source, timezones=settings.timezones, surveys=load_surveys(settings.surveys_dir))
+    # The delivery is hashed while it is extracted (file reads and hashing leave the GIL).
+    with ThreadPoolExecutor(1) as pool:
+        fingerprint = pool.submit(delivery_fingerprint, source)
+        result = extract_batch(source, timezones=settings.timezones, surveys=load_surveys(settings.surveys_dir))
+        digest = fingerprint.result()
     out = stage_dir(settings, period, "extract")
     _write_frames(out, result.tables)
     result.quarantine.to_parquet(out / QUARANTINE_FILE, index=False)
     meta: dict[str, Any] = {
         "period": period,
         "source": str(source),
-        "fingerprint": delivery_fingerprint(source),
+        "fingerprint": digest,
         "rows_read": {k: int(v) for k, v in result.rows_read.items()},
         "ignored": {k: int(v) for k, v in result.ignored.items()},
         "quarantined": len(result.quarantine),

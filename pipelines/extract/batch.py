@@ -11,7 +11,9 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -27,7 +29,7 @@ from pipelines.errors import ExtractError
 from pipelines.extract.collector import Block, Collector
 from pipelines.extract.feedback import read_feedback
 from pipelines.extract.fhir_bundle import read_bundle
-from pipelines.extract.fhir_ndjson import read_ndjson
+from pipelines.extract.fhir_ndjson import Ahead, columnar_type, read_ahead, read_ndjson
 from pipelines.extract.sources import base_name, open_binary
 from pipelines.localtime import TimeZones
 from pipelines.surveys import Surveys
@@ -79,7 +81,11 @@ def extract_batch(
     if not batch_dir.is_dir():
         raise ExtractError(f"batch folder {str(batch_dir)!r} does not exist or is not a folder")
     return extract_paths(
-        [batch_dir], root=batch_dir, validate_sample=validate_sample, timezones=timezones, surveys=surveys
+        [batch_dir],
+        root=batch_dir,
+        validate_sample=validate_sample,
+        timezones=timezones,
+        surveys=surveys,
     )
 
 
@@ -99,19 +105,37 @@ def extract_paths(
     """
     sink = Collector(validate_sample=validate_sample, surveys=surveys or Surveys())
     seen: set[Path] = set()
-    with _no_cycle_collection():
-        for path in paths:
-            path = Path(path)
-            if not path.exists():
-                raise ExtractError(f"source {str(path)!r} does not exist")
-            base = Path(root) if root is not None else (path if path.is_dir() else path.parent)
-            files = _walk(path) if path.is_dir() else [path]
-            for file in files:
-                key = file.resolve()
-                if key in seen:
-                    continue
+    files: list[tuple[Path, str]] = []
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            raise ExtractError(f"source {str(path)!r} does not exist")
+        base = Path(root) if root is not None else (path if path.is_dir() else path.parent)
+        for file in _walk(path) if path.is_dir() else [path]:
+            key = file.resolve()
+            if key not in seen:
                 seen.add(key)
-                _read_file(file, _relative(file, base), sink)
+                files.append((file, _relative(file, base)))
+    with _no_cycle_collection(), ThreadPoolExecutor(1) as pool:
+        # The next columnar file is read and parsed on a thread while this one is stored:
+        # parsing and Arrow kernels leave the GIL, so both cores work. A file planned for
+        # a validation-sample budget it no longer has is planned again.
+        budgets: Counter[str] = Counter()
+        planned: dict[int, Future[Ahead]] = {}
+
+        def plan(i: int) -> None:
+            if i < len(files):
+                rtype = columnar_type(files[i][0])
+                if rtype is not None:
+                    budget = max(0, validate_sample - budgets[rtype])
+                    budgets[rtype] += budget
+                    planned[i] = pool.submit(read_ahead, files[i][0], files[i][1], budget)
+
+        plan(0)
+        for i, (file, rel) in enumerate(files):
+            plan(i + 1)
+            ahead = planned.pop(i, None)
+            _read_file(file, rel, sink, None if ahead is None else ahead.result())
         return finish(sink, timezones or TimeZones())
 
 
@@ -152,14 +176,14 @@ def _relative(file: Path, base: Path) -> str:
         raise ExtractError(f"{str(file)!r} is not inside the batch root {str(base)!r}") from exc
 
 
-def _read_file(path: Path, rel: str, sink: Collector) -> None:
+def _read_file(path: Path, rel: str, sink: Collector, ahead: Ahead | None = None) -> None:
     name = base_name(path)
     if name.startswith(("_", ".")):
         return
     if name.endswith(".ndjson"):
         if name.split(".", 1)[0] == "log":  # Bulk Data export log, not resources
             return
-        read_ndjson(path, rel, sink)
+        read_ndjson(path, rel, sink, ahead)
     elif name.endswith(".json"):
         read_bundle(path, rel, sink)
     elif name in FEEDBACK_FILES:

@@ -856,15 +856,36 @@ def _heads(view: memoryview, starts: np.ndarray, ends: np.ndarray) -> np.ndarray
     return heads
 
 
-def read_columnar(
-    data: bytes, rtype: str, rel: str, sink: Collector, read_line: LineReader, *, path: Path | None = None
-) -> bool:
-    """Read one NDJSON file of ``rtype`` into ``sink``; False (and ``sink`` untouched)
-    when this path declines it and the tolerant reader must read it instead. ``path``
-    is where the file can be read again (a row rejected later is described from it)."""
+@dataclass(frozen=True)
+class Plan:
+    """One file read column-wise, before anything is given to the collector: what
+    :func:`plan_file` works out (it touches no shared state, so the next file can be
+    planned on another thread while this one is stored)."""
+
+    rtype: str
+    #: Lines the validation sample took (a plan made for another budget is made again).
+    budget: int
+    view: memoryview
+    starts: np.ndarray
+    ends: np.ndarray
+    #: Lines read row-wise (indexes into starts/ends), and lines in the block.
+    tolerant: np.ndarray
+    chosen: np.ndarray
+    table: pa.Table | None
+    #: The block's rows, child rows and codings (None for a reader that stores its own).
+    built: Built | None
+
+
+#: (main columns, children, codings with their ``_parent``, POA statements).
+Built = tuple[Columns, Children, Columns, list[tuple[str, str]]]
+
+
+def plan_file(data: bytes, rtype: str, budget: int) -> Plan | None:
+    """Plan reading one NDJSON file of ``rtype`` whose first ``budget`` resources feed
+    the validation sample; None when this path declines the file."""
     reader = READERS.get(rtype)
     if reader is None or not data or (b"null" in data and _NULL.search(data)):
-        return False
+        return None
     starts, ends = _spans(data)
     lengths = ends - starts
     present = lengths > 0
@@ -876,7 +897,6 @@ def read_columnar(
     lines = np.flatnonzero(present)
     same = _heads(view, starts[lines], ends[lines]) == rtype
     # The first lines of the type feed the structural-validation sample, row-wise.
-    budget = max(0, sink.validate_sample - sink.sampled[rtype])
     sampled = np.zeros(len(lines), dtype=bool)
     sampled[np.flatnonzero(same)[:budget]] = True
     clean = same & ~sampled
@@ -896,41 +916,76 @@ def read_columnar(
             payload = copy
         table = _parse(payload, reader.schema, len(chosen))
         if table is None or not reader.accept(table):
-            return False
+            return None
+    built = _build(rtype, reader, table) if table is not None and reader.add is None else None
+    return Plan(rtype, budget, view, starts, ends, tolerant, chosen, table, built)
+
+
+def sample_budget(sink: Collector, rtype: str) -> int:
+    """Resources of ``rtype`` the run's validation sample still takes."""
+    return max(0, sink.validate_sample - sink.sampled[rtype])
+
+
+def read_columnar(
+    data: bytes,
+    rtype: str,
+    rel: str,
+    sink: Collector,
+    read_line: LineReader,
+    *,
+    path: Path | None = None,
+    ahead: tuple[int, Plan | None] | None = None,
+) -> bool:
+    """Read one NDJSON file of ``rtype`` into ``sink``; False (and ``sink`` untouched)
+    when this path declines it and the tolerant reader must read it instead. ``path``
+    is where the file can be read again (a row rejected later is described from it);
+    ``ahead`` is (budget, plan) of the file planned ahead (:func:`plan_file`), used when
+    made for the budget the sample now has."""
+    budget = sample_budget(sink, rtype)
+    plan = ahead[1] if ahead is not None and ahead[0] == budget else plan_file(data, rtype, budget)
+    if plan is None:
+        return False
+    view, starts, ends = plan.view, plan.starts, plan.ends
     last = len(starts) - 1
-    for i in tolerant.tolist():
+    for i in plan.tolerant.tolist():
         # As the tolerant reader sees it, newline included (orjson's messages differ).
         line = bytes(view[starts[i] : ends[i]])
         read_line(i + 1, line if i == last else line + b"\n")
-    if table is not None:
+    if plan.table is not None:
+        chosen = plan.chosen
         origin = Origin(path, rel, np.stack([starts[chosen], ends[chosen]], axis=1)) if path is not None else None
-        if reader.add is not None:
-            reader.add(sink, table, rel, chosen + 1, origin)
+        reader = READERS[rtype]
+        if plan.built is None:
+            assert reader.add is not None
+            reader.add(sink, plan.table, rel, chosen + 1, origin)
         else:
-            _add(sink, rtype, reader, table, rel, chosen + 1, origin)
+            _store(sink, rtype, plan.built, rel, chosen + 1, origin)
     return True
 
 
-def _add(
-    sink: Collector, rtype: str, reader: Reader, t: pa.Table, rel: str, lines: np.ndarray, origin: Origin | None
-) -> None:
+def _build(rtype: str, reader: Reader, t: pa.Table) -> Built:
+    """The block's rows, child rows, codings and POA statements (Arrow only: no collector)."""
     table = RESOURCE_TABLES[rtype]
     assert reader.rows is not None
-    columns = reader.rows(t)
-    columns = {k: A.whole(v) for k, v in columns.items()}
-    spec = TABLES[table]
-    ids = columns[spec.key]
+    columns = {k: A.whole(v) for k, v in reader.rows(t).items()}
+    ids = columns[TABLES[table].key]
+    poa = _encounter_poa(t) if rtype == "Encounter" else []
+    return columns, reader.children(t, columns), _codings(rtype, table, t, ids), poa
+
+
+def _store(sink: Collector, rtype: str, built: Built, rel: str, lines: np.ndarray, origin: Origin | None) -> None:
+    table = RESOURCE_TABLES[rtype]
+    columns, children, codings, poa = built
     first = sink.add_block(table, columns, rel, lines, rtype=rtype, origin=origin)
-    if rtype == "Encounter":
-        for condition, code in _encounter_poa(t):
-            sink.poa.codes.setdefault(condition, code)
-    for child, child_columns, owner in reader.children(t, columns):
+    for condition, code in poa:
+        sink.poa.codes.setdefault(condition, code)
+    for child, child_columns, owner in children:
         if len(owner):
             sink.add_block(child, child_columns, rel, lines[owner], parent=(table, first + owner))
-    codings = _codings(rtype, table, t, ids)
+    codings = dict(codings)
     parent = codings.pop("_parent").to_numpy()
     if len(parent):
         sink.add_block(CODINGS, codings, rel, lines[parent], parent=(table, first + parent))
 
 
-__all__ = ["READERS", "Reader", "read_columnar"]
+__all__ = ["READERS", "Plan", "Reader", "plan_file", "read_columnar", "sample_budget"]

@@ -28,7 +28,7 @@ import orjson
 
 from pipelines.errors import ExtractError
 from pipelines.extract.collector import Collector, allowed_fields
-from pipelines.extract.columnar import READERS, read_columnar
+from pipelines.extract.columnar import READERS, Plan, plan_file, read_columnar
 from pipelines.extract.medication import MEDICATION, UNREADABLE_MEDICATION
 from pipelines.extract.sources import base_name, open_binary
 from pipelines.extract.structure import is_fhir_type
@@ -71,7 +71,27 @@ def read_medications(path: Path, rel: str, sink: Collector) -> None:
         sink.add_resource(resource, rel, line_no)
 
 
-def read_ndjson(path: Path, rel: str, sink: Collector) -> None:
+#: A file read and planned ahead: its bytes, and (budget, plan) (:mod:`~pipelines.extract.columnar`).
+Ahead = tuple[bytes, tuple[int, Plan | None]]
+
+
+def columnar_type(path: Path) -> str | None:
+    """The resource type of an NDJSON file the columnar path reads, else None."""
+    name = base_name(path)
+    if not name.endswith(".ndjson"):
+        return None
+    rtype = file_resource_type(path)
+    return rtype if rtype in READERS else None
+
+
+def read_ahead(path: Path, rel: str, budget: int) -> Ahead:
+    """Read a columnar file and plan it for ``budget`` (no collector: runs on a thread)."""
+    with open_binary(path, rel) as fh:
+        data = fh.read()
+    return data, (budget, plan_file(data, file_resource_type(path), budget))
+
+
+def read_ndjson(path: Path, rel: str, sink: Collector, ahead: Ahead | None = None) -> None:
     rtype = file_resource_type(path)
     if rtype == MEDICATION:
         read_medications(path, rel, sink)
@@ -92,9 +112,13 @@ def read_ndjson(path: Path, rel: str, sink: Collector) -> None:
         _read_line(rtype, table, line_no, line, rel, sink)
 
     if rtype in READERS:
-        with open_binary(path, rel) as fh:
-            data = fh.read()
-        if read_columnar(data, rtype, rel, sink, read_line, path=path):
+        if ahead is not None:
+            data, planned = ahead
+        else:
+            with open_binary(path, rel) as fh:
+                data = fh.read()
+            planned = None
+        if read_columnar(data, rtype, rel, sink, read_line, path=path, ahead=planned):
             return
     for line_no, line in _lines(path, rel):
         read_line(line_no, line)
@@ -124,4 +148,4 @@ def _read_line(rtype: str, table: str, line_no: int, line: bytes, rel: str, sink
     sink.add_resource(resource, rel, line_no)
 
 
-__all__ = ["file_resource_type", "read_medications", "read_ndjson"]
+__all__ = ["Ahead", "columnar_type", "file_resource_type", "read_ahead", "read_medications", "read_ndjson"]
