@@ -37,6 +37,8 @@ from pipelines.tables import CHILD_TABLES, FEEDBACK_FILES, QUARANTINE, TABLES, c
 
 log = logging.getLogger(__name__)
 
+#: Columnar files planned at once (each holds its file and its parsed table in memory).
+AHEAD = 2
 #: ``ignored`` key for files whose name matches no known source kind.
 UNRECOGNISED = "unrecognised file"
 
@@ -116,10 +118,10 @@ def extract_paths(
             if key not in seen:
                 seen.add(key)
                 files.append((file, _relative(file, base)))
-    with _no_cycle_collection(), ThreadPoolExecutor(1) as pool:
-        # The next columnar file is read and parsed on a thread while this one is stored:
-        # parsing and Arrow kernels leave the GIL, so both cores work. A file planned for
-        # a validation-sample budget it no longer has is planned again.
+    with _no_cycle_collection(), ThreadPoolExecutor(AHEAD) as pool:
+        # The next columnar files are read and parsed on threads, AHEAD at a time, while
+        # this one is stored: parsing and Arrow kernels leave the GIL, so both cores work.
+        # A file planned for a validation-sample budget it no longer has is planned again.
         budgets: Counter[str] = Counter()
         planned: dict[int, Future[Ahead]] = {}
 
@@ -131,9 +133,10 @@ def extract_paths(
                     budgets[rtype] += budget
                     planned[i] = pool.submit(read_ahead, files[i][0], files[i][1], budget)
 
-        plan(0)
+        for i in range(AHEAD):
+            plan(i)
         for i, (file, rel) in enumerate(files):
-            plan(i + 1)
+            plan(i + AHEAD)
             ahead = planned.pop(i, None)
             _read_file(file, rel, sink, None if ahead is None else ahead.result())
         return finish(sink, timezones or TimeZones())
