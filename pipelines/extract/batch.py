@@ -379,6 +379,30 @@ def _rows_at(pieces: list[Piece], positions: np.ndarray, columns: list[str]) -> 
                 yield {**{c: piece.columns[c][j].as_py() for c in piece.columns}, **where}
 
 
+#: Tables whose rows set the clock of others (:class:`_Clock`), conformed first.
+_CLOCK_TABLES = frozenset({"patients", "encounters"})
+
+
+def _conformed(
+    sink: Collector, name: str, rejected: dict[str, set[int]], clock: _Clock, tables: dict[str, pd.DataFrame]
+) -> tuple[list[Piece], pd.DataFrame, pd.Series] | None:
+    """One table's rows conformed: (its pieces, typed frame, per-row failures), None
+    when it has no rows. Reads the collector, changes nothing (runs on a thread)."""
+    spec = TABLES[name]
+    pieces = _pieces(sink, name, rejected)
+    if not any(len(p) for p in pieces):
+        return None
+    frame = _frame(pieces, spec.column_names)
+    if name == "survey_responses":
+        frame = survey_places(frame, tables.get("encounters"))
+    elif name == "conditions":
+        frame = sink.poa.fill(frame)
+    typed, failures = conform(frame, spec, zones=clock.zones(name, frame))
+    for position, reason in sink.held_back.get(name, {}).items():
+        failures.iat[position] = f"{failures.iat[position]}; {reason}" if failures.iat[position] else reason
+    return pieces, typed, failures
+
+
 def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult:
     """Build one DataFrame per table, conform it, and quarantine unreadable rows.
 
@@ -395,37 +419,43 @@ def finish(sink: Collector, timezones: TimeZones | None = None) -> ExtractResult
     tables: dict[str, pd.DataFrame] = {}
     rejected: dict[str, set[int]] = {}
     order = [n for n in TABLES if n not in CHILD_TABLES] + [n for n in CHILD_TABLES if n in TABLES]
-    for name in order:
-        spec = TABLES[name]
-        pieces = _pieces(sink, name, rejected)
-        if not any(len(p) for p in pieces):
-            tables[name] = _empty(name).copy()
-            continue
-        frame = _frame(pieces, spec.column_names)
-        if name == "survey_responses":
-            frame = survey_places(frame, tables.get("encounters"))
-        elif name == "conditions":
-            frame = sink.poa.fill(frame)
-        typed, failures = conform(frame, spec, zones=clock.zones(name, frame))
-        for position, reason in sink.held_back.get(name, {}).items():
-            failures.iat[position] = f"{failures.iat[position]}; {reason}" if failures.iat[position] else reason
-        bad = failures.ne("").to_numpy()
-        if bad.any():
-            positions = bad.nonzero()[0]
-            rejected[name] = set(positions.tolist())
-            for i, row in zip(positions, _rows_at(pieces, positions, spec.column_names), strict=True):
-                kept = {k: v for k, v in row.items() if k not in ("source_file", "source_line")}
-                sink.reject(
-                    name, row.get(spec.key), str(failures.iat[i]), kept, row.get("source_file"), row.get("source_line")
-                )
-            typed = typed.loc[~bad].reset_index(drop=True)
-        clock.learn(name, typed)
-        tables[name] = typed
-        # The table's dicts are done with: freed now, so the batch's frames and its
-        # remaining dicts are what memory holds, never both in full.
-        sink.rows[name] = []
-        sink.blocks.pop(name, None)
-        del frame, pieces
+    # Conformed two tables at a time (Arrow's kernels leave the GIL), in three rounds: the
+    # clocks' tables, the other parents, then the children once their parents' rejections
+    # are known. Each table's outcome is settled in order, so the quarantine reads the same.
+    rounds = [[n for n in order if n in _CLOCK_TABLES], [n for n in order if n not in _CLOCK_TABLES]]
+    rounds = [[n for n in r if n not in CHILD_TABLES] for r in rounds] + [[n for n in order if n in CHILD_TABLES]]
+    with ThreadPoolExecutor(2) as pool:
+        for names in rounds:
+            work = {n: pool.submit(_conformed, sink, n, rejected, clock, tables) for n in names}
+            for name in names:
+                spec = TABLES[name]
+                done = work.pop(name).result()
+                if done is None:
+                    tables[name] = _empty(name).copy()
+                    continue
+                pieces, typed, failures = done
+                bad = failures.ne("").to_numpy()
+                if bad.any():
+                    positions = bad.nonzero()[0]
+                    rejected[name] = set(positions.tolist())
+                    for i, row in zip(positions, _rows_at(pieces, positions, spec.column_names), strict=True):
+                        kept = {k: v for k, v in row.items() if k not in ("source_file", "source_line")}
+                        sink.reject(
+                            name,
+                            row.get(spec.key),
+                            str(failures.iat[i]),
+                            kept,
+                            row.get("source_file"),
+                            row.get("source_line"),
+                        )
+                    typed = typed.loc[~bad].reset_index(drop=True)
+                clock.learn(name, typed)
+                tables[name] = typed
+                # The table's rows are done with: freed now, so the batch's frames and its
+                # remaining rows are what memory holds, never both in full.
+                sink.rows[name] = []
+                sink.blocks.pop(name, None)
+                del pieces
     tables = {name: tables[name] for name in TABLES}
     quarantine = (
         conform(pd.DataFrame.from_records(sink.quarantine, columns=QUARANTINE.column_names), QUARANTINE)[0]
