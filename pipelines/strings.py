@@ -24,6 +24,17 @@ def arrow_strings(values: pd.Series) -> pa.Array:
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
+def string_bytes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(UTF-8 bytes, value offsets: len + 1 of them) of one Arrow string array, without
+    copying: what a check on every value's bytes (a control byte, a first or last byte)
+    reads instead of boxing each value. The bytes may extend past the values'."""
+    data = array.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    width = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    offsets = np.frombuffer(array.buffers()[1], dtype=width)[array.offset : array.offset + len(array) + 1]
+    return raw, offsets.astype(np.int64)
+
+
 def isin(s: pd.Series, values: Iterable[str] | pd.Series | np.ndarray | ExtensionArray) -> np.ndarray:
     """Membership of a string column in a (possibly large) set of strings; nulls never match.
 
@@ -46,4 +57,4 @@ def positions(s: pd.Series, among: pd.Series) -> np.ndarray:
     return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-__all__ = ["arrow_strings", "isin", "positions"]
+__all__ = ["arrow_strings", "isin", "positions", "string_bytes"]

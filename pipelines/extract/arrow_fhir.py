@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.extract.references import ref_display, ref_id
+from pipelines.strings import string_bytes
 
 STRING = pa.string()
 CODING = pa.struct([("system", STRING), ("code", STRING)])
@@ -68,7 +69,6 @@ def _simple_ids(text: pa.Array) -> tuple[np.ndarray, pa.Array]:
     ``?`` or surrounding whitespace, so references._id_from_text gives the id as it
     stands), and those ids. Found by splitting at the first ``/``, no regular expression."""
     text = whole(text)
-    n = len(text)
     parts = pc.split_pattern(text, "/", max_splits=1)
     two = pc.fill_null(pc.equal(pc.list_value_length(parts), 2), False).to_numpy(zero_copy_only=False)
     starts = np.asarray(parts.offsets)[:-1].astype(np.int64)
@@ -81,16 +81,11 @@ def _simple_ids(text: pa.Array) -> tuple[np.ndarray, pa.Array]:
         ok &= pc.fill_null(pc.equal(pc.find_substring(ident, mark), -1), False).to_numpy(zero_copy_only=False)
     ok &= pc.fill_null(pc.greater(pc.binary_length(ident), 0), False).to_numpy(zero_copy_only=False)
     # The last byte must be plain ASCII that is not whitespace (strip would change it).
-    chunk = whole(ident)
-    data = chunk.buffers()[2]
-    if data is not None and ok.any():
-        raw = np.frombuffer(data, dtype=np.uint8)
-        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
-        ends = offsets[1:].astype(np.int64)
-        last = raw[np.clip(ends - 1, 0, len(raw) - 1)]
+    raw, offsets = string_bytes(whole(ident))
+    if len(raw) and ok.any():
+        last = raw[np.clip(offsets[1:] - 1, 0, len(raw) - 1)]
         ok &= (last > 0x20) & (last < 0x7F)
-    return ok, pc.if_else(pa.array(ok), ident, pa.scalar(None, STRING)) if n else ident
+    return ok, pc.if_else(pa.array(ok), ident, pa.scalar(None, STRING))
 
 
 def ref_ids(reference: pa.Array) -> pa.Array:
@@ -133,17 +128,23 @@ def numbered(owner: np.ndarray) -> np.ndarray:
     return np.arange(len(owner)) - np.repeat(group, np.diff(np.append(group, len(owner)))) + 1
 
 
+def first_where(owner: np.ndarray, hit: np.ndarray, n: int) -> pa.Array:
+    """Per record (0..n-1), the index of its first item with ``hit`` (owner[i] is item
+    i's record, items in order), null when it has none: indices to ``take`` with."""
+    pick = np.full(n, -1, dtype=np.int64)
+    if hit.any():
+        owners, at = np.unique(owner[hit], return_index=True)
+        pick[owners] = np.flatnonzero(hit)[at]
+    return pa.array(pick, mask=pick < 0)
+
+
 def first_extension(extensions: pa.Array, matches: Callable[[pa.Array], pa.Array]) -> pa.Array:
     """Per resource, its first extension whose url ``matches`` (null when none does)."""
     extensions = whole(extensions)
     flat = pc.list_flatten(extensions)
     owner = pc.list_parent_indices(extensions).to_numpy()
     hit = pc.fill_null(matches(field(flat, "url")), False).to_numpy(zero_copy_only=False)
-    pick = np.full(len(extensions), -1, dtype=np.int64)
-    if hit.any():
-        owners, at = np.unique(owner[hit], return_index=True)
-        pick[owners] = np.flatnonzero(hit)[at]
-    return flat.take(pa.array(pick, mask=pick < 0))
+    return flat.take(first_where(owner, hit, len(extensions)))
 
 
 def extension_code(extensions: pa.Array, url: str) -> pa.Array:
@@ -175,27 +176,24 @@ def concept_codings(concepts: pa.Array, owner: np.ndarray) -> tuple[np.ndarray, 
     """Every coding of ``concepts`` (CodeableConcepts, owner[i] the record of concept i),
     in order (children._codings_of): the ``coding`` list, else the concept itself when it
     is a bare Coding. Returns (record of each coding, system, code)."""
+    concepts = whole(concepts)
     codings = field(concepts, "coding")
-    listed_owner = owner[pc.list_parent_indices(codings).to_numpy()]
-    listed = pc.list_flatten(codings)
     listed_concept = pc.list_parent_indices(codings).to_numpy()
-    bare = (
-        pc.is_null(codings).to_numpy(zero_copy_only=False)
-        & (field(concepts, "code").is_valid().to_numpy(zero_copy_only=False)
-           | field(concepts, "system").is_valid().to_numpy(zero_copy_only=False))
-        & concepts.is_valid().to_numpy(zero_copy_only=False)
-    )  # fmt: skip
+    listed = pc.list_flatten(codings)
+    listed_owner = owner[listed_concept]
+    valid = lambda a: a.is_valid().to_numpy(zero_copy_only=False)  # noqa: E731
+    bare = pc.is_null(codings).to_numpy(zero_copy_only=False) & valid(concepts)
+    bare &= valid(field(concepts, "code")) | valid(field(concepts, "system"))
     bare_concept = np.flatnonzero(bare)
     if not len(bare_concept):
         return listed_owner, field(listed, "system"), field(listed, "code")
     which = pa.array(bare_concept)
-    order = np.argsort(np.concatenate([listed_concept, bare_concept]), kind="stable")
-    records = np.concatenate([listed_owner, owner[bare_concept]])[order]
-    system = pa.concat_arrays(
-        [whole(field(listed, "system")),
-         field(concepts, "system").take(which)]
-    ).take(pa.array(order))  # fmt: skip
-    code = pa.concat_arrays([field(listed, "code"), field(concepts, "code").take(which)]).take(pa.array(order))
+    order = pa.array(np.argsort(np.concatenate([listed_concept, bare_concept]), kind="stable"))
+    records = np.concatenate([listed_owner, owner[bare_concept]])[order.to_numpy()]
+    system, code = (
+        pa.concat_arrays([field(listed, name), field(concepts, name).take(which)]).take(order)
+        for name in ("system", "code")
+    )
     return records, system, code
 
 
@@ -209,6 +207,7 @@ __all__ = [
     "concept_codings",
     "extension_code",
     "first_extension",
+    "first_where",
     "field",
     "first",
     "first_code",

@@ -2,12 +2,15 @@
 
 Why: the tolerant reader (:mod:`~pipelines.extract.fhir_ndjson`) flattens one resource
 at a time in Python, about ten times what parsing the line costs; the types that make
-up most of a month (Observation, Condition, Patient) are read here instead, in one
-pass of compiled code per file, with the same result.
+up most of a month (Patient, Encounter, Condition, Observation, Procedure, the
+medication records, Claim: :data:`READERS`) are read here instead, in compiled code
+per file, with the same result. A file is planned (:func:`plan_file`, no shared state,
+so the batch plans the next files on threads) and then stored (:func:`read_columnar`).
 
 How a file is read:
 
-1. msgspec checks every line is a JSON object of the file's type without building it.
+1. msgspec checks every line is a JSON object of the file's type without building it
+   (64 lines a call).
    Lines that are not (malformed JSON, another type, an array), and the first lines
    the structural-validation sample takes, go through the tolerant per-line code, in
    file order, exactly as before.
@@ -44,10 +47,9 @@ from pipelines.extract.children import CLAIM_WITHOUT_ROWS, CODED_ELEMENTS
 from pipelines.extract.collector import CODINGS, Collector, Origin
 from pipelines.extract.flatten import LOINC_DIASTOLIC, LOINC_SYSTOLIC, RECORDED_SUFFIX
 from pipelines.extract.medication import MEDICATION_ELEMENT, MEDICATION_RESOURCES
+from pipelines.extract.sources import BOM
 from pipelines.tables import POA_EXTENSION, RESOURCE_TABLES, TABLES
 
-#: UTF-8 byte-order mark (also stripped by the tolerant reader).
-BOM = b"\xef\xbb\xbf"
 #: A JSON null: a value position (after ``:``, ``[`` or ``,``) holding ``null``. Text that
 #: merely looks like one inside a string only sends the file to the tolerant reader.
 _NULL = re.compile(rb"[:\[,]\s*null\b")
@@ -91,14 +93,15 @@ class Reader:
     add: Callable[[Collector, pa.Table, str, np.ndarray, Origin | None], None] | None = None
 
 
-def _timing(t: pa.Table, element: str) -> tuple[pa.Array, pa.Array]:
+def _period(t: pa.Table, element: str) -> tuple[pa.Array, pa.Array]:
+    """start and end of ``<element>Period``."""
     return A.field(t.column(f"{element}Period"), "start"), A.field(t.column(f"{element}Period"), "end")
 
 
 def _observation_rows(t: pa.Table) -> Columns:
     code, system = A.first_coding(t.column("code"))
     quantity = t.column("valueQuantity")
-    period_start, period_end = _timing(t, "effective")
+    period_start, period_end = _period(t, "effective")
     systolic, diastolic = _blood_pressure(t.column("component"))
     return {
         "observation_id": t.column("id"),
@@ -135,17 +138,14 @@ def _blood_pressure(components: Any) -> tuple[pa.Array, pa.Array]:
         hit = pc.fill_null(pc.equal(codes, loinc), False).to_numpy(zero_copy_only=False)
         has = np.zeros(len(flat), dtype=bool)
         has[coding_component[hit]] = True
-        owners, at = np.unique(owner[has], return_index=True)
-        pick = np.full(n, -1, dtype=np.int64)
-        pick[owners] = np.flatnonzero(has)[at]
-        out.append(value.take(pa.array(pick, mask=pick < 0)))
+        out.append(value.take(A.first_where(owner, has, n)))
     return out[0], out[1]
 
 
 def _condition_rows(t: pa.Table) -> Columns:
     code, system = A.first_coding(t.column("code"))
-    onset_start, onset_end = _timing(t, "onset")
-    abatement_start, _ = _timing(t, "abatement")
+    onset_start, onset_end = _period(t, "onset")
+    abatement_start, _ = _period(t, "abatement")
     return {
         "condition_id": t.column("id"),
         "patient_id": A.ref_ids(t.column("subject")),
@@ -288,10 +288,10 @@ def _encounter_poa(t: pa.Table) -> list[tuple[str, str]]:
     return list(zip(condition.filter(both).to_pylist(), code.filter(both).to_pylist(), strict=True))
 
 
-def _timing_of(t: pa.Table, element: str) -> tuple[pa.Array, pa.Array]:
+def _timing(t: pa.Table, element: str) -> tuple[pa.Array, pa.Array]:
     """flatten._timing: ``<element>DateTime`` is a start without an end, else the Period."""
     moment = t.column(f"{element}DateTime")
-    start, end = _timing(t, element)
+    start, end = _period(t, element)
     return pc.coalesce(moment, start), pc.if_else(pc.is_valid(moment), pa.scalar(None, A.STRING), end)
 
 
@@ -303,7 +303,7 @@ def _recorded(t: pa.Table) -> pa.Array:
 
 def _procedure_rows(t: pa.Table) -> Columns:
     code, system = A.first_coding(t.column("code"))
-    start, end = _timing_of(t, "performed")
+    start, end = _timing(t, "performed")
     reason_code, reason_system = A.first_coding(t.column("statusReason"))
     return {
         "procedure_id": t.column("id"),
@@ -341,7 +341,7 @@ def _medication_columns(t: pa.Table, rtype: str) -> Columns:
 
 
 def _administration_rows(t: pa.Table) -> Columns:
-    start, end = _timing_of(t, "effective")
+    start, end = _timing(t, "effective")
     return {
         **_medication_columns(t, "MedicationAdministration"),
         "encounter_id": A.ref_ids(t.column("context")),  # R4: MedicationAdministration.context
@@ -483,12 +483,7 @@ def _add_claims(sink: Collector, t: pa.Table, rel: str, lines: np.ndarray, origi
     sort_keys: list[np.ndarray] = []
     pieces: list[dict[str, Any]] = []
     for name, key, owner, kind, rank, element, column in parts:
-        column = A.whole(column)
-        if pa.types.is_list(column.type):
-            concepts, row = pc.list_flatten(column), pc.list_parent_indices(column).to_numpy()
-        else:
-            concepts, row = column, np.arange(len(column))
-        record, system, code = A.concept_codings(concepts, row)
+        record, system, code = A.concept_codings(*_at(column))
         keep = A.whole(key).is_valid().to_numpy(zero_copy_only=False)[record]
         record = record[keep]
         sort_keys.append(np.stack([owner[record], np.full(len(record), kind), record, np.full(len(record), rank)]))
@@ -719,12 +714,12 @@ READERS: dict[str, Reader] = {
 }
 
 
-def _at(t: pa.Table, path: tuple[str, ...]) -> tuple[pa.Array, np.ndarray]:
-    """children._at for every record: the values at ``path`` (a step that meets a list
-    continues into every item) and the record each belongs to."""
-    column = A.whole(t.column(path[0]))
+def _at(column: Any, path: tuple[str, ...] = ()) -> tuple[pa.Array, np.ndarray]:
+    """children._at for every row of ``column``: the values at ``path`` below it (a step
+    that meets a list continues into every item) and the row each belongs to."""
+    column = A.whole(column)
     owner = np.arange(len(column))
-    for step in (*path[1:], None):
+    for step in (*path, None):
         if pa.types.is_list(column.type):
             owner = owner[pc.list_parent_indices(column).to_numpy()]
             column = pc.list_flatten(column)
@@ -749,7 +744,7 @@ def _codings(rtype: str, table: str, t: pa.Table, ids: pa.Array) -> Columns:
     if rtype in MEDICATION_RESOURCES:
         elements = ((MEDICATION_ELEMENT, (MEDICATION_ELEMENT,)), *elements)
     for k, (element, path) in enumerate(elements):
-        concepts, owner = _at(t, path)
+        concepts, owner = _at(t.column(path[0]), path[1:])
         record, system, code = A.concept_codings(concepts, owner)
         keep = valid[record]
         records.append(record[keep])

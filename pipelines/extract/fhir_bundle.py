@@ -16,9 +16,8 @@ from pathlib import Path
 import orjson
 
 from pipelines.extract.collector import BUNDLE_TABLE, Collector
-from pipelines.extract.fhir_ndjson import BOM
 from pipelines.extract.references import ref_id
-from pipelines.extract.sources import read_bytes
+from pipelines.extract.sources import BOM, read_bytes
 
 #: ``ignored`` key for entries that carry no resource (e.g. DELETE in a transaction).
 NO_RESOURCE = "Bundle.entry without resource"

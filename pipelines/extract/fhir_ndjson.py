@@ -30,14 +30,11 @@ from pipelines.errors import ExtractError
 from pipelines.extract.collector import Collector, allowed_fields
 from pipelines.extract.columnar import READERS, Plan, plan_file, read_columnar
 from pipelines.extract.medication import MEDICATION, UNREADABLE_MEDICATION
-from pipelines.extract.sources import base_name, open_binary
+from pipelines.extract.sources import BOM, base_name, open_binary
 from pipelines.extract.structure import is_fhir_type
 from pipelines.tables import RESOURCE_TABLES
 
 log = logging.getLogger(__name__)
-
-#: UTF-8 byte-order mark.
-BOM = b"\xef\xbb\xbf"
 
 
 def file_resource_type(path: Path) -> str:

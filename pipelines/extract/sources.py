@@ -24,6 +24,11 @@ def is_gzip(path: Path) -> bool:
     return path.name.endswith(".gz")
 
 
+#: UTF-8 byte-order mark: some Windows tools write one at the start of a file (or of every
+#: appended chunk); it is not part of the JSON.
+BOM = b"\xef\xbb\xbf"
+
+
 def base_name(path: Path) -> str:
     """File name without a trailing ``.gz``."""
     return path.name[:-3] if is_gzip(path) else path.name
@@ -57,4 +62,4 @@ def read_bytes(path: Path, rel: str) -> bytes:
         return fh.read()
 
 
-__all__ = ["READ_ERRORS", "base_name", "is_gzip", "open_binary", "read_bytes", "unreadable"]
+__all__ = ["BOM", "READ_ERRORS", "base_name", "is_gzip", "open_binary", "read_bytes", "unreadable"]

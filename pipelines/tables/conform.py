@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from pipelines.strings import string_bytes
 from pipelines.tables.spec import TS, TableSpec
 
 #: FHIR date / dateTime shapes (also accepted in the feedback CSVs): a year, a month, a
@@ -71,11 +72,6 @@ class _TextBytes:
     def __init__(self, chunks: list[pa.Array]) -> None:
         self.chunks = chunks
 
-    @staticmethod
-    def _data(chunk: pa.Array) -> np.ndarray:
-        data = chunk.buffers()[2]
-        return np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-
     @property
     def may_hold_control(self) -> bool:
         """False only when no value can hold a control character (a buffer may hold
@@ -83,7 +79,7 @@ class _TextBytes:
         slices, stopping at the first."""
         step = 1 << 22
         for chunk in self.chunks:
-            data = self._data(chunk)
+            data, _ = string_bytes(chunk)
             for at in range(0, len(data), step):
                 part = data[at : at + step]
                 if (part < 0x20).any() or (part == 0x7F).any():
@@ -95,13 +91,9 @@ class _TextBytes:
         """Per value: empty, or starting with a byte a blank string can start with."""
         masks = [np.zeros(0, dtype=bool)]
         for a in self.chunks:
-            data = self._data(a)
-            width = np.int64 if pa.types.is_large_string(a.type) else np.int32
-            offsets = np.frombuffer(a.buffers()[1], dtype=width)[a.offset : a.offset + len(a) + 1].astype(np.int64)
+            data, offsets = string_bytes(a)
             starts, empty = offsets[:-1], offsets[1:] == offsets[:-1]
-            first = np.zeros(len(a), dtype=np.uint8)
-            if len(data):
-                first = data[np.minimum(starts, len(data) - 1)]
+            first = data[np.minimum(starts, len(data) - 1)] if len(data) else np.zeros(len(a), dtype=np.uint8)
             valid = a.is_valid().to_numpy(zero_copy_only=False)
             masks.append(valid & (empty | _MAY_START_BLANK[first]))
         return np.concatenate(masks)
