@@ -20,8 +20,10 @@ that path passes back (malformed, of another type, sampled for validation).
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import orjson
@@ -42,9 +44,10 @@ def file_resource_type(path: Path) -> str:
     return base_name(path).split(".", 1)[0]
 
 
-def _lines(path: Path, rel: str) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, line without a BOM) of every non-blank line."""
-    with open_binary(path, rel) as fh:
+def _lines(path: Path, rel: str, data: bytes | None = None) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line without a BOM) of every non-blank line; from ``data``
+    when the file was read already (a file the columnar path declined)."""
+    with nullcontext(io.BytesIO(data)) if data is not None else open_binary(path, rel) as fh:
         for line_no, line in enumerate(fh, 1):
             if line.startswith(BOM):
                 line = line[len(BOM) :]
@@ -108,6 +111,7 @@ def read_ndjson(path: Path, rel: str, sink: Collector, ahead: Ahead | None = Non
     def read_line(line_no: int, line: bytes) -> None:
         _read_line(rtype, table, line_no, line, rel, sink)
 
+    data: bytes | None = None
     if rtype in READERS:
         if ahead is not None:
             data, planned = ahead
@@ -117,7 +121,7 @@ def read_ndjson(path: Path, rel: str, sink: Collector, ahead: Ahead | None = Non
             planned = None
         if read_columnar(data, rtype, rel, sink, read_line, path=path, ahead=planned):
             return
-    for line_no, line in _lines(path, rel):
+    for line_no, line in _lines(path, rel, data):
         read_line(line_no, line)
 
 
