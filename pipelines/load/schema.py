@@ -13,8 +13,14 @@ that extract, validation, load and compute cannot drift apart. The warehouse add
 * ``bucket`` on every source table: the row's patient shard
   (:mod:`pipelines.load.shards`), indexed where rows are patient-scoped, so a compute
   shard reads its patients' rows and no others;
-* indexes on what compute joins and filters on: patient_id, encounter_id and the main
-  date of each table. Nothing more: every index is paid for on each monthly load;
+* only the indexes the project's own queries use: ``bucket`` (a shard's read), the
+  record key where a record's other deliveries are looked up (a patient merge, a
+  reference resolved against the warehouse) and ``survey_responses.encounter_id``
+  (a response kept where its encounter lives). Compute joins in memory, a shard at a
+  time, never by patient or date in SQL, and every index is paid for on each monthly
+  load: at a million patients the per-patient and per-date indexes of earlier releases
+  halved the load's speed for no query. :func:`create_schema` drops them from a
+  warehouse that still has them (:data:`RETIRED_INDEXES`);
 * ``load_batches`` (what was loaded when) and ``schema_version``, so that a warehouse
   created by an older release is detected instead of misread.
 """
@@ -61,22 +67,34 @@ metadata = MetaData(
     }
 )
 
-#: The date each table is usually filtered on (reporting windows, discharge month).
-DATE_INDEXES: dict[str, tuple[str, ...]] = {
+#: Indexes kept besides ``bucket`` and the movable tables' record keys, by table: what a
+#: query of the project filters or joins on (:func:`pipelines.load.batches._record_apart_surveys`,
+#: :func:`pipelines.load.snapshot._surveys_of_moved_encounters`).
+QUERY_INDEXES: dict[str, tuple[str, ...]] = {"survey_responses": ("encounter_id",)}
+
+#: Per-date and per-patient indexes that releases before this one created on source
+#: tables (no query of the project uses them; each cost every load its share of index
+#: maintenance). Dropped by :func:`create_schema` when present; the table layout is
+#: unchanged, so the schema version is too.
+_RETIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "patients": ("birth_date",),
-    "encounters": ("start_at", "end_at"),
-    "conditions": ("onset_at", "recorded_at"),
-    "procedures": ("performed_start",),
-    "medications": ("effective_start",),
-    "observations": ("effective_at",),
-    "adverse_events": ("occurred_at",),
+    "encounters": ("start_at", "end_at", "patient_id"),
+    "conditions": ("onset_at", "recorded_at", "patient_id", "encounter_id"),
+    "procedures": ("performed_start", "patient_id", "encounter_id"),
+    "medications": ("effective_start", "patient_id", "encounter_id"),
+    "observations": ("effective_at", "patient_id", "encounter_id"),
+    "adverse_events": ("occurred_at", "patient_id", "encounter_id"),
     "survey_responses": ("completed_on",),
     "complaints": ("received_at",),
-    "encounter_locations": ("start_at",),
-    "claim_diagnoses": ("billable_start",),
-    "requests": ("authored_at",),
+    "encounter_locations": ("start_at", "patient_id", "encounter_id"),
+    "encounter_diagnoses": ("patient_id", "encounter_id"),
+    "claim_diagnoses": ("billable_start", "patient_id", "encounter_id"),
+    "claim_procedures": ("patient_id", "encounter_id"),
+    "requests": ("authored_at", "patient_id", "encounter_id"),
 }
-_JOIN_COLUMNS = ("patient_id", "encounter_id")
+RETIRED_INDEXES: tuple[str, ...] = tuple(
+    f"ix_{table}_{column}" for table, columns in _RETIRED_COLUMNS.items() for column in columns
+)
 
 
 def utc_now() -> datetime:
@@ -115,11 +133,10 @@ def _batch_column() -> Column:
 
 def _source_table(spec: T.TableSpec) -> Table:
     names = set(spec.column_names)
-    for col in DATE_INDEXES.get(spec.name, ()):
+    for col in QUERY_INDEXES.get(spec.name, ()):
         if col not in names:
-            raise WarehouseError(f"date index column {spec.name}.{col} is not in the table contract")
-    indexes = [Index(None, c) for c in _JOIN_COLUMNS if c in names and c not in spec.key_columns]
-    indexes += [Index(None, c) for c in DATE_INDEXES.get(spec.name, ())]
+            raise WarehouseError(f"index column {spec.name}.{col} is not in the table contract")
+    indexes = [Index(None, c) for c in QUERY_INDEXES.get(spec.name, ())]
     if spec.name in SHARDED_TABLES:
         indexes.append(Index(None, BUCKET))
     if spec.name in MOVABLE_TABLES:  # finds a record's other deliveries when a batch is loaded
@@ -306,7 +323,8 @@ def create_schema(engine: Engine) -> None:
     Safe to call at the start of every run and from parallel tasks: on PostgreSQL an
     advisory lock serialises the check-then-create, on SQLite the write transaction
     does. A warehouse stamped with a different schema version is refused rather than
-    silently mixed with this release's layout.
+    silently mixed with this release's layout; one of this version loses the indexes
+    no query uses any more (:data:`RETIRED_INDEXES`).
     """
     with write_transaction(engine, "creating the warehouse schema") as conn:
         if conn.dialect.name == "postgresql":
@@ -320,3 +338,5 @@ def create_schema(engine: Engine) -> None:
                 f"warehouse schema version is {found} but this CareQI release expects {SCHEMA_VERSION}; "
                 "migrate or point CAREQI_WAREHOUSE_URL at a new warehouse"
             )
+        for index in RETIRED_INDEXES:  # same layout, fewer indexes: no version change
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {conn.dialect.identifier_preparer.quote(index)}")
