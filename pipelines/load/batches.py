@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -75,10 +76,6 @@ def replace_batch(
     for name in T.TABLES:
         stamped = pd.Series(buckets.get(name, SHARED), index=frames[name].index, dtype="Int16")
         frames[name][BUCKET] = stamped.mask(stamped == SHARED)
-        # Stored in bucket order (stable; shared rows first): a shard's rows of one batch
-        # then sit together in the table's pages, so its read touches about 1/shards of
-        # them instead of every page. Readers order rows themselves; nothing else changes.
-        frames[name] = frames[name].sort_values(BUCKET, kind="stable", na_position="first")
     frames[T.QUARANTINE.name] = prepare(quarantine, T.QUARANTINE, fixed=fixed)
     frames[T.RECONCILIATION.name] = prepare(reconciliation, T.RECONCILIATION, unique=["table_name"], fixed=fixed)
     frames[T.VALIDATION_CHECKS.name] = prepare(checks, T.VALIDATION_CHECKS, unique=["table_name", "check"], fixed=fixed)
@@ -95,7 +92,8 @@ def replace_batch(
         for name, (table, spec) in S.BATCH_TABLES.items():
             conn.execute(sa.delete(table).where(table.c[S.BATCH] == batch))
             extra = [BUCKET] if name in T.TABLES else []
-            written[name] = insert_frame(conn, table, frames[name], [S.BATCH, *extra, *spec.column_names])
+            order = _bucket_order(frames[name]) if name in T.TABLES else None
+            written[name] = insert_frame(conn, table, frames[name], [S.BATCH, *extra, *spec.column_names], order)
         moved = _record_moves(conn, batch)
         conn.execute(sa.delete(S.load_batches).where(S.load_batches.c[S.BATCH] == batch))
         conn.execute(
@@ -112,6 +110,14 @@ def replace_batch(
     if moved:
         log.info("batch %s: %d record(s) moved to another patient shard", batch, moved)
     return written
+
+
+def _bucket_order(frame: pd.DataFrame) -> np.ndarray:
+    """The order a source table's rows are stored in: by bucket (stable; shared rows
+    first). A shard's rows of one batch then sit together in the table's pages, so its
+    read touches about 1/shards of them instead of every page. Readers order rows
+    themselves, so nothing else changes."""
+    return np.argsort(frame[BUCKET].fillna(SHARED).to_numpy(dtype=np.int16), kind="stable")
 
 
 def _record_moves(conn: sa.Connection, batch: str) -> int:

@@ -136,10 +136,10 @@ def test_failed_load_leaves_previous_batch_intact(warehouse: Engine, monkeypatch
     counts, content = table_counts(warehouse), snapshot(warehouse)
     real_insert = B.insert_frame
 
-    def failing_insert(conn, table, df, columns):  # type: ignore[no-untyped-def]
+    def failing_insert(conn, table, df, columns, order=None):  # type: ignore[no-untyped-def]
         if table.name == "quarantine":
             raise sa.exc.OperationalError("INSERT", {}, RuntimeError("disk full"))
-        return real_insert(conn, table, df, columns)
+        return real_insert(conn, table, df, columns, order)
 
     monkeypatch.setattr(B, "insert_frame", failing_insert)
     with pytest.raises(WarehouseError, match="loading batch 2026-01 failed.*disk full"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -88,3 +89,20 @@ def test_a_stored_value_that_does_not_fit_is_an_error_not_a_null(tmp_path: Path,
             read_typed(conn, _select("encounters"), T.TABLES["encounters"])
     finally:
         warehouse.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_rows_go_in_whatever_order_asked_and_in_blocks(monkeypatch: pytest.MonkeyPatch, dialect: str) -> None:
+    """The conversion to Python values works a block at a time (memory), and the rows
+    it yields are the frame's rows in ``order``, whatever the block and chunk sizes."""
+    from pipelines.load import frames as F
+
+    typed = prepare(make_frame(T.TABLES["encounters"], 23, seed=3), T.TABLES["encounters"], fixed={S.BATCH: "2026-10"})
+    columns = ["encounter_id", "start_at", "batch"]
+    order = np.random.default_rng(1).permutation(len(typed))
+    whole = [row for chunk in F.row_chunks(typed, columns, dialect, size=1_000) for row in chunk]
+    monkeypatch.setattr(F, "CONVERT_ROWS", 5)
+    blocks = [row for chunk in F.row_chunks(typed, columns, dialect, size=3) for row in chunk]
+    assert blocks == whole and len(whole) == 23
+    shuffled = [row for chunk in F.row_chunks(typed, columns, dialect, size=4, order=order) for row in chunk]
+    assert shuffled == [whole[i] for i in order]
