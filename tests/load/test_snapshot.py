@@ -200,3 +200,19 @@ def test_a_survey_response_is_read_in_the_shard_where_its_encounter_lives(wareho
     whole, shards = _views(warehouse, "2026-10")
     assert set(shards[1]["survey_responses"]["response_id"]) == {"S1", "S2"}
     assert set(shards[1]["encounters"]["encounter_id"]) == {"E1", e9}
+
+
+def test_horizons_past_the_reader_s_last_batch_share_one_snapshot(warehouse: Engine) -> None:
+    """A monthly run evaluates its month and the revision months from horizons past
+    the last batch loaded: they all see the same deliveries, so they get one snapshot
+    (its settled frames); an earlier horizon still sees only what it knew."""
+    replace_batch(warehouse, "2026-01", **batch_frames(20, seed=1))  # type: ignore[arg-type]
+    replace_batch(warehouse, "2026-02", **batch_frames(20, seed=2, prefix="later"))  # type: ignore[arg-type]
+    reader = DeliveryReader(warehouse, Needs({"encounters": None}), upto_batch="2026-02")
+    last = reader.snapshot("2026-02")
+    assert reader.snapshot("2026-04") is last and reader.snapshot(None) is last
+    earlier = reader.snapshot("2026-01")["encounters"]
+    assert not earlier["encounter_id"].str.startswith("later").any()
+    assert last["encounters"]["encounter_id"].str.startswith("later").any()
+    alone = DeliveryReader(warehouse, Needs({"encounters": None}), upto_batch="2026-02").snapshot("2026-03")
+    assert_frame_equal(reader.snapshot("2026-03")["encounters"], alone["encounters"], check_exact=True)
