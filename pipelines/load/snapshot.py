@@ -401,9 +401,9 @@ class DeliveryReader:
         self._upto = upto_batch
         self._shard = shard
         self._read: dict[str, pd.DataFrame | None] = {}
-        #: The last snapshot handed out, by horizon (one kept: earlier horizons are
-        #: asked for in order and never again, and each holds a full set of frames).
-        self._snapshots: dict[str | None, Snapshot] = {}
+        #: The last snapshot handed out (only one is kept: horizons are asked for in
+        #: order and never again, and each holds a full set of frames).
+        self._last: Snapshot | None = None
 
     def deliveries(self, name: str) -> pd.DataFrame | None:
         if name not in self._read:
@@ -422,12 +422,13 @@ class DeliveryReader:
         same deliveries, so those share one snapshot and the tables it has settled: a
         monthly run's month and its revision months are evaluated on one set of frames
         rather than three identical ones."""
-        if self._upto is not None and (horizon is None or Month.parse(horizon).label >= Month.parse(self._upto).label):
-            horizon = Month.parse(self._upto).label
-        if horizon not in self._snapshots:
-            buckets = None if self._shard is None else bucket_range(*self._shard)
-            self._snapshots = {horizon: Snapshot(self.deliveries, horizon, buckets)}
-        return self._snapshots[horizon]
+        label = None if horizon is None else Month.parse(horizon).label
+        if self._upto is not None:
+            upto = Month.parse(self._upto).label
+            label = upto if label is None or label >= upto else label
+        if self._last is None or self._last.horizon != label:
+            self._last = Snapshot(self.deliveries, label, None if self._shard is None else bucket_range(*self._shard))
+        return self._last
 
 
 def count_patients(engine: Engine, upto_batch: str | None = None) -> int:
